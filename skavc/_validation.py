@@ -1,0 +1,70 @@
+"""Input checks shared by every module: each error names the parameter and what was expected."""
+
+import numpy as np
+
+
+def check_audio(audio, *, name="audio"):
+    """Return ``audio`` as a finite, non-empty, 1-D float32 array.
+
+    Parameters
+    ----------
+    audio : array-like of shape (n_samples,)
+        Mono waveform.
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    audio : ndarray of shape (n_samples,), dtype float32
+    """
+    try:
+        arr = np.asarray(audio)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} must be a 1-D array of samples; got {type(audio).__name__}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a numeric array of samples; got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be mono, a 1-D array of shape (n_samples,); got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: expected at least one sample")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite samples")
+    return arr
+
+
+def check_frames(frames, *, name="frames"):
+    """Return ``frames`` as a non-empty uint8 array of shape (T, H, W, 3).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), dtype uint8
+        RGB video frames.
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    frames : ndarray of shape (T, H, W, 3), dtype uint8
+    """
+    arr = np.asarray(frames)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name} must be uint8 RGB frames of shape (T, H, W, 3); got dtype {arr.dtype}")
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"{name} must have shape (T, H, W, 3); got shape {arr.shape}")
+    if min(arr.shape[:3]) == 0:
+        raise ValueError(f"{name} is empty: got shape {arr.shape}, expected at least one frame of at least 1x1 pixels")
+    return arr
+
+
+def check_positive(value, *, name):
+    """Return ``value`` as a float after checking that it is finite and > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a positive number; got {value!r}") from exc
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive number; got {value!r}")
+    return v
