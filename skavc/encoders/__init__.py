@@ -1,0 +1,28 @@
+"""Frozen pretrained encoders run by onnxruntime."""
+
+from ._builtin import (
+    AUDIO_ENCODERS,
+    VISUAL_ENCODERS,
+    EfficientNetLite0Encoder,
+    EffnetMelEncoder,
+    WhisperTinyEncoder,
+    make_audio_encoder,
+    make_visual_encoder,
+    mel_images,
+)
+from ._cache import cache_dir
+from ._onnx import OnnxEncoder, available_providers
+
+__all__ = [
+    "AUDIO_ENCODERS",
+    "VISUAL_ENCODERS",
+    "EfficientNetLite0Encoder",
+    "EffnetMelEncoder",
+    "OnnxEncoder",
+    "WhisperTinyEncoder",
+    "available_providers",
+    "cache_dir",
+    "make_audio_encoder",
+    "make_visual_encoder",
+    "mel_images",
+]

@@ -1,0 +1,133 @@
+"""Turning what users pass as ``X`` into clips, one item at a time.
+
+``X`` may hold :class:`AVClip` objects, ``(audio, frames)`` pairs or video
+paths, and, for single-modality calls, bare waveforms or frame arrays. Items
+are resolved lazily, inside the (parallel) encoding jobs, so a corpus of
+video files is never decoded into memory all at once.
+"""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._clip import AVClip
+from ._validation import check_audio, check_frames, check_positive
+
+
+def check_sample_rate(sample_rate, *, name="sample_rate"):
+    """Return ``sample_rate`` as an int after checking it is a whole number >= 1000 Hz."""
+    sr = check_positive(sample_rate, name=name)
+    if sr != int(sr) or sr < 1000:
+        raise ValueError(f"{name} must be a whole number of Hz, at least 1000; got {sample_rate!r}")
+    return int(sr)
+
+
+def check_collection(X, *, name="X"):
+    """Check that ``X`` is a non-empty sequence of items (not a feature table) and return it as a list."""
+    if isinstance(X, (str, os.PathLike, AVClip)):
+        raise TypeError(f"{name} must be a sequence of clips; wrap a single clip or path in a list")
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):
+        raise TypeError(f"{name} is a sparse matrix: sparse input is not supported; pass a sequence of clips")
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.size == 0:
+            raise ValueError(f"{name} is empty: expected at least one clip")
+        raise TypeError(
+            f"{name} must be a sequence of AVClip objects, (audio, frames) pairs or video paths; got "
+            f"a numeric array of shape {X.shape}. skavc encodes raw clips, not feature tables."
+        )
+    if not isinstance(X, (Sequence, np.ndarray)):
+        try:
+            X = list(X)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a sequence of AVClip objects, (audio, frames) pairs or video paths; "
+                f"got {type(X).__name__}"
+            ) from None
+    if len(X) == 0:
+        raise ValueError(f"{name} is empty: expected at least one clip")
+    return list(X)
+
+
+def pair_clips(audio, frames, *, sample_rate, fps):
+    """Zip separate lists of waveforms and frame arrays into clips.
+
+    Parameters
+    ----------
+    audio : sequence of ndarray of shape (n_samples,)
+    frames : sequence of ndarray of shape (n_frames, height, width, 3)
+    sample_rate : int
+    fps : float
+
+    Returns
+    -------
+    clips : list of AVClip
+    """
+    audio, frames = list(audio), list(frames)
+    if len(audio) != len(frames):
+        raise ValueError(
+            f"audio and frames must have the same number of samples; got {len(audio)} waveforms "
+            f"and {len(frames)} frame arrays"
+        )
+    return [AVClip(a, sample_rate, f, fps) for a, f in zip(audio, frames)]
+
+
+def _resample(audio, orig_sr, target_sr):
+    if orig_sr == target_sr:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+
+
+def resolve_clip(item, *, sample_rate, fps, where):
+    """One item of ``X`` as an :class:`AVClip` with audio at ``sample_rate``.
+
+    Parameters
+    ----------
+    item : AVClip, (audio, frames) pair or path
+    sample_rate : int
+        Rate the encoders expect; clip audio is resampled to it.
+    fps : float
+        Frame rate assumed for ``(audio, frames)`` pairs and kept when decoding files.
+    where : str
+        Name of the item for error messages, e.g. ``"X[3]"``.
+    """
+    if isinstance(item, AVClip):
+        clip = item
+    elif isinstance(item, (str, os.PathLike)):
+        from .io import load_clip
+
+        return load_clip(item, sample_rate=sample_rate)
+    elif isinstance(item, (tuple, list)) and len(item) == 2:
+        try:
+            clip = AVClip(item[0], sample_rate, item[1], fps)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+    else:
+        raise TypeError(
+            f"{where} must be an AVClip, an (audio, frames) pair or a video path; got {type(item).__name__}"
+        )
+    if clip.sample_rate != sample_rate:
+        clip = AVClip(_resample(clip.audio, clip.sample_rate, sample_rate), sample_rate, clip.frames, clip.fps, clip.source)
+    return clip
+
+
+def resolve_audio(item, *, sample_rate, input_rate, where):
+    """One item as a waveform at ``sample_rate``: a clip, pair, path or bare 1-D array."""
+    if isinstance(item, np.ndarray) and item.ndim != 4 or isinstance(item, (list,)) and item and np.isscalar(item[0]):
+        try:
+            audio = check_audio(item, name=where)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(str(exc)) from None
+        return _resample(audio, input_rate, sample_rate)
+    return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).audio
+
+
+def resolve_frames(item, *, sample_rate, where):
+    """One item as uint8 frames (T, H, W, 3): a clip, pair, path or bare frame array."""
+    if isinstance(item, np.ndarray) and item.ndim == 4:
+        return check_frames(item, name=where)
+    if isinstance(item, np.ndarray):
+        raise ValueError(f"{where} must be frames of shape (T, H, W, 3); got shape {item.shape}")
+    return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).frames

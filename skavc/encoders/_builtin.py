@@ -1,0 +1,213 @@
+"""The built-in pretrained encoders: ONNX graphs that skavc builds from shipped weights.
+
+Each encoder turns one clip's audio or frames into *time-resolved* features
+(one row per encoder step), which the estimator pools for clip embeddings and
+later capabilities (synchronisation, localisation) use frame by frame.
+"""
+
+import numpy as np
+
+from ._cache import cached_graph
+from ._onnx import OnnxEncoder
+
+# Bump when a builder's output changes, so stale cached graphs are not reused.
+GRAPH_VERSION = "1"
+
+
+def _efficientnet_graph():
+    from ._efficientnet import build_efficientnet_lite0
+
+    return cached_graph(f"efficientnet-lite0-v{GRAPH_VERSION}.onnx", build_efficientnet_lite0)
+
+
+def _whisper_graph():
+    from ._whisper import build_whisper_encoder
+
+    return cached_graph(f"whisper-tiny.en-encoder-v{GRAPH_VERSION}.onnx", build_whisper_encoder)
+
+
+class _BuiltinEncoder:
+    """Lazily opens its ONNX graph; pickles as its name and the graph's sha256.
+
+    On unpickling the graph is rebuilt from the shipped weights if the cached
+    file is missing, and refused if its sha256 differs from the one recorded,
+    so a loaded model always runs the exact network it was fitted with.
+    """
+
+    name = None
+    _graph = None
+
+    def __init__(self, device="auto", n_threads=None, batch_size=32):
+        self.device = device
+        self.n_threads = n_threads
+        self.batch_size = batch_size
+        self.sha256 = None
+        self._onnx = None
+
+    @property
+    def onnx(self):
+        """The underlying :class:`OnnxEncoder`, opened on first use."""
+        if self._onnx is None:
+            path, digest = type(self)._graph()
+            if self.sha256 is not None and digest != self.sha256:
+                raise ValueError(
+                    f"the {self.name} graph on this machine ({path}, sha256 {digest[:12]}...) is not "
+                    f"the one this model was fitted with (sha256 {self.sha256[:12]}...); skavc "
+                    "or its pretrained weights changed version."
+                )
+            self.sha256 = digest
+            self._onnx = OnnxEncoder(
+                path, device=self.device, batch_size=self.batch_size, sha256=digest,
+                n_threads=self.n_threads, name=self.name,
+            )
+        return self._onnx
+
+    def prepare(self):
+        """Build (or check) the graph now; returns its sha256."""
+        return self.onnx.sha256
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_onnx"] = None
+        return state
+
+    def __repr__(self):
+        return f"{type(self).__name__}(device={self.device!r})"
+
+
+class EfficientNetLite0Encoder(_BuiltinEncoder):
+    """ImageNet EfficientNet-Lite0 on RGB frames: a 1280-d vector and a 7x7 map per frame."""
+
+    name = "efficientnet-lite0"
+    _graph = staticmethod(_efficientnet_graph)
+    n_features = 1280
+
+    def encode(self, frames, return_feature_map=False):
+        """Per-frame features.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (n_frames, height, width, 3), dtype uint8
+        return_feature_map : bool, default=False
+
+        Returns
+        -------
+        features : ndarray of shape (n_frames, 1280), float32
+        feature_map : ndarray of shape (n_frames, 7, 7, 1280)
+            Only when ``return_feature_map``.
+        """
+        names = ["embedding", "feature_map"] if return_feature_map else ["embedding"]
+        out = self.onnx.run({"frames": frames}, names)
+        return tuple(out) if return_feature_map else out[0]
+
+
+class WhisperTinyEncoder(_BuiltinEncoder):
+    """Whisper tiny.en encoder: a middle and the final layer, concatenated, at 50 steps per second."""
+
+    name = "whisper-tiny"
+    _graph = staticmethod(_whisper_graph)
+    sample_rate = 16000
+    frame_rate = 50.0
+    n_features = 768
+    # Whisper was trained on 30 s windows; longer audio is encoded window by window.
+    _max_mel_frames = 3000
+    _min_samples = 1600
+
+    def encode(self, audio):
+        """Time-resolved features of one waveform.
+
+        Parameters
+        ----------
+        audio : ndarray of shape (n_samples,)
+            Mono audio at 16 kHz.
+
+        Returns
+        -------
+        features : ndarray of shape (n_steps, 768), float32
+            ``n_steps`` is about ``50 * duration``; columns 0-383 are the middle
+            layer, 384-767 the final layer (after its layer norm).
+        """
+        from ._whisper import whisper_log_mel
+
+        if audio.shape[0] < self._min_samples:  # the STFT needs some context
+            audio = np.pad(audio, (0, self._min_samples - audio.shape[0]))
+        mel = whisper_log_mel(audio)
+        if mel.shape[1] % 2:  # the stride-2 convolution wants an even length
+            mel = np.concatenate([mel, mel[:, -1:]], axis=1)
+        parts = []
+        for start in range(0, mel.shape[1], self._max_mel_frames):
+            chunk = mel[:, start : start + self._max_mel_frames]
+            mid, final = self.onnx.run({"mel": chunk[None]}, ["hidden_mid", "hidden_final"])
+            parts.append(np.concatenate([mid[0], final[0]], axis=1))
+        return np.concatenate(parts, axis=0)
+
+
+def mel_images(audio, sample_rate=16000, n_mels=128, window=0.96, step=0.25, top_db=80.0):
+    """Log-mel windows as uint8 grey images, one centred every ``step`` seconds.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+    sample_rate : int
+    n_mels : int
+    window : float
+        Image width in seconds.
+    step : float
+        Seconds between window centres.
+    top_db : float
+        Dynamic range mapped to 0..255.
+
+    Returns
+    -------
+    images : ndarray of shape (n_windows, n_mels, n_columns, 3), dtype uint8
+        Low frequencies at the bottom, as a spectrogram is drawn.
+    """
+    import librosa
+
+    hop = sample_rate // 100
+    S = librosa.feature.melspectrogram(
+        y=audio, sr=sample_rate, n_fft=int(2 ** np.ceil(np.log2(0.064 * sample_rate))),
+        hop_length=hop, n_mels=n_mels, power=2.0,
+    )
+    db = librosa.power_to_db(S, ref=np.max(S) if np.max(S) > 0 else 1.0, top_db=top_db)
+    grey = np.clip((db + top_db) / top_db * 255.0, 0, 255).astype(np.uint8)[::-1]
+    width = int(round(window * 100))
+    n_windows = max(1, int(np.ceil(audio.shape[0] / sample_rate / step)))
+    padded = np.pad(grey, ((0, 0), (width // 2, width)), constant_values=0)
+    centres = np.round(np.arange(n_windows) * step * 100).astype(int)
+    cols = centres[:, None] + np.arange(width)[None, :]
+    images = padded[:, cols].transpose(1, 0, 2)  # (n_windows, n_mels, width)
+    return np.repeat(images[..., None], 3, axis=-1)
+
+
+class EffnetMelEncoder(EfficientNetLite0Encoder):
+    """EfficientNet-Lite0 on log-mel spectrogram images (the DeepSpectrum approach), 4 steps per second."""
+
+    name = "effnet-mel"
+    sample_rate = 16000
+    frame_rate = 4.0
+
+    def encode(self, audio):
+        """Time-resolved features of one 16 kHz waveform, shape (n_windows, 1280)."""
+        images = mel_images(audio, self.sample_rate, step=1.0 / self.frame_rate)
+        return self.onnx.run({"frames": images}, ["embedding"])[0]
+
+
+AUDIO_ENCODERS = {"whisper-tiny": WhisperTinyEncoder, "effnet-mel": EffnetMelEncoder}
+VISUAL_ENCODERS = {"efficientnet-lite0": EfficientNetLite0Encoder}
+
+
+def _make(registry, kind, name, **kwargs):
+    if not isinstance(name, str) or name not in registry:
+        raise ValueError(f"{kind} must be one of {sorted(registry)}; got {name!r}")
+    return registry[name](**kwargs)
+
+
+def make_audio_encoder(name, **kwargs):
+    """A built-in audio encoder by name (see ``AUDIO_ENCODERS``)."""
+    return _make(AUDIO_ENCODERS, "audio_encoder", name, **kwargs)
+
+
+def make_visual_encoder(name, **kwargs):
+    """A built-in visual encoder by name (see ``VISUAL_ENCODERS``)."""
+    return _make(VISUAL_ENCODERS, "visual_encoder", name, **kwargs)

@@ -1,0 +1,70 @@
+"""Where built ONNX graphs live, and how they are written (atomically) and checked (sha256)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from ._onnx import sha256_bytes
+
+
+def cache_dir():
+    """skavc's cache folder: ``$SKAVC_HOME`` or ``$XDG_CACHE_HOME/skavc`` (``~/.cache/skavc``)."""
+    home = os.environ.get("SKAVC_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "skavc"
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` so that readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cached_graph(filename, build):
+    """Path and sha256 of a built graph, building it with ``build()`` on first use.
+
+    The sha256 is written beside the graph (``<file>.sha256``) when it is built
+    and checked on every later use, so a modified file is refused instead of run.
+
+    Parameters
+    ----------
+    filename : str
+        File name inside :func:`cache_dir`, versioned by the caller.
+    build : callable returning bytes
+        Builds the serialised ONNX model.
+
+    Returns
+    -------
+    path : pathlib.Path
+    sha256 : str
+    """
+    path = cache_dir() / filename
+    digest_path = path.with_name(path.name + ".sha256")
+    if path.is_file() and digest_path.is_file():
+        expected = digest_path.read_text().strip()
+        actual = sha256_bytes(path.read_bytes())
+        if actual != expected:
+            raise ValueError(
+                f"the cached ONNX file '{path}' does not match its recorded sha256 "
+                f"({actual[:12]}... != {expected[:12]}...): it was modified or corrupted. "
+                "Delete it and skavc rebuilds it from the pretrained weights."
+            )
+        return path, expected
+    data = build()
+    digest = sha256_bytes(data)
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(digest_path, (digest + "\n").encode())
+    return path, digest

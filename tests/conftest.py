@@ -1,0 +1,43 @@
+import os
+
+import joblib
+import pytest
+
+# Built ONNX graphs persist between runs (the Makefile points SKAVC_HOME at .skavc-cache);
+# a bare `pytest` gets a per-session folder instead of writing to the user's cache.
+if "SKAVC_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["SKAVC_HOME"] = tempfile.mkdtemp(prefix="skavc-test-home-")
+
+
+@pytest.fixture(scope="session")
+def av_data():
+    """Small generated clips with ground truth, shared by the estimator tests."""
+    from skavc.datasets import make_av_clips
+
+    return make_av_clips(n_clips=24, n_classes=4, duration=1.0, frame_size=(64, 64), random_state=0)
+
+
+@pytest.fixture(scope="session")
+def clips(av_data):
+    return av_data[0]
+
+
+@pytest.fixture(scope="session")
+def memory(tmp_path_factory):
+    """Encoder outputs cached by content, so refits (grid search, clones) encode each clip once."""
+    return joblib.Memory(str(tmp_path_factory.mktemp("encoder-cache")), verbose=0)
+
+
+@pytest.fixture(scope="session")
+def small_params(memory):
+    return dict(embedding_dim=16, epochs=40, batch_size=32, learning_rate=3e-3, n_visual_frames=4,
+                memory=memory, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def fitted(clips, small_params):
+    from skavc import AVCorrespondence
+
+    return AVCorrespondence(**small_params).fit(clips[:18])

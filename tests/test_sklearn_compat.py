@@ -1,0 +1,111 @@
+"""AVCorrespondence as a scikit-learn citizen: clone, params, Pipeline, GridSearchCV, persistence."""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skavc import AVCorrespondence
+
+
+def test_clone_and_params(small_params):
+    model = AVCorrespondence(**small_params)
+    params = model.get_params()
+    assert params["embedding_dim"] == 16 and params["audio_encoder"] == "whisper-tiny"
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == params
+    copy.set_params(embedding_dim=8, temperature=0.05)
+    assert (copy.embedding_dim, copy.temperature) == (8, 0.05) and model.embedding_dim == 16
+
+
+def test_pipeline_with_a_classifier_on_the_embeddings(clips, av_data, small_params):
+    labels = av_data[1].labels
+    pipe = Pipeline([("av", AVCorrespondence(**small_params)), ("clf", LogisticRegression(max_iter=500))])
+    pipe.fit(clips[:18], labels[:18])
+    assert pipe.score(clips[18:], labels[18:]) >= 0.8
+
+
+def test_grid_search_selects_head_parameters_without_labels(clips, small_params):
+    grid = GridSearchCV(
+        AVCorrespondence(**{**small_params, "epochs": 15}),
+        {"embedding_dim": [4, 16], "temperature": [0.05, 0.2]},
+        cv=3,
+    )
+    grid.fit(clips[:18])
+    assert set(grid.best_params_) == {"embedding_dim", "temperature"}
+    assert 0.0 <= grid.best_score_ <= 1.0
+    assert grid.cv_results_["mean_test_score"].shape == (4,)
+    assert grid.best_estimator_.transform(clips[18:20]).shape[0] == 2
+
+
+def test_cross_val_score(clips, small_params):
+    scores = cross_val_score(AVCorrespondence(**{**small_params, "epochs": 15}), clips[:18], cv=3)
+    assert scores.shape == (3,)
+    # Six held-out clips per fold: chance recall@1 is 1/6.
+    assert scores.mean() > 1 / 6
+
+
+def test_joblib_round_trip_gives_identical_outputs(fitted, clips, tmp_path):
+    path = tmp_path / "model.joblib"
+    joblib.dump(fitted, path)
+    loaded = joblib.load(path)
+    assert loaded.audio_encoder_._onnx is None  # sessions are rebuilt, not pickled
+    np.testing.assert_array_equal(loaded.transform(clips[18:]), fitted.transform(clips[18:]))
+    # Training continues where it stopped.
+    loaded.partial_fit(clips[:6])
+    assert loaded.n_iter_ == fitted.n_iter_ + 1
+
+
+_TABLE = (
+    "feeds X as a numeric feature table; AVCorrespondence encodes raw clips (AVClip objects, "
+    "(audio, frames) pairs or video paths) and rejects tables with a TypeError by design"
+)
+_EXPECTED_FAILED_CHECKS = {
+    name: _TABLE
+    for name in [
+        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+        "check_estimators_dtypes", "check_complex_data", "check_pipeline_consistency", "check_estimators_pickle",
+        "check_f_contiguous_array_estimator", "check_transformer_general", "check_transformer_preserve_dtypes",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit2d_1sample",
+        "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
+        "check_n_features_in", "check_fit1d", "check_fit2d_predict1d",
+    ]
+}
+_EXPECTED_FAILED_CHECKS.update({
+    "check_dtype_object": "feeds a table of Python objects that are not clips; each row is rejected by name",
+    "check_transformer_data_not_an_array": "feeds a wrapped numeric table, not a sequence of clips",
+    "check_positive_only_tag_during_fit": "expects negative table values to be accepted or refused with a "
+    "ValueError; a table is refused as a whole with a TypeError",
+    "check_estimators_nan_inf": "feeds tables with NaN; NaN audio in a clip is refused (tested in test_bad_input)",
+    "check_estimators_empty_data_messages": "expects the tabular message for an (n, 0) table; an empty "
+    "table is refused with 'X is empty' instead",
+})
+
+
+class _TableTagged(AVCorrespondence):
+    """Claims 2-D input only so that scikit-learn runs its generic checks at all (it skips estimators
+    whose tags admit no array input); the product's own tags say two_d_array=False."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        return tags
+
+
+def test_tags_are_honest():
+    tags = AVCorrespondence().__sklearn_tags__()
+    assert tags.input_tags.two_d_array is False and tags.target_tags.required is False
+    assert tags.requires_fit is True
+
+
+@parametrize_with_checks(
+    [_TableTagged(embedding_dim=4, epochs=1, n_visual_frames=1)],
+    expected_failed_checks=lambda est: _EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
