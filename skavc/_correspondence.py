@@ -8,6 +8,8 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -44,6 +46,14 @@ def sample_frame_indices(n_frames, n_samples):
     return np.floor((np.arange(n_samples) + 0.5) * n_frames / n_samples).astype(int)
 
 
+def _make_preprocessor(n_components, shape):
+    """Standardise, then PCA-whiten to ``n_components`` (capped by what the data can support)."""
+    if n_components is None:
+        return make_pipeline(StandardScaler())
+    k = max(1, min(n_components, shape[0] - 1, shape[1]))
+    return make_pipeline(StandardScaler(), PCA(n_components=k, whiten=True, random_state=0))
+
+
 class AVCorrespondence(TransformerMixin, BaseEstimator):
     """Audio-visual correspondence in one shared, L2-normalised embedding space.
 
@@ -62,6 +72,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Pretrained visual encoder, applied to ``n_visual_frames`` frames per clip.
     embedding_dim : int, default=128
         Width of the shared embedding space.
+    n_components : int or None, default=32
+        Encoder features are standardised, then whitened by PCA down to this
+        many components per modality (at most ``n_clips - 1``) before the head:
+        with hundreds of pairs and 768/1280-d features this is what keeps the
+        head from memorising the training clips. None keeps all features.
     head : {"linear", "mlp"}, default="linear"
         Projection head per modality: one linear map, or one hidden ReLU layer.
     hidden_units : int, default=512
@@ -99,8 +114,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     ----------
     audio_encoder_, visual_encoder_ : object
         The encoders used, pinned to the sha256 of their ONNX graphs.
-    audio_scaler_, visual_scaler_ : StandardScaler
-        Standardisation of the pooled encoder features.
+    audio_preprocessor_, visual_preprocessor_ : Pipeline
+        Standardisation (and PCA whitening) of the pooled encoder features,
+        fitted by :meth:`fit` or by the first :meth:`partial_fit` call.
     head_params_ : dict of str to ndarray
         Projection head weights and the log temperature.
     temperature_ : float
@@ -126,6 +142,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "audio_encoder": [StrOptions(set(AUDIO_ENCODERS))],
         "visual_encoder": [StrOptions(set(VISUAL_ENCODERS))],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "head": [StrOptions({"linear", "mlp"})],
         "hidden_units": [Interval(Integral, 1, None, closed="left")],
         "temperature": [Interval(Real, 0.01, 1.0, closed="both")],
@@ -149,6 +166,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         visual_encoder="efficientnet-lite0",
         *,
         embedding_dim=128,
+        n_components=32,
         head="linear",
         hidden_units=512,
         temperature=0.1,
@@ -168,6 +186,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.audio_encoder = audio_encoder
         self.visual_encoder = visual_encoder
         self.embedding_dim = embedding_dim
+        self.n_components = n_components
         self.head = head
         self.hidden_units = hidden_units
         self.temperature = temperature
@@ -277,9 +296,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         return np.stack(self._map(self._visual_job(visual_encoder), X)).astype(np.float64)
 
     # -- training ---------------------------------------------------------------------
+    def _fit_preprocessors(self, A, V):
+        self.audio_preprocessor_ = _make_preprocessor(self.n_components, A.shape).fit(A)
+        self.visual_preprocessor_ = _make_preprocessor(self.n_components, V.shape).fit(V)
+
     def _initialise(self, A, V):
         self.audio_encoder_, self.visual_encoder_ = self._encoders()
         self.n_features_audio_, self.n_features_visual_ = A.shape[1], V.shape[1]
+        A = self.audio_preprocessor_.transform(A[:1])
+        V = self.visual_preprocessor_.transform(V[:1])
         self._rng = check_random_state(self.random_state)
         hidden = self.hidden_units if self.head == "mlp" else None
         self.head_params_ = init_head_params(
@@ -290,8 +315,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.n_iter_ = 0
 
     def _train(self, A, V, epochs):
-        A = self.audio_scaler_.transform(A)
-        V = self.visual_scaler_.transform(V)
+        A = self.audio_preprocessor_.transform(A)
+        V = self.visual_preprocessor_.transform(V)
         batch_size = min(self.batch_size, A.shape[0])
         t0 = time.perf_counter()
         for epoch in range(epochs):
@@ -341,8 +366,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         for attr in ("audio_encoder_", "visual_encoder_"):
             self.__dict__.pop(attr, None)  # refit with the current encoder parameters
         A, V = self._pair_features(X)
-        self.audio_scaler_ = StandardScaler().fit(A)
-        self.visual_scaler_ = StandardScaler().fit(V)
+        self._fit_preprocessors(A, V)
         self._initialise(A, V)
         self._train(A, V, self.epochs if epochs is None else epochs)
         return self
@@ -351,8 +375,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """One epoch over a new batch of paired clips (for streams too large for memory).
 
-        The first call initialises the heads; feature standardisation is
-        updated with each batch.
+        The first call initialises the heads and fits the feature
+        standardisation and whitening, which later calls keep (so the heads'
+        inputs do not drift): make the first batch representative.
 
         Parameters
         ----------
@@ -368,11 +393,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         first_call = not hasattr(self, "head_params_")
         A, V = self._pair_features(X)
         if first_call:
-            self.audio_scaler_ = StandardScaler()
-            self.visual_scaler_ = StandardScaler()
-        self.audio_scaler_.partial_fit(A)
-        self.visual_scaler_.partial_fit(V)
-        if first_call:
+            self._fit_preprocessors(A, V)
             self._initialise(A, V)
         self._train(A, V, 1)
         return self
@@ -394,7 +415,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             L2-normalised rows.
         """
         check_is_fitted(self, "head_params_")
-        A = self.audio_scaler_.transform(self._audio_features(X, sample_rate))
+        A = self.audio_preprocessor_.transform(self._audio_features(X, sample_rate))
         return project(self.head_params_, A, "audio").astype(np.float32)
 
     def transform_visual(self, X):
@@ -410,14 +431,14 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             L2-normalised rows.
         """
         check_is_fitted(self, "head_params_")
-        V = self.visual_scaler_.transform(self._visual_features(X))
+        V = self.visual_preprocessor_.transform(self._visual_features(X))
         return project(self.head_params_, V, "visual").astype(np.float32)
 
     def _embed_pairs(self, X):
         check_is_fitted(self, "head_params_")
         A, V = self._pair_features(check_collection(X))
-        Ea = project(self.head_params_, self.audio_scaler_.transform(A), "audio")
-        Ev = project(self.head_params_, self.visual_scaler_.transform(V), "visual")
+        Ea = project(self.head_params_, self.audio_preprocessor_.transform(A), "audio")
+        Ev = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual")
         return Ea.astype(np.float32), Ev.astype(np.float32)
 
     def transform(self, X):

@@ -11,12 +11,15 @@ if "SKAVC_HOME" not in os.environ:
     os.environ["SKAVC_HOME"] = tempfile.mkdtemp(prefix="skavc-test-home-")
 
 
+N_TRAIN = 60  # the shared fitted model sees clips[:60]; clips[60:] are held out
+
+
 @pytest.fixture(scope="session")
 def av_data():
     """Small generated clips with ground truth, shared by the estimator tests."""
     from skavc.datasets import make_av_clips
 
-    return make_av_clips(n_clips=24, n_classes=4, duration=1.0, frame_size=(64, 64), random_state=0)
+    return make_av_clips(n_clips=80, n_classes=4, duration=2.0, frame_size=(96, 96), random_state=0)
 
 
 @pytest.fixture(scope="session")
@@ -40,4 +43,4 @@ def small_params(memory):
 def fitted(clips, small_params):
     from skavc import AVCorrespondence
 
-    return AVCorrespondence(**small_params).fit(clips[:18])
+    return AVCorrespondence(**small_params).fit(clips[:N_TRAIN])

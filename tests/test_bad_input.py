@@ -106,9 +106,9 @@ def test_bad_parameter_values_are_named():
 
 
 def test_wrong_sample_rate_for_waveforms(fitted):
-    with pytest.raises(ValueError, match="sample_rate must be a whole number of Hz"):
+    with pytest.raises(ValueError, match="sample_rate must be a positive number"):
         fitted.transform_audio([_audio()], sample_rate=0)
-    with pytest.raises(ValueError, match="sample_rate"):
+    with pytest.raises(ValueError, match="sample_rate must be a whole number of Hz, at least 1000"):
         fitted.transform_audio([_audio()], sample_rate=100)
 
 

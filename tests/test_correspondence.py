@@ -8,12 +8,12 @@ from skavc import AVClip, AVCorrespondence
 
 
 def test_embeddings_are_unit_rows_of_the_right_shape(fitted, clips):
-    Ea = fitted.transform_audio(clips[18:])
-    Ev = fitted.transform_visual(clips[18:])
+    Ea = fitted.transform_audio(clips[74:])
+    Ev = fitted.transform_visual(clips[74:])
     for E in (Ea, Ev):
         assert E.shape == (6, 16) and E.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, atol=1e-5)
-    both = fitted.transform(clips[18:])
+    both = fitted.transform(clips[74:])
     np.testing.assert_allclose(both, np.hstack([Ea, Ev]), atol=1e-6)
     names = fitted.get_feature_names_out()
     assert len(names) == 32 and names[0] == "avcorrespondence_audio0" and names[16] == "avcorrespondence_visual0"
@@ -30,21 +30,26 @@ def test_training_learns_correspondence(fitted, clips):
     assert fitted.loss_curve_[-1] < 0.5 * fitted.loss_curve_[0]
     assert fitted.n_iter_ == 40
     # Trained pairs score higher than the same clips with their sounds swapped around.
-    train = clips[:18]
+    train = clips[:20]
     matched = fitted.correspondence(train)
-    swapped = [(train[i].audio, train[(i + 1) % 18].frames) for i in range(18)]
+    swapped = [(train[i].audio, train[(i + 1) % 20].frames) for i in range(20)]
     assert matched.mean() > fitted.correspondence(swapped).mean() + 0.3
     assert fitted.score(train) > 0.5
 
 
 def test_held_out_retrieval_beats_chance(fitted, clips, av_data):
-    truth = av_data[1]
-    held_out = clips[18:]
+    from skavc.metrics import cross_modal_recall
+
+    labels = av_data[1].labels[60:]
+    held_out = clips[60:]
     Ea, Ev = fitted.transform_audio(held_out), fitted.transform_visual(held_out)
+    # 20 held-out clips of 4 classes after 60 training pairs: the best-matching video shows
+    # the sound's class far more often than chance (the share of same-class pairs, ~0.25).
     best = (Ea @ Ev.T).argmax(axis=1)
-    labels = truth.labels[18:]
-    # Among 6 held-out clips of 4 classes, the retrieved video shows the right class.
-    assert np.mean(labels[best] == labels) >= 0.8
+    chance = np.mean(labels[:, None] == labels[None, :])
+    assert np.mean(labels[best] == labels) >= chance + 0.2
+    a2v, v2a = cross_modal_recall(Ea, Ev, k=5)
+    assert min(a2v, v2a) > 5 / 20
 
 
 def test_same_seed_same_model(clips, small_params):
@@ -67,7 +72,7 @@ def test_inputs_in_every_form_give_the_same_embeddings(fitted, clips):
 
     audio_44k = librosa.resample(clip.audio, orig_sr=16000, target_sr=44100)
     from_44k = fitted.transform_audio([audio_44k], sample_rate=44100)
-    assert float(from_44k @ ref_a.T) > 0.95
+    assert float((from_44k @ ref_a.T)[0, 0]) > 0.95
     clip_44k = AVClip(audio_44k, 44100, clip.frames, clip.fps)
     np.testing.assert_allclose(fitted.transform_audio([clip_44k]), from_44k, atol=1e-5)
 
