@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_audio, check_frames, check_positive
+from ._validation import check_audio, check_frames, check_positive, check_sample_rate
 
 
 @dataclass(eq=False)
@@ -34,10 +34,7 @@ class AVClip:
     def __post_init__(self):
         self.audio = check_audio(self.audio, name="audio")
         self.frames = check_frames(self.frames, name="frames")
-        sr = check_positive(self.sample_rate, name="sample_rate")
-        if sr != int(sr):
-            raise ValueError(f"sample_rate must be a whole number of Hz; got {self.sample_rate!r}")
-        self.sample_rate = int(sr)
+        self.sample_rate = check_sample_rate(self.sample_rate, name="sample_rate")
         self.fps = check_positive(self.fps, name="fps")
 
     @property

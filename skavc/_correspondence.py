@@ -16,8 +16,9 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._head import Adam, init_head_params, project, train_epoch
-from ._inputs import check_collection, check_sample_rate, resolve_audio, resolve_clip, resolve_frames
+from ._inputs import check_collection, resolve_audio, resolve_clip, resolve_frames
 from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS, make_audio_encoder, make_visual_encoder
+from ._validation import check_sample_rate
 from .metrics import cross_modal_recall
 
 
@@ -286,7 +287,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     def _audio_features(self, X, sample_rate=None):
         audio_encoder, _ = self._encoders()
         job = self._audio_job(audio_encoder)
-        input_rate = None if sample_rate is None else check_sample_rate(sample_rate)
+        input_rate = None if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
         X = check_collection(X)
         return np.stack(self._map(lambda item, where: job(item, where, input_rate), X)).astype(np.float64)
 

@@ -12,15 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._clip import AVClip
-from ._validation import check_audio, check_frames, check_positive
-
-
-def check_sample_rate(sample_rate, *, name="sample_rate"):
-    """Return ``sample_rate`` as an int after checking it is a whole number >= 1000 Hz."""
-    sr = check_positive(sample_rate, name=name)
-    if sr != int(sr) or sr < 1000:
-        raise ValueError(f"{name} must be a whole number of Hz, at least 1000; got {sample_rate!r}")
-    return int(sr)
+from ._validation import check_audio, check_frames
 
 
 def check_collection(X, *, name="X"):

@@ -68,3 +68,12 @@ def check_positive(value, *, name):
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive number; got {value!r}")
     return v
+
+
+def check_sample_rate(sample_rate, *, name="sample_rate", minimum=1):
+    """Return ``sample_rate`` as an int after checking it is a whole number of Hz >= ``minimum``."""
+    sr = check_positive(sample_rate, name=name)
+    if sr != int(sr) or sr < minimum:
+        at_least = f", at least {minimum}" if minimum > 1 else ""
+        raise ValueError(f"{name} must be a whole number of Hz{at_least}; got {sample_rate!r}")
+    return int(sr)

@@ -30,7 +30,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ._clip import AVClip
-from ._validation import check_positive
+from ._validation import check_positive, check_sample_rate
 
 __all__ = ["load_clip", "save_clip"]
 
@@ -73,12 +73,7 @@ def _check_frame_size(frame_size):
 
 
 def _check_sample_rate(sample_rate):
-    if sample_rate is None:
-        return None
-    sr = check_positive(sample_rate, name="sample_rate")
-    if sr != int(sr):
-        raise ValueError(f"sample_rate must be a whole number of Hz; got {sample_rate!r}")
-    return int(sr)
+    return None if sample_rate is None else check_sample_rate(sample_rate, name="sample_rate")
 
 
 # --------------------------------------------------------------------------- #
