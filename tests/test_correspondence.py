@@ -134,3 +134,25 @@ def test_unfitted_model_refuses_to_transform(clips):
     for method in (model.transform_audio, model.transform_visual, model.transform, model.correspondence):
         with pytest.raises(NotFittedError):
             method(clips[:2])
+
+
+def test_memory_encodes_each_clip_once(clips, tmp_path, monkeypatch):
+    import joblib
+    from sklearn.base import clone
+
+    from skavc.encoders import EfficientNetLite0Encoder, WhisperTinyEncoder
+
+    model = AVCorrespondence(embedding_dim=8, epochs=2, n_visual_frames=2, random_state=0,
+                             memory=joblib.Memory(str(tmp_path), verbose=0))
+    model.fit(clips[:6])
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the encoder ran again although its output was cached")
+
+    monkeypatch.setattr(WhisperTinyEncoder, "encode", refuse)
+    monkeypatch.setattr(EfficientNetLite0Encoder, "encode", refuse)
+    # A refit with other head parameters (what a grid search does) reads the cache only.
+    other = clone(model).set_params(embedding_dim=4, temperature=0.2).fit(clips[:6])
+    assert other.transform(clips[:6]).shape == (6, 8)
+    with pytest.raises(AssertionError, match="ran again"):
+        other.transform(clips[6:7])

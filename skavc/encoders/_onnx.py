@@ -132,6 +132,9 @@ class OnnxEncoder:
         if self.n_threads:
             options.intra_op_num_threads = int(self.n_threads)
         options.log_severity_level = 3
+        # Audio and visual sessions alternate clip by clip: spinning worker threads of the idle
+        # session would steal the cores from the busy one (2x slower on 2 cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = resolve_providers(self.device)
         try:
             session = ort.InferenceSession(data, sess_options=options, providers=providers)
