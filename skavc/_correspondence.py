@@ -20,6 +20,8 @@ from ._inputs import check_collection, resolve_audio, resolve_clip, resolve_fram
 from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS, make_audio_encoder, make_visual_encoder
 from ._validation import check_sample_rate
 from .metrics import cross_modal_recall
+from .retrieval import RetrievalMixin
+from .sync import SyncMixin
 
 
 @lru_cache(maxsize=8)
@@ -55,7 +57,7 @@ def _make_preprocessor(n_components, shape):
     return make_pipeline(StandardScaler(), PCA(n_components=k, whiten=True, random_state=0))
 
 
-class AVCorrespondence(TransformerMixin, BaseEstimator):
+class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimator):
     """Audio-visual correspondence in one shared, L2-normalised embedding space.
 
     Frozen pretrained encoders (ONNX graphs run by onnxruntime) turn a clip's
@@ -96,6 +98,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         L2 penalty on the head weights.
     n_visual_frames : int, default=8
         Frames sampled evenly from each clip for its visual embedding.
+    sync : bool, default=False
+        Also train the audio-visual synchronisation head in :meth:`fit`
+        (SyncNet-style: each audio window against the same clip's frames at
+        other times). Encodes every frame of every clip, so fitting costs more.
+    max_offset : float, default=1.0
+        Largest audio-visual offset (seconds, either way) that
+        :meth:`predict_offset` searches.
+    sync_epochs : int, default=30
+        Passes over the clips when training the sync head.
     fps : float, default=25.0
         Video frame rate assumed for ``(audio, frames)`` pairs.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -153,6 +164,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "n_visual_frames": [Interval(Integral, 1, None, closed="left")],
+        "sync": ["boolean"],
+        "max_offset": [Interval(Real, 0, None, closed="neither")],
+        "sync_epochs": [Interval(Integral, 1, None, closed="left")],
         "fps": [Interval(Real, 0, None, closed="neither")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "memory": [None, str, HasMethods(["cache"])],
@@ -177,6 +191,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         learning_rate=1e-3,
         alpha=1e-4,
         n_visual_frames=8,
+        sync=False,
+        max_offset=1.0,
+        sync_epochs=30,
         fps=25.0,
         device="auto",
         memory=None,
@@ -197,6 +214,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.alpha = alpha
         self.n_visual_frames = n_visual_frames
+        self.sync = sync
+        self.max_offset = max_offset
+        self.sync_epochs = sync_epochs
         self.fps = fps
         self.device = device
         self.memory = memory
@@ -239,10 +259,40 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         return memory.cache(func, ignore=["encoder"])
 
     def _map(self, func, items):
+        """``[func(item, where) ...]``, in parallel when ``n_jobs`` or a joblib backend asks for it.
+
+        Under ``joblib.parallel_backend(...)`` / ``parallel_config(backend=...)`` (dask,
+        ray, loky...) the jobs always go through ``Parallel`` without a ``prefer``
+        hint, so the user's backend decides where they run even with ``n_jobs=None``
+        (a one-thread dask cluster included), in chunks of clips.
+        """
+        from joblib import parallel
+
+        # joblib >= 1.3 keeps the context's backend here (unset: a `default(None)` sentinel);
+        # joblib's sequential backend, set in its workers for nested calls, asks for none.
+        backend = (getattr(parallel._backend, "config", None) or {}).get("backend")
+        user_backend = isinstance(backend, parallel.ParallelBackendBase) and not isinstance(
+            backend, parallel.SequentialBackend
+        )
+        items = list(items)
+        verbose = max(0, self.verbose - 1)
+        if user_backend:
+            # Clips travel in chunks: each task unpickles the encoders and opens their
+            # onnxruntime sessions (~1 s), which one task per clip would pay per clip.
+            # ~4 chunks per worker balance the load; at most 64 clips keep results small.
+            size = max(1, min(64, -(-len(items) // (4 * effective_n_jobs(self.n_jobs)))))
+
+            def run_chunk(start, chunk):
+                return [func(item, f"X[{start + j}]") for j, item in enumerate(chunk)]
+
+            chunks = Parallel(n_jobs=self.n_jobs, verbose=verbose)(
+                delayed(run_chunk)(lo, items[lo : lo + size]) for lo in range(0, len(items), size)
+            )
+            return [result for chunk in chunks for result in chunk]
         if effective_n_jobs(self.n_jobs) == 1:
             return [func(item, f"X[{i}]") for i, item in enumerate(items)]
-        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=max(0, self.verbose - 1))
-        return parallel(delayed(func)(item, f"X[{i}]") for i, item in enumerate(items))
+        jobs = (delayed(func)(item, f"X[{i}]") for i, item in enumerate(items))
+        return Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose)(jobs)
 
     def _audio_job(self, encoder):
         encode = self._cached(_encode_audio)
@@ -370,6 +420,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self._fit_preprocessors(A, V)
         self._initialise(A, V)
         self._train(A, V, self.epochs if epochs is None else epochs)
+        self.__dict__.pop("sync_head_", None)
+        if self.sync:
+            self._fit_sync(X, self._rng)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -105,14 +105,18 @@ def resolve_clip(item, *, sample_rate, fps, where):
     return clip
 
 
+def _is_waveform(item):
+    """A bare waveform: a non-4-D array, or a flat list of numbers."""
+    if isinstance(item, np.ndarray):
+        return item.ndim != 4
+    return isinstance(item, list) and len(item) > 0 and np.isscalar(item[0])
+
+
 def resolve_audio(item, *, sample_rate, input_rate, where):
-    """One item as a waveform at ``sample_rate``: a clip, pair, path or bare 1-D array."""
-    if isinstance(item, np.ndarray) and item.ndim != 4 or isinstance(item, (list,)) and item and np.isscalar(item[0]):
-        try:
-            audio = check_audio(item, name=where)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(str(exc)) from None
-        return _resample(audio, input_rate, sample_rate)
+    """One item as a waveform at ``sample_rate``: a clip, pair, path or bare 1-D array at ``input_rate``."""
+    if _is_waveform(item):
+        return _resample(check_audio(item, name=where), input_rate, sample_rate)
+    # The frame rate is irrelevant here: only the audio of the clip is used.
     return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).audio
 
 
@@ -122,4 +126,5 @@ def resolve_frames(item, *, sample_rate, where):
         return check_frames(item, name=where)
     if isinstance(item, np.ndarray):
         raise ValueError(f"{where} must be frames of shape (T, H, W, 3); got shape {item.shape}")
+    # The frame rate is irrelevant here: only the frames of the clip are used.
     return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).frames

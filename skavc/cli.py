@@ -1,4 +1,4 @@
-"""The ``skavc`` command line: ``skavc demo`` (more subcommands arrive with sync and localisation)."""
+"""The ``skavc`` command line: ``skavc demo`` and ``skavc sync VIDEO``."""
 
 import argparse
 import sys
@@ -64,6 +64,64 @@ def _demo(args):
     return 0
 
 
+def _sync(args):
+    from . import AVCorrespondence, load_clip
+
+    if args.model:
+        import joblib
+
+        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
+        model.set_params(max_offset=args.max_offset)
+    else:
+        model = AVCorrespondence(max_offset=args.max_offset)
+    clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
+    method = args.method
+    ((offsets, scores),) = model.sync_curve([clip], method=method)
+    (offset,), (confidence,) = model.predict_offset([clip], return_confidence=True, method=method)
+    from ._sync_signal import SYNC_CONFIDENCE_THRESHOLD
+
+    verdict = "in sync" if abs(offset) < 0.5 / clip.fps else ("audio ahead" if offset > 0 else "audio behind")
+    trust = "trustworthy" if confidence >= SYNC_CONFIDENCE_THRESHOLD else "NOT trustworthy"
+    print(f"{args.video}: offset {offset:+.3f} s ({verdict}), confidence {confidence:.2f} "
+          f"({trust}; threshold {SYNC_CONFIDENCE_THRESHOLD})")
+    if args.plot:
+        from .plotting import save_sync_curve
+
+        save_sync_curve(offsets, scores, args.plot, offset=offset, confidence=confidence, title=str(args.video))
+        print(f"sync curve written to {args.plot}")
+    return 0
+
+
+def _localize(args):
+    import numpy as np
+
+    from . import AVCorrespondence, load_clip
+    from .localization import SOURCE_THRESHOLD, synchrony_maps
+    from .plotting import save_heatmap_frames
+
+    if args.model:
+        import joblib
+
+        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
+    else:
+        model = AVCorrespondence()
+    clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
+    if hasattr(model, "localize"):
+        (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
+                                                refine=not args.no_refine)
+    elif args.method in ("auto", "synchrony"):  # an estimator without LocalizationMixin: training-free maps
+        maps, confidence = synchrony_maps(clip.audio, clip.sample_rate, clip.frames, clip.fps,
+                                          refine=not args.no_refine)
+    else:
+        raise ValueError(f"method {args.method!r} needs a model fitted with localization=True (--model)")
+    found = confidence >= SOURCE_THRESHOLD
+    print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
+          f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")
+    paths = save_heatmap_frames(clip.frames, maps, args.out, every=args.every)
+    print(f"{len(paths)} heat-map frames written to {args.out}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="skavc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +135,23 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1)
     demo.set_defaults(func=_demo)
+
+    sync = sub.add_parser("sync", help="estimate a video's audio-visual offset (positive = audio ahead)")
+    sync.add_argument("video")
+    sync.add_argument("--max-offset", type=float, default=1.0, help="seconds searched either way")
+    sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "naive"])
+    sync.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    sync.add_argument("--plot", metavar="PNG", help="write the sync curve to this PNG file")
+    sync.set_defaults(func=_sync)
+
+    loc = sub.add_parser("localize", help="heat maps of where the sound comes from, as PNG frames")
+    loc.add_argument("video")
+    loc.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG frames (created)")
+    loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"])
+    loc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    loc.add_argument("--every", type=int, default=1, help="write every N-th frame")
+    loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
+    loc.set_defaults(func=_localize)
     return parser
 
 
