@@ -187,10 +187,16 @@ class SyncHead:
 
     def curve(self, audio_track, visual_track, max_offset):
         """Sync curve of one clip: offsets (s) and scores."""
+        from ._sync_signal import null_standardise
+
         Ea, Ev = self.embed(audio_track, visual_track)
-        max_steps = _max_lag_steps(Ea.shape[0], max_offset, SYNC_RATE)
-        lags, scores = diagonal_curve(Ea, Ev, max_steps)
-        return lags / SYNC_RATE, scores
+        # Score every lag with at least half the clip overlapping, express the scores in chance
+        # units over all of them (as the signal curve does, so one confidence scale serves
+        # both), then keep the lags within max_offset.
+        lags, scores = diagonal_curve(Ea, Ev, max(1, Ea.shape[0] // 2))
+        scores = null_standardise(scores)
+        keep = np.abs(lags) <= _max_lag_steps(Ea.shape[0], max_offset, SYNC_RATE)
+        return lags[keep] / SYNC_RATE, scores[keep]
 
 
 def _max_lag_steps(n_steps, max_offset, rate):

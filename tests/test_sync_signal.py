@@ -1,0 +1,277 @@
+"""Training-free audio-visual synchronisation (skavc._sync_signal): conventions, accuracy, errors."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from skavc._sync_signal import (
+    SYNC_CONFIDENCE_THRESHOLD,
+    estimate_offset,
+    motion_energy,
+    motion_energy_times,
+    naive_sync_curve,
+    null_standardise,
+    onset_envelope,
+    peak_offset,
+    signal_sync_curve,
+    sync_accuracy,
+    sync_mean_absolute_error,
+)
+from skavc.datasets import make_av_clips
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clips25():
+    """Six 3 s clips at 25 fps, offsets U(-0.8, 0.8) s."""
+    return make_av_clips(n_clips=6, n_classes=6, duration=3.0, frame_size=(64, 64),
+                         offset_range=(-0.8, 0.8), fps=25.0, random_state=0)
+
+
+def _impulses(offset, fps, duration=10.0, seed=0, size=32):
+    """Events at random instants: a click in the audio (``offset`` s early), a jump of a square."""
+    rng = np.random.RandomState(seed)
+    events = np.cumsum(rng.uniform(0.25, 0.6, size=int(duration / 0.25)))
+    events = events[events < duration - 0.1]
+    t = np.arange(int(round(duration * fps))) / fps
+    seen = np.searchsorted(events, t, side="right")  # events that have happened by each frame
+    corners = rng.randint(0, size - 8, size=(events.size + 1, 2))[seen]
+    rows = np.arange(size)[None, :, None]
+    cols = np.arange(size)[None, None, :]
+    inside = ((rows >= corners[:, 0, None, None]) & (rows < corners[:, 0, None, None] + 8)
+              & (cols >= corners[:, 1, None, None]) & (cols < corners[:, 1, None, None] + 8))
+    frames = np.where(inside[..., None], 220, 40).astype(np.uint8).repeat(3, axis=-1)
+    audio = 0.001 * rng.standard_normal(int(round(duration * SR)))
+    idx = np.round((events - offset) * SR).astype(int)
+    audio[idx[(idx >= 0) & (idx < audio.size)]] += 0.9
+    return audio.astype(np.float32), SR, frames, fps
+
+
+# ---------------------------------------------------------------------------
+# Shapes and building blocks
+# ---------------------------------------------------------------------------
+
+
+def test_shapes(clips25):
+    clip = clips25[0][0]
+    T = clip.n_frames
+    energy = motion_energy(clip.frames)
+    assert energy.shape == (T,) and energy.dtype == np.float64
+    assert energy[0] == 0 and np.all(energy >= 0) and energy.max() > 0
+    times = motion_energy_times(T, clip.fps)
+    np.testing.assert_allclose(times[:2], [-0.5 / 25, 0.5 / 25])
+    env, env_times = onset_envelope(clip.audio, SR, hop_seconds=0.01)
+    assert env.shape == env_times.shape == (1 + clip.audio.size // 160,)
+    assert np.all(env >= 0) and env.max() > 0
+    offsets, scores = signal_sync_curve(clip.audio, SR, clip.frames, clip.fps, max_offset=1.0)
+    assert offsets.shape == scores.shape == (201,)
+    np.testing.assert_allclose(offsets, np.arange(-100, 101) * 0.01, atol=1e-12)
+    assert np.all(np.isfinite(scores))
+    offsets_n, scores_n = naive_sync_curve(clip.audio, SR, clip.frames, clip.fps, max_offset=1.0)
+    np.testing.assert_array_equal(offsets_n, offsets)
+    assert scores_n.shape == offsets.shape and np.all(np.isfinite(scores_n))
+    offset, confidence = estimate_offset(clip.audio, SR, clip.frames, clip.fps)
+    assert isinstance(offset, float) and isinstance(confidence, float) and 0 <= confidence <= 1
+
+
+def test_resolution_follows_fps():
+    audio, sr, frames, fps = _impulses(0.0, 100.0, duration=2.0)
+    offsets, _ = signal_sync_curve(audio, sr, frames, fps, max_offset=0.1)
+    np.testing.assert_allclose(np.diff(offsets), 0.005)  # min(0.01, 0.5 / fps)
+    offsets, _ = signal_sync_curve(audio, sr, frames, fps, max_offset=0.1, resolution=0.02)
+    np.testing.assert_allclose(offsets, np.arange(-5, 6) * 0.02, atol=1e-12)
+
+
+def test_onset_envelope_is_timed_at_the_onset():
+    audio = np.zeros(SR, np.float32)
+    audio[8000:8800] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(800) / SR)  # onset at 0.5 s
+    env, times = onset_envelope(audio, SR)
+    assert abs(times[np.argmax(env)] - 0.5) <= 0.01
+    silent, _ = onset_envelope(np.zeros(SR, np.float32), SR)
+    assert not silent.any()
+
+
+def test_motion_energy_ignores_brightness_camera_shift_and_noise():
+    rng = np.random.RandomState(0)
+    texture = gaussian_filter(rng.uniform(0, 1, size=(96, 96)), 1.5)
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    scene = (60 + 80 * texture + 40 * np.sin(np.arange(96) / 5)[None, :]).astype(np.float32)
+    scene = np.repeat(scene[..., None], 3, axis=-1)
+    static = np.stack([scene] * 6).astype(np.uint8)
+    assert not motion_energy(static).any()
+    brighter = np.stack([scene + 12 * k for k in range(6)]).clip(0, 255).astype(np.uint8)  # a fade
+    # a shaking camera: moves of 1 and 3 full-size pixels are half-pixel moves at the 48 px analysed
+    shaken = np.stack([np.roll(scene, (k % 2, 3 * (k % 2)), axis=(0, 1)) for k in range(6)]).astype(np.uint8)
+    noisy = (static + rng.normal(0, 1.5, size=static.shape)).clip(0, 255).astype(np.uint8)
+    event = static.copy()
+    event[3:, 30:60, 30:60] = 250  # an object appears at frame 3
+    reference = motion_energy(event)
+    assert np.argmax(reference) == 3
+    for frames in (brighter, shaken, noisy):
+        assert motion_energy(frames).max() < 0.1 * reference.max()
+
+
+# ---------------------------------------------------------------------------
+# Convention and accuracy
+# ---------------------------------------------------------------------------
+
+
+def test_sign_convention_audio_later_gives_negative_offset(clips25):
+    clips, truth = clips25
+    i = int(np.argmin(np.abs(truth.offsets)))
+    clip, base = clips[i], truth.offsets[i]
+    for delay in (0.2, 0.4):  # delay the audio: it now lags the picture more
+        n = int(delay * SR)
+        late = np.concatenate([np.zeros(n, np.float32), clip.audio[:-n]])
+        est, _ = estimate_offset(late, SR, clip.frames, clip.fps)
+        assert abs(est - (base - delay)) <= 1 / clip.fps
+        assert est < 0 if base - delay < 0 else True
+    # and generated clips whose audio lags: negative estimates
+    lagging, truth_l = make_av_clips(n_clips=3, n_classes=3, duration=3.0, frame_size=(48, 48),
+                                     offset_range=(-0.6, -0.3), random_state=1)
+    for clip, true in zip(lagging, truth_l.offsets):
+        est, _ = estimate_offset(clip.audio, SR, clip.frames, clip.fps)
+        assert est < 0 and abs(est - true) <= 1 / clip.fps
+
+
+@pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 50.0])
+def test_recovers_generated_offsets_within_one_frame(fps):
+    clips, truth = make_av_clips(n_clips=4, n_classes=4, duration=3.0, frame_size=(48, 48),
+                                 offset_range=(-0.8, 0.8), fps=fps, camera_shake=1.0, random_state=2)
+    est = np.array([estimate_offset(c.audio, c.sample_rate, c.frames, c.fps)[0] for c in clips])
+    assert sync_accuracy(truth.offsets, est, 1 / fps) == 1.0
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_sub_frame_refinement(fraction):
+    fps = 25.0
+    true = -0.3 + fraction / fps
+    audio, sr, frames, fps = _impulses(true, fps)
+    # a half-frame grid: the parabola has to do the rest
+    offsets, scores = signal_sync_curve(audio, sr, frames, fps, max_offset=0.5, resolution=0.02)
+    est, confidence = peak_offset(offsets, scores)
+    assert abs(est - true) <= 0.3 / fps
+    assert confidence > SYNC_CONFIDENCE_THRESHOLD
+
+
+def test_peak_offset_parabolic_vertex_and_ends():
+    x = np.arange(-5, 6) * 0.1
+    y = -((x - 0.137) ** 2) + 10
+    est, confidence = peak_offset(x, y)
+    assert est == pytest.approx(0.137)
+    assert confidence == pytest.approx(1 - np.exp(-(y.max() - 3) * np.log(2) / 2))
+    assert peak_offset(x, np.where(x == 0.2, 5.0, 0.0))[1] == pytest.approx(0.5)  # z = 5: the threshold
+    est, _ = peak_offset(x, x)  # increasing: peak at the end, not moved
+    assert est == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------
+# Confidence
+# ---------------------------------------------------------------------------
+
+
+def test_flat_curve_gives_zero_confidence_and_zero_offset():
+    assert peak_offset(np.linspace(-1, 1, 201), np.zeros(201)) == (0.0, 0.0)
+    assert peak_offset(np.linspace(-1, 1, 201), np.full(201, 3.0)) == (0.0, 0.0)
+    assert not null_standardise(np.full(5, 2.0)).any()
+
+
+def test_silence_and_static_frames_give_zero_confidence(clips25):
+    clip = clips25[0][0]
+    for method in ("gcc", "naive"):
+        for audio, frames in [(np.zeros_like(clip.audio), clip.frames),
+                              (clip.audio, np.repeat(clip.frames[:1], clip.n_frames, axis=0))]:
+            offsets, scores = signal_sync_curve(audio, SR, frames, clip.fps, whiten=method == "gcc")
+            assert not scores.any() and np.all(np.isfinite(scores))
+            assert estimate_offset(audio, SR, frames, clip.fps, method=method) == (0.0, 0.0)
+
+
+def test_mismatched_audio_scores_lower_than_matched(clips25):
+    clips, _ = clips25
+    n = len(clips)
+    matched = [estimate_offset(c.audio, SR, c.frames, c.fps)[1] for c in clips]
+    mismatched = [estimate_offset(clips[(i + 1) % n].audio, SR, c.frames, c.fps)[1]
+                  for i, c in enumerate(clips)]
+    assert np.mean(matched) > np.mean(mismatched) + 0.3
+    assert np.mean(np.array(matched) >= SYNC_CONFIDENCE_THRESHOLD) >= 5 / 6
+    assert np.mean(np.array(mismatched) < SYNC_CONFIDENCE_THRESHOLD) >= 4 / 6
+
+
+# ---------------------------------------------------------------------------
+# max_offset and bad input
+# ---------------------------------------------------------------------------
+
+
+def test_max_offset_is_clipped_to_half_the_clip():
+    audio, sr, frames, fps = _impulses(0.1, 25.0, duration=2.0)
+    offsets, _ = signal_sync_curve(audio, sr, frames, fps, max_offset=0.3)
+    assert offsets[0] == pytest.approx(-0.3) and offsets[-1] == pytest.approx(0.3)
+    offsets, scores = signal_sync_curve(audio, sr, frames, fps, max_offset=10.0)
+    assert offsets[-1] == pytest.approx(1.0) and offsets[0] == pytest.approx(-1.0)
+    # audio longer than the video: the shorter span decides
+    offsets, _ = signal_sync_curve(np.tile(audio, 3), sr, frames, fps, max_offset=10.0)
+    assert offsets[-1] == pytest.approx(1.0)
+    # a one-frame clip still answers, with no confidence
+    est, confidence = estimate_offset(audio[:640], sr, frames[:1], fps)
+    assert confidence == 0.0 and np.isfinite(est)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(audio=np.zeros(0, np.float32)), ValueError, "audio is empty"),
+        (dict(audio=np.zeros((100, 2), np.float32)), ValueError, "audio must be mono"),
+        (dict(sample_rate=0), ValueError, "sample_rate"),
+        (dict(fps=0), ValueError, "fps"),
+        (dict(fps=-25.0), ValueError, "fps"),
+        (dict(frames=np.zeros((5, 32, 32), np.uint8)), ValueError, r"frames must have shape \(T, H, W, 3\)"),
+        (dict(frames=np.zeros((5, 32, 32, 3), np.float32)), TypeError, "frames must be uint8"),
+        (dict(frames=np.zeros((0, 32, 32, 3), np.uint8)), ValueError, "frames is empty"),
+        (dict(max_offset=0.0), ValueError, "max_offset"),
+        (dict(max_offset=-1.0), ValueError, "max_offset"),
+        (dict(max_offset="1"), TypeError, "max_offset"),
+        (dict(method="xcorr"), ValueError, "method"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs, error, match):
+    args = dict(audio=np.zeros(SR, np.float32), sample_rate=SR, frames=np.zeros((25, 32, 32, 3), np.uint8),
+                fps=25.0, max_offset=1.0, method="gcc")
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        estimate_offset(args.pop("audio"), args.pop("sample_rate"), args.pop("frames"), args.pop("fps"),
+                        **args)
+
+
+def test_bad_curve_and_parameters():
+    with pytest.raises(ValueError, match="resolution"):
+        signal_sync_curve(np.zeros(SR, np.float32), SR, np.zeros((25, 8, 8, 3), np.uint8), 25.0, resolution=0)
+    with pytest.raises(ValueError, match="scores must have the shape"):
+        peak_offset(np.arange(5.0), np.arange(4.0))
+    with pytest.raises(ValueError, match="finite"):
+        peak_offset(np.arange(3.0), np.array([0.0, np.nan, 1.0]))
+    with pytest.raises(ValueError, match="increasing"):
+        peak_offset(np.array([0.0, 2.0, 1.0]), np.arange(3.0))
+    with pytest.raises(ValueError, match="hop_seconds"):
+        onset_envelope(np.zeros(100, np.float32), SR, hop_seconds=0)
+    with pytest.raises(ValueError, match="max_shift"):
+        motion_energy(np.zeros((2, 8, 8, 3), np.uint8), max_shift=-1)
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+
+
+def test_sync_metrics():
+    y = np.array([0.0, 0.1, -0.5, 0.3])
+    pred = np.array([0.04, 0.0, -0.5, 0.5])
+    assert sync_accuracy(y, pred, 0.04) == 0.5  # 0.04 exactly counts
+    assert sync_accuracy(y, pred, 0.1) == 0.75
+    assert sync_mean_absolute_error(y, pred) == pytest.approx(0.085)
+    with pytest.raises(ValueError, match="y_pred must have the shape"):
+        sync_accuracy(y, pred[:3], 0.1)
+    with pytest.raises(ValueError, match="tolerance"):
+        sync_accuracy(y, pred, -1)
+    with pytest.raises(ValueError, match="y_true must be a non-empty"):
+        sync_mean_absolute_error([], [])
