@@ -49,3 +49,9 @@ def cross_modal_recall(audio_embeddings, visual_embeddings, k=1):
         raise ValueError(f"audio_embeddings and visual_embeddings must have the same shape; got {A.shape} and {V.shape}")
     S = A @ V.T
     return recall_at_k(S, k), recall_at_k(S.T, k)
+
+
+# Synchronisation metrics live beside the estimate they score; exported here with the others.
+from ._sync_signal import sync_accuracy, sync_mean_absolute_error  # noqa: E402
+
+__all__ = ["cross_modal_recall", "recall_at_k", "sync_accuracy", "sync_mean_absolute_error"]
