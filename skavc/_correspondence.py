@@ -20,6 +20,7 @@ from ._inputs import check_collection, resolve_audio, resolve_clip, resolve_fram
 from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS, make_audio_encoder, make_visual_encoder
 from ._validation import check_sample_rate
 from .metrics import cross_modal_recall
+from .localization import LocalizationMixin
 from .retrieval import RetrievalMixin
 from .sync import SyncMixin
 
@@ -57,7 +58,7 @@ def _make_preprocessor(n_components, shape):
     return make_pipeline(StandardScaler(), PCA(n_components=k, whiten=True, random_state=0))
 
 
-class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimator):
+class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimator):
     """Audio-visual correspondence in one shared, L2-normalised embedding space.
 
     Frozen pretrained encoders (ONNX graphs run by onnxruntime) turn a clip's
@@ -107,6 +108,9 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         :meth:`predict_offset` searches.
     sync_epochs : int, default=30
         Passes over the clips when training the sync head.
+    localization : bool, default=False
+        Also train the spatial (sound-source localisation) head in :meth:`fit`
+        with a multiple-instance contrastive loss over the 7x7 feature map.
     fps : float, default=25.0
         Video frame rate assumed for ``(audio, frames)`` pairs.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -139,6 +143,10 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         Epochs run so far (``partial_fit`` calls count one each).
     n_features_audio_, n_features_visual_ : int
         Widths of the encoder features.
+    sync_head_ : SyncHead
+        Only when fitted with ``sync=True``.
+    localization_head_ : LocalizationHead
+        Only when fitted with ``localization=True``.
 
     Examples
     --------
@@ -167,6 +175,7 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         "sync": ["boolean"],
         "max_offset": [Interval(Real, 0, None, closed="neither")],
         "sync_epochs": [Interval(Integral, 1, None, closed="left")],
+        "localization": ["boolean"],
         "fps": [Interval(Real, 0, None, closed="neither")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "memory": [None, str, HasMethods(["cache"])],
@@ -194,6 +203,7 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         sync=False,
         max_offset=1.0,
         sync_epochs=30,
+        localization=False,
         fps=25.0,
         device="auto",
         memory=None,
@@ -217,6 +227,7 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         self.sync = sync
         self.max_offset = max_offset
         self.sync_epochs = sync_epochs
+        self.localization = localization
         self.fps = fps
         self.device = device
         self.memory = memory
@@ -423,6 +434,9 @@ class AVCorrespondence(RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimato
         self.__dict__.pop("sync_head_", None)
         if self.sync:
             self._fit_sync(X, self._rng)
+        self.__dict__.pop("localization_head_", None)
+        if self.localization:
+            self._fit_localization(X, self._rng)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

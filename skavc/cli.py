@@ -1,4 +1,4 @@
-"""The ``skavc`` command line: ``skavc demo`` and ``skavc sync VIDEO``."""
+"""The ``skavc`` command line: ``skavc demo``, ``skavc sync VIDEO`` and ``skavc localize VIDEO --out DIR``."""
 
 import argparse
 import sys
@@ -96,7 +96,7 @@ def _localize(args):
     import numpy as np
 
     from . import AVCorrespondence, load_clip
-    from .localization import SOURCE_THRESHOLD, synchrony_maps
+    from .localization import SOURCE_THRESHOLD
     from .plotting import save_heatmap_frames
 
     if args.model:
@@ -106,14 +106,8 @@ def _localize(args):
     else:
         model = AVCorrespondence()
     clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
-    if hasattr(model, "localize"):
-        (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
-                                                refine=not args.no_refine)
-    elif args.method in ("auto", "synchrony"):  # an estimator without LocalizationMixin: training-free maps
-        maps, confidence = synchrony_maps(clip.audio, clip.sample_rate, clip.frames, clip.fps,
-                                          refine=not args.no_refine)
-    else:
-        raise ValueError(f"method {args.method!r} needs a model fitted with localization=True (--model)")
+    (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
+                                            refine=not args.no_refine)
     found = confidence >= SOURCE_THRESHOLD
     print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
           f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")

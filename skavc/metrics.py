@@ -55,3 +55,6 @@ def cross_modal_recall(audio_embeddings, visual_embeddings, k=1):
 from ._sync_signal import sync_accuracy, sync_mean_absolute_error  # noqa: E402
 
 __all__ = ["cross_modal_recall", "recall_at_k", "sync_accuracy", "sync_mean_absolute_error"]
+from ._localization_metrics import auc_ciou, ciou  # noqa: E402
+
+__all__ += ["auc_ciou", "ciou"]

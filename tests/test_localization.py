@@ -1,0 +1,231 @@
+"""Sound-source localisation: maps, confidence, the MIL head, metrics, PNG frames and the CLI."""
+
+import os
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from skavc import AVClip, AVCorrespondence
+from skavc._localization_metrics import auc_ciou, ciou, frame_ciou
+from skavc.datasets import make_av_clips
+from skavc.localization import (
+    SOURCE_THRESHOLD,
+    init_spatial_params,
+    mil_loss_and_grads,
+    synchrony_maps,
+    upsample_bilinear,
+    window_means,
+)
+
+Model, FIT_PARAMS = AVCorrespondence, {"localization": True}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_av_clips(n_clips=20, duration=2.0, frame_size=(64, 64), random_state=21)
+
+
+@pytest.fixture(scope="module")
+def fitted_model(data, memory):
+    clips, _ = data
+    return Model(epochs=20, embedding_dim=16, n_visual_frames=4, memory=memory, random_state=0,
+                 **FIT_PARAMS).fit(clips[:14])
+
+
+def _silent(clip):
+    return AVClip(np.zeros_like(clip.audio), clip.sample_rate, clip.frames, clip.fps)
+
+
+def _still(clip):
+    return AVClip(clip.audio, clip.sample_rate, np.repeat(clip.frames[:1], clip.n_frames, axis=0), clip.fps)
+
+
+def _offscreen(clips):
+    return [AVClip(clips[(i + 1) % len(clips)].audio, c.sample_rate, c.frames, c.fps) for i, c in enumerate(clips)]
+
+
+# -- training-free maps ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (45, 21)])
+def test_synchrony_maps_at_the_frames_own_odd_size(size):
+    clips, _ = make_av_clips(n_clips=1, duration=1.2, frame_size=size, random_state=3)
+    (maps,), (confidence,) = Model().localize(clips, method="synchrony", return_confidence=True)
+    assert maps.shape == (clips[0].n_frames, *size) and maps.dtype == np.float32
+    assert confidence.shape == (clips[0].n_frames,)
+    assert np.all((maps >= 0) & (maps <= 1)) and np.all((confidence >= 0) & (confidence <= 1))
+    np.testing.assert_allclose(confidence, maps.reshape(maps.shape[0], -1).max(axis=1), rtol=1e-6)
+
+
+def test_synchrony_finds_the_sounding_object(data):
+    clips, truth = data
+    maps = Model().localize(clips[14:], method="synchrony")
+    assert ciou(maps, truth.source_masks[14:])[0] >= 0.7
+
+
+def test_silence_still_picture_and_offscreen_sound_give_low_confidence(data):
+    clips, _ = data
+    test = clips[14:]
+    model = Model()
+    _, real = model.localize(test, method="synchrony", return_confidence=True)
+    for variant in ([_silent(c) for c in test], [_still(c) for c in test]):
+        maps, conf = model.localize(variant, method="synchrony", return_confidence=True)
+        assert np.all(np.concatenate(conf) < SOURCE_THRESHOLD)
+        assert all(np.all(m < SOURCE_THRESHOLD) for m in maps)  # dark, not a renormalised blob
+    _, off = model.localize(_offscreen(test), method="synchrony", return_confidence=True)
+    assert np.mean(np.concatenate(off)) < np.mean(np.concatenate(real)) - 0.3
+    assert np.mean(np.concatenate(real) >= SOURCE_THRESHOLD) > 0.8
+
+
+def test_synchrony_maps_function_matches_the_estimator(data):
+    clip = data[0][0]
+    maps, confidence = synchrony_maps(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    (expected,) = Model().localize([clip], method="synchrony")
+    np.testing.assert_allclose(maps, expected, atol=1e-6)
+
+
+def test_upsample_bilinear_holds_constants_and_centres():
+    maps = np.arange(4, dtype=np.float32).reshape(1, 2, 2)
+    up = upsample_bilinear(maps, (4, 6))
+    assert up.shape == (1, 4, 6)
+    assert up[0, 0, 0] == 0 and up[0, -1, -1] == 3  # held beyond the outermost centres
+    np.testing.assert_allclose(upsample_bilinear(np.full((2, 7, 7), 0.3), (13, 29)), 0.3, rtol=1e-6)
+
+
+def test_window_means_is_cut_at_the_clip_ends():
+    features = np.arange(10, dtype=float)[:, None]  # steps centred at 0.05, 0.15, ... s (10 per second)
+    means = window_means(features, 10.0, np.array([0.0, 0.5, 5.0]), 0.2)
+    np.testing.assert_allclose(means[:, 0], [0.0, 4.5, 9.0])
+
+
+# -- the learned head -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pooling", ["lse", "max"])
+def test_mil_gradients_match_finite_differences(pooling):
+    rng = np.random.RandomState(0)
+    B, K, D, d = 4, 5, 6, 3
+    A = rng.standard_normal((B, d))
+    A /= np.linalg.norm(A, axis=1, keepdims=True)
+    P = rng.standard_normal((B, K, D))
+    params = init_spatial_params(D, d, 0.2, rng)
+    params["b"] = 0.1 * rng.standard_normal(d)
+    kwargs = dict(pooling=pooling, sharpness=5.0, alpha=0.01)
+    _, grads = mil_loss_and_grads(params, A, P, **kwargs)
+    eps = 1e-6
+    for key in ("W", "b"):
+        numeric = np.zeros_like(params[key])
+        for idx in np.ndindex(params[key].shape):
+            for sign in (1, -1):
+                moved = {k: v.copy() for k, v in params.items()}
+                moved[key][idx] += sign * eps
+                numeric[idx] += sign * mil_loss_and_grads(moved, A, P, **kwargs)[0] / (2 * eps)
+        np.testing.assert_allclose(grads[key], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_fit_trains_a_localisation_head(fitted_model):
+    head = fitted_model.localization_head_
+    assert np.all(np.isfinite(head.loss_curve_)) and head.loss_curve_[-1] < head.loss_curve_[0]
+    slope, _ = head.calibration_
+    assert slope > 0  # higher similarity, more likely the source
+
+
+@pytest.mark.parametrize("method", ["learned", "fused"])
+def test_learned_and_fused_maps(fitted_model, data, method):
+    clips, truth = data
+    maps, conf = fitted_model.localize(clips[14:17], method=method, return_confidence=True)
+    for m, c, clip in zip(maps, conf, clips[14:17]):
+        assert m.shape == clip.frames.shape[:3] and c.shape == (clip.n_frames,)
+        assert np.all((m >= 0) & (m <= 1)) and np.all((c >= 0) & (c <= 1))
+    silent_maps, silent_conf = fitted_model.localize([_silent(c) for c in clips[14:17]], method=method,
+                                                     return_confidence=True)
+    assert np.all(np.concatenate(silent_conf) < SOURCE_THRESHOLD)
+
+
+def test_fused_still_picture_is_dark(fitted_model, data):
+    clips, _ = data
+    _, conf = fitted_model.localize([_still(c) for c in clips[14:17]], method="fused", return_confidence=True)
+    assert np.all(np.concatenate(conf) < SOURCE_THRESHOLD)
+
+
+def test_auto_method(fitted_model, data):
+    clip = data[0][14]
+    np.testing.assert_array_equal(fitted_model.localize([clip])[0], fitted_model.localize([clip], method="fused")[0])
+    np.testing.assert_array_equal(Model().localize([clip])[0], Model().localize([clip], method="synchrony")[0])
+
+
+def test_method_errors(data):
+    clip = data[0][0]
+    with pytest.raises(NotFittedError, match="localization=True"):
+        Model().localize([clip], method="learned")
+    with pytest.raises(ValueError, match="method must be one of"):
+        Model().localize([clip], method="psychic")
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def test_ciou_on_hand_made_masks():
+    masks = np.zeros((3, 10, 10), dtype=bool)
+    masks[:, 2:6, 2:6] = True  # 16 pixels
+    assert ciou(masks.astype(np.float32), masks) == (1.0, 1.0)
+    assert ciou(np.zeros((3, 10, 10)), masks) == (0.0, 0.0)
+    assert auc_ciou(masks.astype(float), masks) == pytest.approx(1.0)
+    assert auc_ciou(np.zeros((3, 10, 10)), masks) == pytest.approx(0.05 / 2)  # success 1 only at t = 0
+    half = np.zeros((3, 10, 10))
+    half[:, 2:6, 2:4] = 0.9  # 8 of the 16 pixels: IoU exactly 0.5
+    half[1, 6:8, 2:6] = 0.9  # frame 1 also claims 8 pixels outside: 8 / 24
+    np.testing.assert_allclose(frame_ciou(half, masks), [0.5, 8 / 24, 0.5])
+    assert ciou(half, masks) == pytest.approx((2 / 3, (0.5 + 8 / 24 + 0.5) / 3))
+    assert ciou(half, masks, threshold=0.95)[0] == 0.0  # binarised at a fixed threshold
+
+
+def test_ciou_consensus_weights_and_empty_masks():
+    g = np.array([[[1.0, 0.5, 0.0, 0.0]]])  # LVS consensus: the half-agreed pixel counts by its weight
+    p = np.array([[[1.0, 1.0, 1.0, 0.0]]])
+    np.testing.assert_allclose(frame_ciou(p, g), [1.5 / (1.5 + 1)])
+    empty = np.zeros((2, 3, 3), bool)
+    np.testing.assert_allclose(frame_ciou(np.stack([np.zeros((3, 3)), np.ones((3, 3))]), empty), [1.0, 0.0])
+    # A list of clips of different sizes is scored frame by frame.
+    values = frame_ciou([np.ones((2, 3, 3)), np.zeros((1, 4, 5))], [np.ones((2, 3, 3), bool), np.ones((1, 4, 5), bool)])
+    np.testing.assert_allclose(values, [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="same shape"):
+        frame_ciou(np.ones((2, 3, 3)), np.ones((2, 3, 4)))
+
+
+# -- PNG frames and the command line ---------------------------------------------------------
+
+
+def test_save_heatmap_frames(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from skavc.plotting import save_heatmap_frames
+
+    frames = np.full((5, 21, 33, 3), 100, dtype=np.uint8)
+    maps = np.zeros((5, 21, 33), dtype=np.float32)
+    maps[:, 5:15, 10:20] = 0.9
+    paths = save_heatmap_frames(frames, maps, tmp_path / "out", every=2)
+    assert [os.path.basename(p) for p in paths] == ["frame_00000.png", "frame_00002.png", "frame_00004.png"]
+    img = np.asarray(Image.open(paths[0]).convert("RGB"))
+    assert img.shape == (21, 33, 3)
+    np.testing.assert_array_equal(img[0, 0], [100, 100, 100])  # a zero map leaves the frame as it is
+    assert np.any(img[10, 15] != [100, 100, 100])
+    with pytest.raises(ValueError, match="maps must have shape"):
+        save_heatmap_frames(frames, maps[:, :-1], tmp_path / "bad")
+
+
+def test_cli_localize(tmp_path, data, capsys):
+    pytest.importorskip("matplotlib")
+    from skavc.cli import main
+    from skavc.io import save_clip
+
+    path = tmp_path / "clip.mp4"
+    save_clip(data[0][15], path)
+    out = tmp_path / "frames"
+    assert main(["localize", str(path), "--out", str(out), "--every", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "sound source visible in" in printed and "heat-map frames written" in printed
+    assert sorted(os.listdir(out)) == [f"frame_{t:05d}.png" for t in range(0, 50, 10)]
+    assert main(["localize", str(path), "--out", str(out), "--method", "learned"]) == 2  # no fitted model
