@@ -98,6 +98,29 @@ def _log_softmax(logits, axis):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def symmetric_cross_entropy(logits):
+    """CLIP's symmetric InfoNCE over a square logit matrix whose diagonal holds the positives.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n, n)
+
+    Returns
+    -------
+    loss : float
+    d_logits : ndarray of shape (n, n)
+        Gradient of the loss with respect to ``logits``.
+    """
+    n = logits.shape[0]
+    logp_rows = _log_softmax(logits, axis=1)  # row item -> column items
+    logp_cols = _log_softmax(logits, axis=0)  # column item -> row items
+    diag = np.arange(n)
+    loss = -0.5 * (logp_rows[diag, diag].mean() + logp_cols[diag, diag].mean())
+    eye = np.eye(n)
+    d_logits = 0.5 * ((np.exp(logp_rows) - eye) + (np.exp(logp_cols) - eye)) / n
+    return float(loss), d_logits
+
+
 def infonce_loss_and_grads(params, A, V, learn_temperature=True, alpha=0.0):
     """Symmetric InfoNCE loss of paired rows of ``A`` and ``V`` and its gradients.
 
@@ -117,20 +140,13 @@ def infonce_loss_and_grads(params, A, V, learn_temperature=True, alpha=0.0):
     loss : float
     grads : dict, same keys as ``params``
     """
-    n = A.shape[0]
     Za, act_a = _forward(params, A, "audio")
     Zv, act_v = _forward(params, V, "visual")
     Ea, norm_a = _l2_normalize(Za)
     Ev, norm_v = _l2_normalize(Zv)
     temperature = np.exp(params["log_temperature"])
     logits = (Ea @ Ev.T) / temperature
-    logp_rows = _log_softmax(logits, axis=1)  # audio -> visual
-    logp_cols = _log_softmax(logits, axis=0)  # visual -> audio
-    diag = np.arange(n)
-    loss = -0.5 * (logp_rows[diag, diag].mean() + logp_cols[diag, diag].mean())
-
-    eye = np.eye(n)
-    d_logits = 0.5 * ((np.exp(logp_rows) - eye) + (np.exp(logp_cols) - eye)) / n
+    loss, d_logits = symmetric_cross_entropy(logits)
     grads = {}
     grads["log_temperature"] = np.array(-np.sum(d_logits * logits) if learn_temperature else 0.0)
     dEa = d_logits @ Ev / temperature

@@ -29,7 +29,7 @@ map, never a confident blob.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._head import project
+from ._head import project, symmetric_cross_entropy
 from ._inputs import check_collection, resolve_clip
 
 #: Map value (and frame confidence) from which a pixel (a frame) counts as holding the sound source.
@@ -421,11 +421,6 @@ def pool_positions(S, pooling="lse", sharpness=10.0):
     return pooled, e / total
 
 
-def _log_softmax(logits, axis):
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
 def mil_loss_and_grads(params, A, P, *, pooling="lse", sharpness=10.0, alpha=0.0):
     """Multiple-instance InfoNCE loss of audio against pooled visual positions, with gradients.
 
@@ -461,12 +456,7 @@ def mil_loss_and_grads(params, A, P, *, pooling="lse", sharpness=10.0, alpha=0.0
     S = (A @ U.reshape(B * K, -1).T).reshape(B, B, K)            # audio i vs position k of clip j
     pooled, weights = pool_positions(S, pooling, sharpness)     # (B, B), (B, B, K)
     logits = pooled / temperature
-    logp_rows = _log_softmax(logits, axis=1)                     # audio -> frames
-    logp_cols = _log_softmax(logits, axis=0)                     # frame -> audios
-    diag = np.arange(B)
-    loss = -0.5 * (logp_rows[diag, diag].mean() + logp_cols[diag, diag].mean())
-    eye = np.eye(B)
-    d_logits = 0.5 * ((np.exp(logp_rows) - eye) + (np.exp(logp_cols) - eye)) / B
+    loss, d_logits = symmetric_cross_entropy(logits)             # audio <-> frames
     dS = (d_logits / temperature)[:, :, None] * weights         # (B, B, K)
     dU = (dS.reshape(B, B * K).T @ A).reshape(B, K, -1)
     dZ = (dU - U * np.sum(U * dU, axis=-1, keepdims=True)) / norms
