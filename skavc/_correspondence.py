@@ -35,11 +35,12 @@ def _shared_encoder(kind, name, device, n_threads):
 
 
 def _encode_audio(audio, encoder, encoder_key):
-    """Pooled and time-resolved features of one waveform (``encoder_key`` keys the cache)."""
+    """Time-resolved features of one waveform (``encoder_key`` keys the cache)."""
     return encoder.encode(audio)
 
 
 def _encode_frames(frames, encoder, encoder_key):
+    """Per-frame features of uint8 frames (``encoder_key`` keys the cache)."""
     return encoder.encode(frames)
 
 
@@ -265,9 +266,14 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
             _shared_encoder("visual", self.visual_encoder, self.device, n_threads),
         )
 
-    def _cached(self, func):
-        memory = check_memory(self.memory)
-        return memory.cache(func, ignore=["encoder"])
+    def _cached(self, func, encoder):
+        """``func(x, encoder, key)`` as ``encode(x)``, cached by ``x``'s content when ``memory`` is set.
+
+        The encoder object is not hashed; its name and graph sha256 (the key) are.
+        """
+        cached = check_memory(self.memory).cache(func, ignore=["encoder"])
+        key = (encoder.name, encoder.sha256)
+        return lambda x: cached(x, encoder, key)
 
     def _map(self, func, items):
         """``[func(item, where) ...]``, in parallel when ``n_jobs`` or a joblib backend asks for it.
@@ -306,25 +312,23 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         return Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose)(jobs)
 
     def _audio_job(self, encoder):
-        encode = self._cached(_encode_audio)
-        key = (encoder.name, encoder.sha256)
+        encode = self._cached(_encode_audio, encoder)
         sr = encoder.sample_rate
 
         def job(item, where, input_rate=None):
             audio = resolve_audio(item, sample_rate=sr, input_rate=input_rate or sr, where=where)
-            return encode(audio, encoder, key).mean(axis=0)
+            return encode(audio).mean(axis=0)
 
         return job
 
     def _visual_job(self, encoder):
-        encode = self._cached(_encode_frames)
-        key = (encoder.name, encoder.sha256)
+        encode = self._cached(_encode_frames, encoder)
         n = self.n_visual_frames
 
         def job(item, where):
             frames = resolve_frames(item, sample_rate=self.audio_sample_rate, where=where)
             frames = frames[sample_frame_indices(frames.shape[0], n)]
-            return encode(frames, encoder, key).mean(axis=0)
+            return encode(frames).mean(axis=0)
 
         return job
 

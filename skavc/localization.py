@@ -916,17 +916,16 @@ class LocalizationMixin:
 
         head = self.localization_head_
         audio_encoder, visual_encoder = self._encoders()
-        encode_audio, encode_maps = self._cached(_encode_audio), self._cached(_encode_frame_maps)
-        a_key = (audio_encoder.name, audio_encoder.sha256)
-        v_key = (visual_encoder.name, visual_encoder.sha256)
+        encode_audio = self._cached(_encode_audio, audio_encoder)
+        encode_maps = self._cached(_encode_frame_maps, visual_encoder)
         chunk = self._localization_chunk
 
         def job(clip):
             times = np.arange(clip.n_frames) / clip.fps
-            steps = encode_audio(clip.audio, audio_encoder, a_key)
+            steps = encode_audio(clip.audio)
             A = self._audio_window_embeddings(steps, audio_encoder.frame_rate, times, head.audio_window)
             probabilities = np.concatenate([
-                head.maps(encode_maps(clip.frames[t0 : t0 + chunk], visual_encoder, v_key), A[t0 : t0 + chunk])
+                head.maps(encode_maps(clip.frames[t0 : t0 + chunk]), A[t0 : t0 + chunk])
                 for t0 in range(0, clip.n_frames, chunk)
             ])
             gate = silence_gate(clip.audio, clip.sample_rate, times, head.audio_window)
@@ -1000,16 +999,15 @@ class LocalizationMixin:
         check_is_fitted(self, "head_params_")
         head = LocalizationHead(alpha=self.alpha)
         audio_encoder, visual_encoder = self._encoders()
-        encode_audio, encode_maps = self._cached(_encode_audio), self._cached(_encode_frame_maps)
-        a_key = (audio_encoder.name, audio_encoder.sha256)
-        v_key = (visual_encoder.name, visual_encoder.sha256)
+        encode_audio = self._cached(_encode_audio, audio_encoder)
+        encode_maps = self._cached(_encode_frame_maps, visual_encoder)
         sr = audio_encoder.sample_rate
 
         def job(item, where):
             clip = resolve_clip(item, sample_rate=sr, fps=self.fps, where=where)
             idx = training_frames(clip.n_frames, head.n_frames)
-            fmaps = encode_maps(clip.frames[idx], visual_encoder, v_key)
-            steps = encode_audio(clip.audio, audio_encoder, a_key)
+            fmaps = encode_maps(clip.frames[idx])
+            steps = encode_audio(clip.audio)
             A = self._audio_window_embeddings(steps, audio_encoder.frame_rate, idx / clip.fps, head.audio_window)
             return fmaps, A
 

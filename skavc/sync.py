@@ -304,15 +304,14 @@ class SyncMixin:
         from ._correspondence import _encode_audio, _encode_frames
 
         audio_encoder, visual_encoder = self._encoders()
-        encode_audio, encode_frames = self._cached(_encode_audio), self._cached(_encode_frames)
-        a_key = (audio_encoder.name, audio_encoder.sha256)
-        v_key = (visual_encoder.name, visual_encoder.sha256)
+        encode_audio = self._cached(_encode_audio, audio_encoder)
+        encode_frames = self._cached(_encode_frames, visual_encoder)
         sr = audio_encoder.sample_rate
 
         def job(item, where):
             clip = resolve_clip(item, sample_rate=sr, fps=self.fps, where=where)
-            a = encode_audio(clip.audio, audio_encoder, a_key)
-            v = encode_frames(clip.frames, visual_encoder, v_key)
+            a = encode_audio(clip.audio)
+            v = encode_frames(clip.frames)
             duration = min(clip.duration, clip.n_frames / clip.fps)
             a_track, v_track = clip_tracks(a, audio_encoder.frame_rate, v, clip.fps, duration)
             return a_track, v_track, duration
