@@ -10,18 +10,15 @@ import numpy as np
 from ._cache import cached_graph
 from ._onnx import OnnxEncoder
 
-# Bump when a builder's output changes, so stale cached graphs are not reused.
-GRAPH_VERSION = "1"
-
 
 def _efficientnet_graph():
-    from ._efficientnet import build_efficientnet_lite0
+    from ._efficientnet import GRAPH_VERSION, build_efficientnet_lite0
 
     return cached_graph(f"efficientnet-lite0-v{GRAPH_VERSION}.onnx", build_efficientnet_lite0)
 
 
 def _whisper_graph():
-    from ._whisper import build_whisper_encoder
+    from ._whisper import GRAPH_VERSION, build_whisper_encoder
 
     return cached_graph(f"whisper-tiny.en-encoder-v{GRAPH_VERSION}.onnx", build_whisper_encoder)
 

@@ -17,6 +17,9 @@ from ._torch_pickle import load_torch_state_dict
 
 __all__ = ["efficientnet_lite0_weights_path", "build_efficientnet_lite0"]
 
+# Bump when the graph this module builds changes, so stale cached graphs are not reused.
+GRAPH_VERSION = "1"
+
 EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000
 

@@ -32,6 +32,9 @@ __all__ = [
     "build_whisper_encoder",
 ]
 
+# Bump when the graph this module builds changes, so stale cached graphs are not reused.
+GRAPH_VERSION = "1"
+
 WHISPER_SAMPLE_RATE = 16000
 WHISPER_HOP_LENGTH = 160
 WHISPER_N_FFT = 400
