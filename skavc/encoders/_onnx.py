@@ -1,5 +1,6 @@
 """`OnnxEncoder`: a frozen ONNX model run by onnxruntime, picklable, built lazily."""
 
+import functools
 import hashlib
 import os
 import threading
@@ -51,6 +52,24 @@ def resolve_providers(device):
             stacklevel=3,
         )
     return ["CPUExecutionProvider"]
+
+
+@functools.lru_cache(maxsize=1)
+def _preload_cuda_libraries():
+    """Load the CUDA and cuDNN libraries onnxruntime-gpu needs (from the NVIDIA pip packages when present).
+
+    onnxruntime-gpu >= 1.21 offers ``preload_dlls``; without it, or when it fails,
+    the CUDA provider still finds system libraries on its own (or falls back, with
+    the warning below).
+    """
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:  # libraries may be on the system path instead
+            pass
 
 
 class OnnxEncoder:
@@ -172,6 +191,8 @@ class OnnxEncoder:
         # session would steal the cores from the busy one (2x slower on 2 cores).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = resolve_providers(self.device)
+        if providers[0] == "CUDAExecutionProvider":
+            _preload_cuda_libraries()
         try:
             session = ort.InferenceSession(data, sess_options=options, providers=providers)
         except Exception as exc:
@@ -263,18 +284,18 @@ class OnnxEncoder:
         size = bucket_size(n, self.effective_batch_size)
         if size > n:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in feed.items()}
-        binding, outputs = self._binding(feed, output_names)
-        self.session.run_with_iobinding(binding)
-        # A CUDA value's numpy() is a fresh host copy; a CPU one is a view of the reused buffer.
-        results = [value.numpy() if self.on_gpu else value.numpy().copy() for value in outputs]
+        binding, outputs = self._run_bound(feed, output_names)
+        # Device outputs are read back into fresh host arrays; CPU ones would be views of
+        # the reused buffers, so they are copied.
+        results = binding.copy_outputs_to_cpu() if self.on_gpu else [value.numpy().copy() for value in outputs]
         return [r[:n] for r in results] if size > n else results
 
-    def _binding(self, feed, output_names):
-        """This thread's ``IOBinding`` for these input shapes, its device buffers refreshed with ``feed``.
+    def _run_bound(self, feed, output_names):
+        """Run ``feed`` through this thread's ``IOBinding`` for its shapes; returns the bound output values.
 
-        The first call with a shape allocates device inputs and lets onnxruntime
-        allocate the outputs; later calls copy the new inputs into the same
-        buffers and write into the same outputs.
+        The first run with a shape allocates device inputs and lets onnxruntime
+        allocate the outputs, which are then bound in their turn; later runs copy
+        the new inputs into the same buffers and write into the same outputs.
         """
         import onnxruntime as ort
 
@@ -288,6 +309,7 @@ class OnnxEncoder:
             for name, value in feed.items():
                 inputs[name].update_inplace(value)
             cache[key] = (binding, inputs, outputs)  # most recently used last
+            self.session.run_with_iobinding(binding)
             return binding, outputs
         binding = self.session.io_binding()
         inputs = {}
@@ -299,10 +321,10 @@ class OnnxEncoder:
             binding.bind_ortvalue_input(name, inputs[name])
         for name in output_names:
             binding.bind_output(name, device)
-        self.session.run_with_iobinding(binding)  # allocates the outputs once...
+        self.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
         for name, value in zip(output_names, outputs):
-            binding.bind_ortvalue_output(name, value)  # ...which later runs overwrite
+            binding.bind_ortvalue_output(name, value)
         if len(cache) >= _MAX_BINDINGS:
             cache.pop(next(iter(cache)))
         cache[key] = (binding, inputs, outputs)

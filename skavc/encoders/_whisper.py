@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # Bump when the graph this module builds changes, so stale cached graphs are not reused.
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "2"
 
 WHISPER_SAMPLE_RATE = 16000
 WHISPER_HOP_LENGTH = 160
@@ -132,6 +132,18 @@ def _hann_window():
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / WHISPER_N_FFT)
 
 
+@functools.lru_cache(maxsize=4)
+def _mel_filters_sparse(n_mels):
+    # The filterbank is 98 % zeros (each triangle spans at most 14 of the 201 bins). A CSR product
+    # is cheaper than the dense one and, above all, does not go through BLAS: numpy's threaded
+    # OpenBLAS gemm leaves its worker threads spinning for a while afterwards, and they took a
+    # core from the onnxruntime session that encodes the features right after (~1.5x slower
+    # encoder calls on 2 cores).
+    from scipy.sparse import csr_array
+
+    return csr_array(whisper_mel_filters(n_mels).astype(np.float64))
+
+
 def whisper_log_mel(audio, n_mels=WHISPER_N_MELS):
     """Whisper's log-mel spectrogram of 16 kHz mono audio.
 
@@ -172,7 +184,9 @@ def whisper_log_mel(audio, n_mels=WHISPER_N_MELS):
     frames = frames[:, : n_frames * WHISPER_HOP_LENGTH : WHISPER_HOP_LENGTH]
     spec = np.fft.rfft(frames * _hann_window(), axis=-1)
     power = spec.real**2 + spec.imag**2  # (n_clips, n_frames, 201)
-    mel = np.matmul(whisper_mel_filters(n_mels).astype(np.float64), power.transpose(0, 2, 1))
+    n_clips, n_bins = power.shape[0], power.shape[2]
+    mel = _mel_filters_sparse(n_mels) @ power.transpose(2, 0, 1).reshape(n_bins, n_clips * n_frames)
+    mel = mel.reshape(n_mels, n_clips, n_frames).transpose(1, 0, 2)  # (n_clips, n_mels, n_frames)
     log_spec = np.log10(np.maximum(mel, 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max(axis=(1, 2), keepdims=True) - 8.0)
     out = ((log_spec + 4.0) / 4.0).astype(np.float32)
@@ -180,13 +194,33 @@ def whisper_log_mel(audio, n_mels=WHISPER_N_MELS):
 
 
 # -- encoder graph ---------------------------------------------------------------------------
+#
+# The graph is written for onnxruntime's CPU provider (where the built-in encoders usually run)
+# with standard ONNX ops only, so that it stays portable and the float16 converter
+# (``_float16.py``) accepts it:
+#
+# - the residual stream is kept 2-D, (N * T/2, d_model), so every projection is one ``Gemm``
+#   with its bias folded in (MLAS adds it while writing the product) instead of a 3-D
+#   ``MatMul`` followed by a separate broadcast ``Add`` pass;
+# - GELU divides by sqrt(2) (``0.5 * x * (1 + erf(x / sqrt 2))``), the pattern onnxruntime's
+#   GeluFusion replaces with one Gelu kernel; multiplying by 1/sqrt(2) instead is not matched
+#   and left five elementwise passes per GELU;
+# - q, k and v come out of one (d, 3 d) Gemm, are split into heads with one Reshape and one
+#   Transpose on the packed tensor, and the 1/sqrt(head_dim) scaling is folded into the q rows.
+#
+# onnxruntime's contrib ops (com.microsoft Attention, MultiHeadAttention, BiasGelu,
+# SkipLayerNormalization) were measured (onnxruntime 1.32, 2 threads) and are not used: fused
+# attention gained 1-4 % over this graph, SkipLayerNormalization was ~4x slower than
+# Add + LayerNormalization on the CPU provider, and a non-standard domain would make the graph
+# unconvertible to float16 (``convert_float_to_float16`` refuses ops it has no rule for).
 
 
 def _gelu(g, x):
-    # Exact (erf) GELU, as Whisper and CTranslate2 (ActivationType::GELU) use; Gelu is only an
-    # ONNX op from opset 20, and onnxruntime fuses this pattern into one kernel anyway.
-    inner = g.op("Erf", g.op("Mul", x, g.const(np.float32(1.0 / np.sqrt(2.0)))))
-    return g.op("Mul", g.op("Mul", x, g.const(np.float32(0.5))), g.op("Add", inner, g.const(np.float32(1.0))))
+    # Exact (erf) GELU, as Whisper and CTranslate2 (ActivationType::GELU) use. Gelu is only an
+    # ONNX op from opset 20; onnxruntime fuses Div(x, sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5
+    # into its Gelu kernel (not with Mul(x, 1/sqrt 2) in place of the Div).
+    erf = g.op("Erf", g.op("Div", x, g.const(np.float32(np.sqrt(2.0)))))
+    return g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const(np.float32(1.0)))), g.const(np.float32(0.5)))
 
 
 def _layer_norm(g, x, w, prefix):
@@ -201,31 +235,30 @@ def _layer_norm(g, x, w, prefix):
 
 
 def _linear(g, x, weight, bias):
-    # CTranslate2 stores nn.Linear weights as (out, in); MatMul wants (in, out).
-    return g.op("Add", g.op("MatMul", x, g.const(np.ascontiguousarray(weight.T))), g.const(bias))
+    # x is 2-D (rows, in). CTranslate2 stores nn.Linear weights as (out, in); Gemm gets them
+    # pre-transposed to (in, out) and the bias as its C input.
+    return g.op("Gemm", x, g.const(np.ascontiguousarray(weight.T)), g.const(bias))
 
 
-def _encoder_layer(g, x, w, prefix, n_heads):
+def _encoder_layer(g, x, w, prefix, n_heads, heads_shape, rows_shape):
+    """One pre-norm Transformer layer on the 2-D residual stream ``x`` of shape (N * T2, d)."""
     d_model = w[prefix + "/self_attention/linear_1/bias"].shape[0]
     head_dim = d_model // n_heads
 
-    # Self-attention block (pre-norm). CTranslate2 fuses q, k, v into one (3 d, d) matrix; fold
-    # Whisper's 1/sqrt(head_dim) query scaling into the q rows (0.125 for 64: exact in float).
+    # Self-attention block. CTranslate2 fuses q, k, v into one (3 d, d) matrix; fold Whisper's
+    # 1/sqrt(head_dim) query scaling into the q rows (0.125 for 64: exact in float).
     h = _layer_norm(g, x, w, prefix + "/self_attention/layer_norm")
     qkv_w = w[prefix + "/self_attention/linear_0/weight"].copy()
     qkv_b = w[prefix + "/self_attention/linear_0/bias"].copy()
     scale = np.float32(1.0 / np.sqrt(head_dim))
     qkv_w[:d_model] *= scale
     qkv_b[:d_model] *= scale
-    qkv = _linear(g, h, qkv_w, qkv_b)
-    q, k, v = g.op("Split", qkv, axis=-1, num_outputs=3, n_outputs=3)
-    heads = g.const(np.array([0, 0, n_heads, head_dim], dtype=np.int64))
-    q = g.op("Transpose", g.op("Reshape", q, heads), perm=[0, 2, 1, 3])  # (N, H, T, D)
-    k = g.op("Transpose", g.op("Reshape", k, heads), perm=[0, 2, 3, 1])  # (N, H, D, T)
-    v = g.op("Transpose", g.op("Reshape", v, heads), perm=[0, 2, 1, 3])  # (N, H, T, D)
-    attn = g.op("Softmax", g.op("MatMul", q, k), axis=-1)
-    ctx = g.op("Transpose", g.op("MatMul", attn, v), perm=[0, 2, 1, 3])
-    ctx = g.op("Reshape", ctx, g.const(np.array([0, 0, d_model], dtype=np.int64)))
+    qkv = _linear(g, h, qkv_w, qkv_b)  # (N * T2, 3 d): [q heads | k heads | v heads]
+    qkv = g.op("Transpose", g.op("Reshape", qkv, heads_shape), perm=[0, 2, 1, 3])  # (N, 3 H, T2, D)
+    q, k, v = g.op("Split", qkv, axis=1, num_outputs=3, n_outputs=3)  # (N, H, T2, D) each
+    scores = g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2]))  # (N, H, T2, T2)
+    ctx = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)  # (N, H, T2, D)
+    ctx = g.op("Reshape", g.op("Transpose", ctx, perm=[0, 2, 1, 3]), rows_shape)  # (N * T2, d)
     out = _linear(
         g, ctx, w[prefix + "/self_attention/linear_1/weight"], w[prefix + "/self_attention/linear_1/bias"]
     )
@@ -315,13 +348,26 @@ def build_whisper_encoder(model_dir=None, layers=(2, 4)):
     pos = g.op("Slice", g.const(positions), zero, t2, zero)  # rows [0, T/2) of the table
     x = g.op("Add", x, pos)
 
+    # From here on the residual stream is 2-D, (N * T/2, d_model), so projections are Gemms.
+    batch_time_model = g.op("Shape", x)  # [N, T/2, d_model], to restore the outputs' shape
+    rows_shape = g.const(np.array([-1, d_model], dtype=np.int64))
+    heads_shape = g.op(  # [N, T/2, 3 H, head_dim] for the packed q, k, v
+        "Concat",
+        g.op("Shape", mel, start=0, end=1),
+        g.const(np.array([-1, 3 * n_heads, d_model // n_heads], dtype=np.int64)),
+        axis=0,
+    )
+    x = g.op("Reshape", x, rows_shape)
+
     hidden_mid = None
     for i in range(final):
-        x = _encoder_layer(g, x, w, f"encoder/layer_{i}", n_heads)
+        x = _encoder_layer(g, x, w, f"encoder/layer_{i}", n_heads, heads_shape, rows_shape)
         if i + 1 == mid:
             hidden_mid = x
     if final == n_layers:
         x = _layer_norm(g, x, w, "encoder/layer_norm")
+    hidden_mid = g.op("Reshape", hidden_mid, batch_time_model)
+    x = g.op("Reshape", x, batch_time_model)
 
     g.output(hidden_mid, "hidden_mid", np.float32, ["N", "T2", d_model])
     g.output(x, "hidden_final", np.float32, ["N", "T2", d_model])

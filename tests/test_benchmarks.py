@@ -1,0 +1,39 @@
+"""The benchmark scripts run and print their tables (tiny sizes: a check that they work, not a timing)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script, *args):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _value(out, row):
+    match = re.search(rf"^\s*{re.escape(row)}\s+([0-9.]+)", out, flags=re.M)
+    assert match, f"no row {row!r} in:\n{out}"
+    return float(match.group(1))
+
+
+def test_bench_encoders_prints_every_table():
+    out = _run("bench_encoders.py", "--frames", "8", "--clips", "2", "--threads", "1",
+               "--precision", "fp32", "fp16")
+    assert out.startswith("machine:")
+    for title in ("uint8 host frames -> embeddings", "by batch size", "Whisper tiny.en", "AVCorrespondence"):
+        assert title in out
+    assert _value(out, "skavc ONNX fp32") > 0 and _value(out, "skavc ONNX fp16") > 0
+    assert _value(out, "batch 8") > 0
+    assert _value(out, "latency, one clip, ms") > 0
+    if "torch not installed" not in out:
+        assert _value(out, "PyTorch eager fp32") > 0
