@@ -18,7 +18,7 @@ from ._torch_pickle import load_torch_state_dict
 __all__ = ["efficientnet_lite0_weights_path", "build_efficientnet_lite0"]
 
 # Bump when the graph this module builds changes, so stale cached graphs are not reused.
-GRAPH_VERSION = "2"
+GRAPH_VERSION = "1"
 
 EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000
@@ -167,32 +167,6 @@ class _Net:
         return h, out
 
 
-def _resize_unless_sized(g, x, image_size):
-    """Resize NHWC frames to ``image_size`` squared, skipped when they already are that size.
-
-    Resizing in NHWC (axes 1, 2) means only the small resized tensor gets transposed;
-    antialias filters only when shrinking. At scale 1 the result equals the input but
-    onnxruntime's CPU kernel still costs ~40% of the whole network, hence the ``If``.
-    """
-    from onnx import TensorProto, helper
-
-    size = g.const(np.array([image_size, image_size], dtype=np.int64), "resize_sizes")
-    hw = g.op("Slice", g.op("Shape", x), g.const(np.array([1], np.int64)), g.const(np.array([3], np.int64)))
-    sized = g.op("ReduceMin", g.op("Cast", g.op("Equal", hw, size), to=TensorProto.INT64), keepdims=0)
-    keep = helper.make_graph(
-        [helper.make_node("Identity", [x], ["kept"])], "already_sized", [],
-        [helper.make_tensor_value_info("kept", TensorProto.FLOAT, None)],
-    )
-    resize = helper.make_graph(
-        [helper.make_node(
-            "Resize", [x, "", "", size], ["resized"], mode="linear", antialias=1, axes=[1, 2],
-            coordinate_transformation_mode="half_pixel",
-        )],
-        "resize", [], [helper.make_tensor_value_info("resized", TensorProto.FLOAT, None)],
-    )
-    return g.op("If", g.op("Cast", sized, to=TensorProto.BOOL), then_branch=keep, else_branch=resize)
-
-
 def build_efficientnet_lite0(state_dict=None, image_size=224):
     """Serialised ONNX model of the EfficientNet-Lite0 ImageNet network.
 
@@ -228,7 +202,19 @@ def build_efficientnet_lite0(state_dict=None, image_size=224):
 
     frames = g.input("frames", np.uint8, ["N", "H", "W", 3])
     x = g.op("Cast", frames, to=1)  # FLOAT
-    x = _resize_unless_sized(g, x, image_size)
+    # Resize in NHWC (axes 1, 2) so only the small resized tensor gets transposed.
+    # antialias filters only when shrinking; at scale 1 the result is the input exactly.
+    x = g.op(
+        "Resize",
+        x,
+        "",
+        "",
+        g.const(np.array([image_size, image_size], dtype=np.int64), "resize_sizes"),
+        mode="linear",
+        antialias=1,
+        axes=[1, 2],
+        coordinate_transformation_mode="half_pixel",
+    )
     # Kept as explicit ops rather than folded into the stem conv: the stem zero-pads
     # the *normalised* image, which a folded conv on raw pixels would get wrong at the
     # border.  1/128 is a power of two, so Mul is bit-identical to the division.

@@ -19,7 +19,7 @@ FLOAT16_OPS = frozenset(
         "MatMul", "Gemm", "Softmax", "LayerNormalization", "GlobalAveragePool",
         "ReduceMean", "Transpose", "Reshape", "Flatten", "Split", "Slice", "Concat",
         "Identity", "Resize", "Pad", "Sqrt", "Pow", "Unsqueeze", "Squeeze", "Gather",
-        "Shape", "Cast", "Equal", "ReduceMin", "If",
+        "Shape", "Cast",
     }
 )
 
@@ -35,32 +35,6 @@ def _float_values(model):
     }
     names.update(t.name for t in graph.initializer if t.data_type == TensorProto.FLOAT)
     return names
-
-
-def _all_nodes(graph):
-    """Every node of ``graph`` and of its subgraphs (``If`` branches)."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
-
-
-def _convert_body(graph, subgraph=False):
-    """Float initializers, ``Cast(to=FLOAT)`` and (inside subgraphs) float outputs become float16."""
-    for init in graph.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            init.CopyFrom(numpy_helper.from_array(_to_float16_array(numpy_helper.to_array(init)), init.name))
-    for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                _convert_body(attr.g, subgraph=True)
-    if subgraph:  # a branch's outputs are the If node's: float16 like everything inside
-        for value in graph.output:
-            if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-                value.type.tensor_type.elem_type = TensorProto.FLOAT16
 
 
 def _to_float16_array(array):
@@ -90,7 +64,7 @@ def convert_float_to_float16(model):
     """
     if isinstance(model, (bytes, bytearray)):
         model = onnx.load_from_string(bytes(model))
-    nodes = list(_all_nodes(model.graph))
+    nodes = list(model.graph.node)
     unknown = sorted({n.op_type for n in nodes if n.domain not in ("", "ai.onnx")}
                      | {n.op_type for n in nodes} - FLOAT16_OPS)
     if unknown:
@@ -100,7 +74,13 @@ def convert_float_to_float16(model):
     model16.CopyFrom(model)
     graph = model16.graph
 
-    _convert_body(graph)
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(_to_float16_array(numpy_helper.to_array(init)), init.name))
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
 
     # Float inputs: rename the input's consumers to a float16 copy made on entry.
     entry_casts = []
