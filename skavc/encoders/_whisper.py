@@ -137,8 +137,8 @@ def _mel_filters_sparse(n_mels):
     # The filterbank is 98 % zeros (each triangle spans at most 14 of the 201 bins). A CSR product
     # is cheaper than the dense one and, above all, does not go through BLAS: numpy's threaded
     # OpenBLAS gemm leaves its worker threads spinning for a while afterwards, and they took a
-    # core from the onnxruntime session that encodes the features right after (~1.5x slower
-    # encoder calls on 2 cores).
+    # core from the onnxruntime session that encodes the features right after (its calls took
+    # 1.4x-1.7x as long on 2 cores).
     from scipy.sparse import csr_array
 
     return csr_array(whisper_mel_filters(n_mels).astype(np.float64))
