@@ -1,6 +1,6 @@
 """Encoder and estimator throughput on this machine, against reference implementations run alongside.
 
-Prints four tables; every ratio compares figures measured in the same run:
+Prints up to five tables; every ratio compares figures measured in the same run:
 
 1. EfficientNet-Lite0, 224x224 uint8 frames on the host to 1280-d embeddings on the host:
    skavc (ONNX, fp32 and optionally fp16) against the reference PyTorch model
@@ -9,7 +9,8 @@ Prints four tables; every ratio compares figures measured in the same run:
 2. The same encoder by batch size: what fills this device.
 3. Whisper tiny.en encoder on 2 s clips: skavc (ONNX) against CTranslate2 fp32 and a
    PyTorch eager port of the same network (``benchmarks/_reference_models.py``).
-4. ``AVCorrespondence``: fit time, ``transform`` clips/s (one thread, and threads that
+4. With ``--precision ... fp16``: how far fp16 outputs are from fp32 (photos, generated clips).
+5. ``AVCorrespondence``: fit time, ``transform`` clips/s (one thread, and threads that
    decode while the encoders merge their calls), latency of one clip.
 
 References that are not installed are reported as such. Usage::
@@ -167,6 +168,43 @@ def bench_audio(n_clips, device, precisions, threads, seconds=2.0):
     return rows
 
 
+def _agreement(a, b):
+    """Smallest cosine similarity between matching rows, and the largest error relative to max |a|."""
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(cos.min()), float(np.abs(a - b).max() / np.abs(a).max())
+
+
+def fp16_accuracy(device, threads):
+    """Rows (name, min cosine, max relative error, note) of fp16 against fp32 outputs."""
+    from sklearn.datasets import load_sample_images
+
+    from skavc.datasets import make_av_clips
+    from skavc.encoders import make_audio_encoder
+
+    photos = load_sample_images().images  # two 427x640 photographs
+    crops = np.stack([p[y : y + 224, x : x + 224] for p in photos for y in (0, 100, 200) for x in (0, 200, 400)])
+    clips, _ = make_av_clips(n_clips=8, duration=2.0, frame_size=(224, 224), random_state=0)
+    synthetic = np.concatenate([c.frames[::10] for c in clips])
+    v32, v16 = (_visual_encoder(device, p, threads, None) for p in ("fp32", "fp16"))
+    rows = []
+    for name, frames in (("photo crops", crops), ("generated frames", synthetic)):
+        names = ["embedding", "feature_map", "logits"]
+        out32, out16 = v32.onnx.run({"frames": frames}, names), v16.onnx.run({"frames": frames}, names)
+        for output, a, b in zip(names, out32, out16):
+            rows.append((f"EfficientNet {output}, {name}", *_agreement(a, b), f"{len(frames)} frames"))
+        top1 = np.mean(out32[2].argmax(1) == out16[2].argmax(1))
+        rows.append((f"EfficientNet ImageNet top-1 agrees, {name}", top1, None, ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a32, a16 = (make_audio_encoder("whisper-tiny", device=device, n_threads=threads, precision=p)
+                    for p in ("fp32", "fp16"))
+        A32 = np.concatenate([a32.encode(c.audio) for c in clips])
+        A16 = np.concatenate([a16.encode(c.audio) for c in clips])
+    rows.append(("Whisper features, generated audio", *_agreement(A32, A16), f"{len(A32)} steps"))
+    return rows
+
+
 def bench_estimator(n_clips, device, frame_size):
     from skavc import AVCorrespondence
     from skavc.datasets import make_av_clips
@@ -205,7 +243,7 @@ def main():
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=None, help="default: skavc's choice for the device")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["visual", "batch", "audio", "estimator"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["visual", "batch", "audio", "accuracy", "estimator"])
     args = parser.parse_args()
 
     import onnxruntime
@@ -232,6 +270,12 @@ def main():
     if "audio" not in args.skip:
         rows = bench_audio(args.clips, args.device, args.precision, args.threads)
         print_table("Whisper tiny.en encoder, 2 s clips/s", rows, ref_name="PyTorch eager fp32")
+    if "fp16" in args.precision and "accuracy" not in args.skip:
+        print(f"\nfp16 against fp32 on {args.device} (min cosine over rows; max |fp16 - fp32| / max |fp32|)")
+        print(f"  {'':<52}{'min cos':>10}{'max rel':>10}  note")
+        for name, cos, rel, note in fp16_accuracy(args.device, args.threads):
+            rel_text = f"{rel:>10.2e}" if rel is not None else f"{'':>10}"
+            print(f"  {name:<52}{cos:>10.5f}{rel_text}  {note}")
     if "estimator" not in args.skip:
         print_table("AVCorrespondence (whisper-tiny + efficientnet-lite0), 224x224 frames",
                     bench_estimator(args.clips, args.device, (224, 224)))

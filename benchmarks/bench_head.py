@@ -9,9 +9,8 @@ idle worker threads stop spinning first), so that load from other processes hits
 
 skavc runs exactly the calls ``AVCorrespondence._train`` makes: ``train_epoch(params,
 Adam(...), A, V, batch_size, rng, learn_temperature=..., alpha=...)`` on float64 features,
-with float64 parameters as the estimator creates them or, with ``--skavc-dtype float32``,
-weights and biases cast to float32 before ``Adam`` is created (skavc then computes in
-float32). The reference is the same computation in PyTorch eager (``TorchHead`` below:
+with weights and biases cast to float32 before ``Adam`` is created, as the estimator does
+(skavc then computes in float32), or kept float64 with ``--skavc-dtype float64``. The reference is the same computation in PyTorch eager (``TorchHead`` below:
 linear or one-hidden-ReLU heads, L2 normalisation, symmetric cross-entropy at temperature
 ``exp(log_temperature)``, L2 penalty ``alpha`` on the weight matrices, skavc's Adam variant
 through ``torch.optim.Adam(fused=True)``, torch's fastest on CPU, log temperature clipped to
@@ -28,7 +27,7 @@ size), the number of epochs timed (skavc/torch), and the mean loss of the last e
 
     python benchmarks/bench_head.py [--pairs 1000 10000 100000] [--epochs 5] [--features 32]
         [--head linear|mlp] [--hidden-units 512] [--embedding-dim 128] [--batch-size 64]
-        [--skavc-dtype float64|float32] [--torch-dtype float32|float64] [--threads 2]
+        [--skavc-dtype float32|float64] [--torch-dtype float32|float64] [--threads 2]
         [--learn-temperature] [--min-seconds 1]
 
 ``--features 0`` uses the raw encoder widths (768 audio, 1280 visual) instead of the
@@ -235,7 +234,7 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--alpha", type=float, default=1e-4)
     parser.add_argument("--learn-temperature", action="store_true")
-    parser.add_argument("--skavc-dtype", choices=["float64", "float32"], default="float64",
+    parser.add_argument("--skavc-dtype", choices=["float64", "float32"], default="float32",
                         help="dtype of skavc's head parameters (its features are float64, as from the estimator)")
     parser.add_argument("--torch-dtype", choices=["float32", "float64"], default="float32",
                         help="dtype of the PyTorch reference (parameters and features)")

@@ -122,7 +122,7 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
     precision : {"fp32", "fp16"}, default="fp32"
         Encoder graphs in float32, or converted to float16 (for CUDA; on the CPU
         onnxruntime runs fp16 graphs in float32 around casts, more slowly).
-        Embeddings differ from fp32 by about 1e-3 relative (see docs/benchmarks.md).
+        Encoder outputs stay within cosine 0.9998 of fp32 (docs/benchmarks.md).
     memory : str, joblib.Memory or None, default=None
         Caches encoder outputs by content, so that refitting heads (a grid
         search) encodes each clip once.

@@ -30,7 +30,8 @@ def _demo(args):
     test = [clips[i] for i in test_idx]
 
     model = AVCorrespondence(
-        audio_encoder=args.audio_encoder, epochs=args.epochs, random_state=args.seed, verbose=args.verbose
+        audio_encoder=args.audio_encoder, epochs=args.epochs, device=args.device, precision=args.precision,
+        n_jobs=args.n_jobs, random_state=args.seed, verbose=args.verbose,
     )
     t0 = time.perf_counter()
     model._encoders()  # build / check the ONNX graphs, reported as their own stage
@@ -50,7 +51,8 @@ def _demo(args):
     class_top1 = float(np.mean(same_class[np.arange(n_test), sim.argmax(axis=1)]))
 
     print(f"skavc demo: {len(train)} training / {n_test} held-out generated clips, "
-          f"{args.n_classes} classes, audio encoder {args.audio_encoder!r}, visual 'efficientnet-lite0'")
+          f"{args.n_classes} classes, audio encoder {args.audio_encoder!r}, visual 'efficientnet-lite0', "
+          f"{args.precision} on {model.visual_encoder_.onnx.providers[0]}")
     print()
     print(f"{'held-out retrieval':<24}{'recall@1':>10}{'recall@5':>10}")
     print(f"{'audio -> visual':<24}{r1[0]:>10.3f}{r5[0]:>10.3f}")
@@ -126,6 +128,9 @@ def build_parser():
     demo.add_argument("--test-size", type=float, default=0.25)
     demo.add_argument("--epochs", type=int, default=100)
     demo.add_argument("--audio-encoder", default="whisper-tiny", choices=["whisper-tiny", "effnet-mel"])
+    demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    demo.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    demo.add_argument("--n-jobs", type=int, default=None, help="clips decoded and encoded at once (threads)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", type=int, default=1)
     demo.set_defaults(func=_demo)

@@ -30,10 +30,20 @@ def test_bench_encoders_prints_every_table():
     out = _run("bench_encoders.py", "--frames", "8", "--clips", "2", "--threads", "1",
                "--precision", "fp32", "fp16")
     assert out.startswith("machine:")
-    for title in ("uint8 host frames -> embeddings", "by batch size", "Whisper tiny.en", "AVCorrespondence"):
+    for title in ("uint8 host frames -> embeddings", "by batch size", "Whisper tiny.en", "fp16 against fp32",
+                  "AVCorrespondence"):
         assert title in out
     assert _value(out, "skavc ONNX fp32") > 0 and _value(out, "skavc ONNX fp16") > 0
     assert _value(out, "batch 8") > 0
     assert _value(out, "latency, one clip, ms") > 0
+    assert _value(out, "EfficientNet embedding, photo crops") > 0.999  # min cosine of fp16 to fp32
     if "torch not installed" not in out:
         assert _value(out, "PyTorch eager fp32") > 0
+
+
+def test_bench_head_prints_its_table():
+    pytest.importorskip("torch")
+    out = _run("bench_head.py", "--pairs", "200", "400", "--epochs", "1", "--threads", "1")
+    rows = re.findall(r"^\s*(200|400)\s+\S+\s+([0-9.]+)\s+([0-9.]+)", out, flags=re.M)
+    assert [r[0] for r in rows] == ["200", "400"] and all(float(v) > 0 for r in rows for v in r[1:])
+    assert "scaling:" in out
