@@ -207,3 +207,17 @@ def test_io_binding_pads_to_buckets_and_trims():
         np.testing.assert_array_equal(out, plain.run({"frames": frames})[0])
     shapes = sorted(k[0][0][1][0] for k in enc._local.bindings)
     assert shapes == [4, 8, 64]  # 3->4, 5->8, 33 and 40->64
+
+
+def test_unpickled_builtin_encoder_opens_one_session_across_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skavc.encoders import make_visual_encoder
+
+    encoder = make_visual_encoder("efficientnet-lite0", device="cpu")
+    encoder.prepare()
+    restored = pickle.loads(pickle.dumps(encoder))
+    assert restored._onnx is None
+    with ThreadPoolExecutor(8) as pool:
+        sessions = set(pool.map(lambda _: id(restored.onnx.session), range(16)))
+    assert len(sessions) == 1

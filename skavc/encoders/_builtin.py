@@ -5,6 +5,7 @@ Each encoder turns one clip's audio or frames into *time-resolved* features
 later capabilities (synchronisation, localisation) use frame by frame.
 """
 
+import threading
 import warnings
 
 import numpy as np
@@ -13,6 +14,8 @@ from ._cache import cached_graph
 from ._onnx import OnnxEncoder
 
 PRECISIONS = ("fp32", "fp16")
+# Threads encoding clips of an unpickled model may open its graph at once: one session each.
+_OPEN_LOCK = threading.Lock()
 
 
 def _precision_graph(stem, build_float32, precision):
@@ -65,28 +68,33 @@ class _BuiltinEncoder:
     def onnx(self):
         """The underlying :class:`OnnxEncoder`, opened on first use."""
         if self._onnx is None:
-            path, digest = type(self)._graph(self.precision)
-            if self.sha256 is not None and digest != self.sha256:
-                raise ValueError(
-                    f"the {self.name} graph on this machine ({path}, sha256 {digest[:12]}...) is not "
-                    f"the one this model was fitted with (sha256 {self.sha256[:12]}...); skavc "
-                    "or its pretrained weights changed version."
-                )
-            self.sha256 = digest
-            onnx = OnnxEncoder(
-                path, device=self.device, batch_size=self.batch_size, sha256=digest,
-                n_threads=self.n_threads, name=self.name, io_binding=self.io_binding,
-                coalesce=self.coalesce,
-            )
-            if self.precision == "fp16" and not onnx.on_gpu:
-                warnings.warn(
-                    f"precision='fp16' for {self.name!r} on the CPU: onnxruntime computes most ops in "
-                    "float32 around casts there (slower than fp32); fp16 pays off on CUDA.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            self._onnx = onnx
+            with _OPEN_LOCK:
+                if self._onnx is None:
+                    self._onnx = self._open()
         return self._onnx
+
+    def _open(self):
+        path, digest = type(self)._graph(self.precision)
+        if self.sha256 is not None and digest != self.sha256:
+            raise ValueError(
+                f"the {self.name} graph on this machine ({path}, sha256 {digest[:12]}...) is not "
+                f"the one this model was fitted with (sha256 {self.sha256[:12]}...); skavc "
+                "or its pretrained weights changed version."
+            )
+        self.sha256 = digest
+        onnx = OnnxEncoder(
+            path, device=self.device, batch_size=self.batch_size, sha256=digest,
+            n_threads=self.n_threads, name=self.name, io_binding=self.io_binding,
+            coalesce=self.coalesce,
+        )
+        if self.precision == "fp16" and not onnx.on_gpu:
+            warnings.warn(
+                f"precision='fp16' for {self.name!r} on the CPU: onnxruntime computes most ops in "
+                "float32 around casts there (slower than fp32); fp16 pays off on CUDA.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return onnx
 
     def prepare(self):
         """Build (or check) the graph now; returns its sha256."""
