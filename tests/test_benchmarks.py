@@ -36,6 +36,7 @@ def test_bench_encoders_prints_every_table():
     assert _value(out, "skavc ONNX fp32") > 0 and _value(out, "skavc ONNX fp16") > 0
     assert _value(out, "batch 8") > 0
     assert _value(out, "latency, one clip, ms") > 0
+    assert _value(out, "transform of mp4 files, n_jobs=1") > 0
     assert _value(out, "EfficientNet embedding, photo crops") > 0.999  # min cosine of fp16 to fp32
     if "torch not installed" not in out:
         assert _value(out, "PyTorch eager fp32") > 0
