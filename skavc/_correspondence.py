@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from threadpoolctl import threadpool_limits
 
 from ._head import Adam, init_head_params, project, train_epoch
-from ._inputs import check_collection, resolve_audio, resolve_clip, resolve_frames
+from ._inputs import check_collection, resolve_audio, resolve_frames, resolve_pair
 from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS, make_audio_encoder, make_visual_encoder
 from ._validation import check_sample_rate
 from .metrics import cross_modal_recall
@@ -337,13 +337,16 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
 
         return job
 
+    def _frame_sampler(self):
+        n = self.n_visual_frames
+        return lambda n_frames: sample_frame_indices(n_frames, n)
+
     def _visual_job(self, encoder):
         encode = self._cached(_encode_frames, encoder)
-        n = self.n_visual_frames
+        sampler = self._frame_sampler()
 
         def job(item, where):
-            frames = resolve_frames(item, sample_rate=self.audio_sample_rate, where=where)
-            frames = frames[sample_frame_indices(frames.shape[0], n)]
+            frames = resolve_frames(item, sample_rate=self.audio_sample_rate, where=where, frame_sampler=sampler)
             return encode(frames).mean(axis=0)
 
         return job
@@ -352,11 +355,12 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         """Pooled audio and visual encoder features of each clip, shapes (n, Fa) and (n, Fv)."""
         audio_encoder, visual_encoder = self._encoders()
         audio_job, visual_job = self._audio_job(audio_encoder), self._visual_job(visual_encoder)
-        sr, fps = audio_encoder.sample_rate, self.fps
+        sr, fps, sampler = audio_encoder.sample_rate, self.fps, self._frame_sampler()
 
         def job(item, where):
-            clip = resolve_clip(item, sample_rate=sr, fps=fps, where=where)
-            return audio_job(clip.audio, where), visual_job(clip.frames, where)
+            # Frames come sampled already; the visual job's sampler then keeps them all.
+            audio, frames = resolve_pair(item, sample_rate=sr, fps=fps, where=where, frame_sampler=sampler)
+            return audio_job(audio, where), visual_job(frames, where)
 
         t0 = time.perf_counter()
         pairs = self._map(job, X)

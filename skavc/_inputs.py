@@ -120,11 +120,33 @@ def resolve_audio(item, *, sample_rate, input_rate, where):
     return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).audio
 
 
-def resolve_frames(item, *, sample_rate, where):
-    """One item as uint8 frames (T, H, W, 3): a clip, pair, path or bare frame array."""
+def resolve_frames(item, *, sample_rate, where, frame_sampler=None):
+    """One item as uint8 frames (T, H, W, 3): a clip, pair, path or bare frame array.
+
+    With ``frame_sampler``, only the frames ``frame_sampler(T)`` picks (a video
+    file then has only those converted to RGB).
+    """
     if isinstance(item, np.ndarray) and item.ndim == 4:
-        return check_frames(item, name=where)
-    if isinstance(item, np.ndarray):
+        frames = check_frames(item, name=where)
+    elif isinstance(item, np.ndarray):
         raise ValueError(f"{where} must be frames of shape (T, H, W, 3); got shape {item.shape}")
-    # The frame rate is irrelevant here: only the frames of the clip are used.
-    return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).frames
+    elif frame_sampler is not None and isinstance(item, (str, os.PathLike)):
+        return resolve_pair(item, sample_rate=sample_rate, fps=25.0, where=where, frame_sampler=frame_sampler)[1]
+    else:
+        # The frame rate is irrelevant here: only the frames of the clip are used.
+        frames = resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).frames
+    return frames if frame_sampler is None else frames[frame_sampler(frames.shape[0])]
+
+
+def resolve_pair(item, *, sample_rate, fps, where, frame_sampler):
+    """One item's audio at ``sample_rate`` and the frames ``frame_sampler`` picks from it.
+
+    A video file is decoded with :func:`skavc.io.load_sampled`, which converts
+    only the picked frames to RGB; other items go through :func:`resolve_clip`.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        from .io import load_sampled
+
+        return load_sampled(item, frame_sampler, sample_rate=sample_rate)
+    clip = resolve_clip(item, sample_rate=sample_rate, fps=fps, where=where)
+    return clip.audio, clip.frames[frame_sampler(clip.n_frames)]

@@ -87,6 +87,12 @@ def test_video_files_are_decoded(fitted, clips, tmp_path):
     # A lossy round trip through H.264/AAC barely moves the embeddings.
     assert float(from_file[0, :16] @ from_memory[0, :16]) > 0.9
     assert float(from_file[0, 16:] @ from_memory[0, 16:]) > 0.9
+    # Files are decoded converting only the sampled frames: the same as decoding them whole.
+    from skavc.io import load_clip
+
+    decoded = load_clip(path, sample_rate=fitted.audio_sample_rate)
+    np.testing.assert_allclose(from_file, fitted.transform([decoded]), atol=1e-5)
+    np.testing.assert_allclose(fitted.transform_visual([str(path)]), fitted.transform_visual([decoded]), atol=1e-5)
 
 
 def test_partial_fit_streams_batches(clips, small_params):

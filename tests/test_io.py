@@ -84,6 +84,20 @@ def mp4(clip, tmp_path_factory):
     return save_clip(clip, tmp_path_factory.mktemp("io") / "clip.mp4")
 
 
+def test_load_sampled_equals_load_clip_then_indexing(mp4):
+    full = load_clip(mp4)
+    picks = []
+
+    def sampler(n_frames):
+        picks.append(n_frames)
+        return np.array([0, 7, n_frames - 1, 7])  # repeats are allowed
+
+    audio, frames = skio.load_sampled(mp4, sampler)
+    assert picks == [full.n_frames]
+    np.testing.assert_array_equal(frames, full.frames[[0, 7, full.n_frames - 1, 7]])
+    np.testing.assert_array_equal(audio, full.audio)
+
+
 # --------------------------------------------------------------------------- #
 # round trips
 # --------------------------------------------------------------------------- #
