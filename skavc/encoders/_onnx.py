@@ -284,14 +284,12 @@ class OnnxEncoder:
         size = bucket_size(n, self.effective_batch_size)
         if size > n:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in feed.items()}
-        binding, outputs = self._run_bound(feed, output_names)
-        # Device outputs are read back into fresh host arrays; CPU ones would be views of
-        # the reused buffers, so they are copied.
-        results = binding.copy_outputs_to_cpu() if self.on_gpu else [value.numpy().copy() for value in outputs]
+        # Fresh host arrays on every device (a CPU value's numpy() would be a view of the reused buffer).
+        results = self._run_bound(feed, output_names).copy_outputs_to_cpu()
         return [r[:n] for r in results] if size > n else results
 
     def _run_bound(self, feed, output_names):
-        """Run ``feed`` through this thread's ``IOBinding`` for its shapes; returns the bound output values.
+        """Run ``feed`` through this thread's ``IOBinding`` for its shapes; returns the binding.
 
         The first run with a shape allocates device inputs and lets onnxruntime
         allocate the outputs, which are then bound in their turn; later runs copy
@@ -310,7 +308,7 @@ class OnnxEncoder:
                 inputs[name].update_inplace(value)
             cache[key] = (binding, inputs, outputs)  # most recently used last
             self.session.run_with_iobinding(binding)
-            return binding, outputs
+            return binding
         binding = self.session.io_binding()
         inputs = {}
         for name, value in feed.items():
@@ -328,7 +326,7 @@ class OnnxEncoder:
         if len(cache) >= _MAX_BINDINGS:
             cache.pop(next(iter(cache)))
         cache[key] = (binding, inputs, outputs)
-        return binding, outputs
+        return binding
 
     def _run_coalesced(self, arrays, output_names):
         """Run ``arrays`` merged with other threads' pending calls of the same shape.
