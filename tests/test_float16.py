@@ -103,16 +103,23 @@ def test_fp16_on_cpu_warns():
 
 
 def test_estimator_fp16_embeddings_follow_fp32(clips, small_params, fitted):
+    import copy
+
     from skavc import AVCorrespondence
+
+    held_out = clips[N_TRAIN:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        # The same heads fed fp16 encoder outputs: embeddings barely move.
+        swapped = copy.deepcopy(fitted)
+        swapped.audio_encoder_ = _fp16(make_audio_encoder, "whisper-tiny")
+        swapped.visual_encoder_ = _fp16(make_visual_encoder, "efficientnet-lite0")
+        for transform in ("transform_audio", "transform_visual"):
+            cos = (getattr(swapped, transform)(held_out) * getattr(fitted, transform)(held_out)).sum(1)
+            assert cos.min() > 0.999, transform
+        # Heads trained on fp16 features: a different optimisation path from inputs ~1e-4
+        # apart, so embeddings differ more, while retrieval quality stays.
         model16 = AVCorrespondence(precision="fp16", **small_params).fit(clips[:N_TRAIN])
-        held_out = clips[N_TRAIN:]
         assert model16.visual_encoder_.precision == "fp16"
         assert model16.visual_encoder_.sha256 != fitted.visual_encoder_.sha256
-        for transform in ("transform_audio", "transform_visual"):
-            cos = (getattr(model16, transform)(held_out) * getattr(fitted, transform)(held_out)).sum(1)
-            # PCA whitening fitted on 60 clips magnifies the ~1e-4 feature differences
-            # along its weakest components: embeddings move, rankings barely.
-            assert np.median(cos) > 0.9, transform
         assert abs(model16.score(held_out) - fitted.score(held_out)) <= 0.15
