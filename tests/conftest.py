@@ -44,3 +44,23 @@ def fitted(clips, small_params):
     from skavc import AVCorrespondence
 
     return AVCorrespondence(**small_params).fit(clips[:N_TRAIN])
+
+
+def _load_benchmark_module(name):
+    """``benchmarks/<name>.py`` imported from its file (benchmarks/ is not a package); skips if absent."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"benchmarks/{name}.py is not in this checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """``benchmark_module("bench_head")``: a benchmark script imported as a module (the PyTorch references live there)."""
+    return _load_benchmark_module

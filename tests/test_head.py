@@ -46,28 +46,14 @@ def test_training_aligns_paired_rows():
     assert np.mean(sim.argmax(axis=1) == np.arange(64)) > 0.9
 
 
-def _bench_head_module():
-    """``benchmarks/bench_head.py``, home of the PyTorch reference of the heads (``TorchHead``)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_head.py"
-    if not path.exists():
-        pytest.skip("benchmarks/bench_head.py is not in this checkout")
-    spec = importlib.util.spec_from_file_location("bench_head", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("learn_temperature", [True, False])
 @pytest.mark.parametrize("hidden_units", [None, 7])
-def test_torch_reference_takes_the_same_steps(hidden_units, learn_temperature, dtype):
+def test_torch_reference_takes_the_same_steps(hidden_units, learn_temperature, dtype, benchmark_module):
     """The benchmark's PyTorch reference is the same computation: same losses, same parameters
     after each Adam step on the same minibatches (float64 to rounding, float32 to its precision)."""
     torch = pytest.importorskip("torch")
-    bench = _bench_head_module()
+    bench = benchmark_module("bench_head")
     rng = np.random.RandomState(0)
     A, V = rng.normal(size=(40, 6)), rng.normal(size=(40, 5))
     init = init_head_params(6, 5, 4, hidden_units, 0.2, rng)

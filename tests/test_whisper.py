@@ -388,24 +388,10 @@ def test_encoder_matches_ctranslate2_30s(encoder, ct2_whisper, mel30):
     assert err.mean() <= 1e-5, err.mean()
 
 
-def _reference_models():
-    """``benchmarks/_reference_models.py``, home of the benchmarks' PyTorch reference encoders."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_reference_models.py"
-    if not path.exists():
-        pytest.skip("benchmarks/_reference_models.py is not in this checkout")
-    spec = importlib.util.spec_from_file_location("_reference_models", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_torch_reference_is_the_same_network(encoder, model_dir, weights, speech30):
+def test_torch_reference_is_the_same_network(encoder, model_dir, weights, speech30, benchmark_module):
     """The benchmark's PyTorch eager encoder computes what the ONNX graph computes."""
     torch = pytest.importorskip("torch")
-    module = _reference_models().whisper_encoder_torch(model_dir)
+    module = benchmark_module("_reference_models").whisper_encoder_torch(model_dir)
     mel = np.stack([whisper_log_mel(speech30[: 2 * SR]), whisper_log_mel(speech30[SR : 3 * SR])])
     with torch.inference_mode():
         t_mid, t_final = (t.numpy() for t in module(torch.from_numpy(mel)))
