@@ -474,6 +474,11 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         standardisation and whitening, which later calls keep (so the heads'
         inputs do not drift): make the first batch representative.
 
+        Only the correspondence heads learn here: the sync and localisation
+        heads (``sync=True``, ``localization=True``) are trained by :meth:`fit`,
+        and without them :meth:`predict_offset` and :meth:`localize` use their
+        training-free methods (``method="auto"``).
+
         Parameters
         ----------
         X : sequence of AVClip, (audio, frames) pairs or video paths, length >= 2
