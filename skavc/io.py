@@ -32,7 +32,7 @@ from av.video.reformatter import VideoReformatter
 from ._clip import AVClip
 from ._validation import check_positive, check_sample_rate
 
-__all__ = ["load_clip", "save_clip"]
+__all__ = ["load_clip", "load_sampled", "save_clip"]
 
 # Extra audio (seconds) decoded on each side of the requested span so the
 # resampler's edge transients fall outside the samples we keep.
