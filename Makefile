@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/skavc demo
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q tests
 
 clean:

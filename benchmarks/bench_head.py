@@ -65,7 +65,7 @@ def make_pairs(n, n_audio, n_visual, seed=0, n_latent=16):
 
 
 def minibatches(n, batch_size, rng):
-    """Index arrays of one epoch's minibatches, as ``skavc._head.train_epoch`` draws them."""
+    """Index arrays of one epoch's minibatches, as ``skavc._training.train_epoch`` draws them."""
     order = rng.permutation(n)
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] < 2:
@@ -176,7 +176,8 @@ def as_dtype(params, dtype):
 
 
 def bench_n(n, n_audio, n_visual, args, torch_dtype):
-    from skavc._head import Adam, init_head_params, train_epoch
+    from skavc._head import init_head_params
+    from skavc._training import Adam, train_epoch
 
     A, V = make_pairs(n, n_audio, n_visual, seed=n)
     hidden = args.hidden_units if args.head == "mlp" else None

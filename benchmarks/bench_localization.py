@@ -3,7 +3,7 @@
 Fits ``AVCorrespondence`` with the localisation head on ``--n-train`` clips of
 ``make_av_clips`` (two silent distractors per clip), then localises the sounding
 object in every frame of ``--n-test`` held-out clips and scores the maps against
-``truth.source_masks`` (skavc._localization_metrics). The confidence is scored as
+``truth.source_masks`` (skavc.metrics). The confidence is scored as
 a detector of "a visible source is sounding" on the real held-out clips against
 the same clips with silent audio, with audio from another held-out clip
 (off-screen sound) and with a still picture (the first frame repeated).
@@ -21,23 +21,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from skavc import AVClip, AVCorrespondence
-from skavc._localization_metrics import auc_ciou, ciou
 from skavc.datasets import make_av_clips
-from skavc.localization import LocalizationMixin
-
-
-def _model_class():
-    """The estimator with localisation: the integrated one, or a local stand-in until then."""
-    if "localization" in AVCorrespondence().get_params():
-        return AVCorrespondence, {"localization": True}
-
-    class _LocalizingAVCorrespondence(LocalizationMixin, AVCorrespondence):
-        def fit(self, X, y=None, epochs=None):
-            super().fit(X, y, epochs=epochs)
-            self._fit_localization(X, self._rng)
-            return self
-
-    return _LocalizingAVCorrespondence, {}
+from skavc.metrics import auc_ciou, ciou
 
 
 def centre_prior(shape, sigma_frac=0.12):
@@ -65,12 +50,14 @@ def _auroc(real, other):
 
 def _fusion_table(model, test, masks):
     """cIoU of each fusion rule on the same evidence (refined), for the record in docs/benchmarks.md."""
-    from skavc.localization import _FUSIONS, evidence_to_maps, fuse_evidence, refine_shape, synchrony_evidence
+    from skavc.localization import (FUSIONS, evidence_to_maps, fuse_evidence, learned_clip_evidence,
+                                    refine_shape, synchrony_evidence)
 
-    learned_job = model._learned_evidence_job()
-    evidence = [(learned_job(c), synchrony_evidence(c.audio, c.sample_rate, c.frames, c.fps)) for c in test]
+    context = model._context()
+    evidence = [(learned_clip_evidence(context, model.localization_head_, model._embed_audio_features, c),
+                 synchrony_evidence(c.audio, c.sample_rate, c.frames, c.fps)) for c in test]
     print(f"{'fusion rule':<16}{'cIoU@0.5':>10}{'mean cIoU':>11}{'AUC':>8}")
-    for how in _FUSIONS:
+    for how in FUSIONS:
         fused = []
         for clip, (L, S) in zip(test, evidence):
             shape, confidence = fuse_evidence(L, S, how)
@@ -99,7 +86,7 @@ def main(argv=None):
     masks = truth.source_masks[args.n_train :]
     t_gen = time.perf_counter() - t0
 
-    Model, extra = _model_class()
+    Model, extra = AVCorrespondence, {"localization": True}
     with tempfile.TemporaryDirectory(prefix="skavc-bench-") as cache:
         # Encoder outputs cached for the run: each method and variant re-reads, not re-encodes.
         model = Model(random_state=args.seed, verbose=args.verbose, memory=joblib.Memory(cache, verbose=0), **extra)

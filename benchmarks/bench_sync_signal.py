@@ -1,8 +1,8 @@
-"""Training-free synchronisation (skavc._sync_signal) on generated clips: accuracy and confidence.
+"""Training-free synchronisation (skavc.sync._signal) on generated clips: accuracy and confidence.
 
     python benchmarks/bench_sync_signal.py [--n-clips 100] [--duration 4] [--n-jobs 2]
 
-For each condition (fps, camera shake, audio noise) and method ("gcc": whitened onset flux
+For each condition (fps, camera shake, audio noise) and method ("signal": whitened onset flux
 against compensated motion energy; "naive": RMS envelope against mean absolute frame
 difference, plain normalised cross-correlation) it prints the share of clips within one frame
 and within 0.1 s of the true offset, the mean absolute error, and the AUROC of the confidence
@@ -18,8 +18,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 
-from skavc._sync_signal import (SYNC_CONFIDENCE_THRESHOLD, estimate_offset, sync_accuracy,
-                                sync_mean_absolute_error)
+from skavc.metrics import sync_accuracy, sync_mean_absolute_error
+from skavc.sync._signal import SYNC_CONFIDENCE_THRESHOLD, estimate_offset
 from skavc.datasets import make_av_clips
 
 CONDITIONS = [
@@ -60,7 +60,7 @@ def main():
         clips, truth = make_av_clips(n_clips=args.n_clips, duration=args.duration, offset_range=(-1, 1),
                                      random_state=0, **kw)
         fps = clips[0].fps
-        for method in ("gcc", "naive"):
+        for method in ("signal", "naive"):
             res = _run(clips, method, args.n_jobs)
             est, conf = res[:, 0, 0], res[:, :, 1]
             y = truth.offsets

@@ -4,8 +4,16 @@ from ._clip import AVClip
 from ._correspondence import AVCorrespondence
 from ._inputs import pair_clips
 from .index import EmbeddingIndex
-from .io import load_clip, save_clip
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = ["AVClip", "AVCorrespondence", "EmbeddingIndex", "load_clip", "pair_clips", "save_clip", "__version__"]
+
+
+def __getattr__(name):
+    # Decoding needs PyAV (and resampling librosa): imported on first use, not by `import skavc`.
+    if name in ("load_clip", "save_clip"):
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

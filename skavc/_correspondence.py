@@ -1,66 +1,24 @@
 """`AVCorrespondence`: frozen pretrained encoders plus a trainable projection head."""
 
-import os
-import time
-from functools import lru_cache
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.decomposition import PCA
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_memory
-from threadpoolctl import threadpool_limits
+from sklearn.utils.validation import check_is_fitted
 
-from ._head import Adam, init_head_params, project, train_epoch
-from ._inputs import check_collection, resolve_audio, resolve_frames, resolve_pair
-from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS, make_audio_encoder, make_visual_encoder
-from ._validation import check_sample_rate
+from . import localization, retrieval, sync
+from ._encoding import EncodingContext, encoder_threads, make_encoder
+from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
+from ._inputs import check_collection
+from ._training import Adam, progress_logger, run_epochs, train_epoch
+from ._validation import check_int, check_sample_rate
+from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS
 from .metrics import cross_modal_recall
-from .localization import LocalizationMixin
-from .retrieval import RetrievalMixin
-from .sync import SyncMixin
 
 
-@lru_cache(maxsize=8)
-def _shared_encoder(kind, name, device, n_threads, precision):
-    # Clones made by GridSearchCV share one onnxruntime session per encoder.
-    make = make_audio_encoder if kind == "audio" else make_visual_encoder
-    encoder = make(name, device=device, n_threads=n_threads, precision=precision)
-    encoder.prepare()
-    return encoder
-
-
-def _encode_audio(audio, encoder, encoder_key):
-    """Time-resolved features of one waveform (``encoder_key`` keys the cache)."""
-    return encoder.encode(audio)
-
-
-def _encode_frames(frames, encoder, encoder_key):
-    """Per-frame features of uint8 frames (``encoder_key`` keys the cache)."""
-    return encoder.encode(frames)
-
-
-def sample_frame_indices(n_frames, n_samples):
-    """``n_samples`` indices spread evenly over ``n_frames`` frames (centres of equal segments)."""
-    if n_frames <= n_samples:
-        return np.arange(n_frames)
-    return np.floor((np.arange(n_samples) + 0.5) * n_frames / n_samples).astype(int)
-
-
-def _make_preprocessor(n_components, shape):
-    """Standardise, then PCA-whiten to ``n_components`` (capped by what the data can support)."""
-    if n_components is None:
-        return make_pipeline(StandardScaler())
-    k = max(1, min(n_components, shape[0] - 1, shape[1]))
-    return make_pipeline(StandardScaler(), PCA(n_components=k, whiten=True, random_state=0))
-
-
-class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, TransformerMixin, BaseEstimator):
+class AVCorrespondence(TransformerMixin, BaseEstimator):
     """Audio-visual correspondence in one shared, L2-normalised embedding space.
 
     Frozen pretrained encoders (ONNX graphs run by onnxruntime) turn a clip's
@@ -70,12 +28,16 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
 
     Parameters
     ----------
-    audio_encoder : {"whisper-tiny", "effnet-mel"}, default="whisper-tiny"
+    audio_encoder : {"whisper-tiny", "effnet-mel"} or encoder object, default="whisper-tiny"
         Pretrained audio encoder. "whisper-tiny": the Whisper tiny.en encoder
         (a middle and the final layer, mean-pooled over time). "effnet-mel":
-        ImageNet EfficientNet-Lite0 on log-mel images.
-    visual_encoder : {"efficientnet-lite0"}, default="efficientnet-lite0"
-        Pretrained visual encoder, applied to ``n_visual_frames`` frames per clip.
+        ImageNet EfficientNet-Lite0 on log-mel images. Or a user's own ONNX
+        export described by :class:`skavc.encoders.OnnxAudioEncoder` (e.g. a CLAP
+        audio tower; docs/encoders.md).
+    visual_encoder : {"efficientnet-lite0"} or encoder object, default="efficientnet-lite0"
+        Pretrained visual encoder, applied to ``n_visual_frames`` frames per clip,
+        or a :class:`skavc.encoders.OnnxVisualEncoder` (e.g. ImageBind's vision
+        tower). Localisation needs one with a spatial feature map.
     embedding_dim : int, default=128
         Width of the shared embedding space.
     n_components : int or None, default=32
@@ -167,8 +129,8 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
     """
 
     _parameter_constraints = {
-        "audio_encoder": [StrOptions(set(AUDIO_ENCODERS))],
-        "visual_encoder": [StrOptions(set(VISUAL_ENCODERS))],
+        "audio_encoder": [StrOptions(set(AUDIO_ENCODERS)), HasMethods(["encode", "for_runtime"])],
+        "visual_encoder": [StrOptions(set(VISUAL_ENCODERS)), HasMethods(["encode", "for_runtime"])],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "head": [StrOptions({"linear", "mlp"})],
@@ -250,7 +212,9 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
     @property
     def audio_sample_rate(self):
         """Sample rate (Hz) the audio encoder expects; other rates are resampled to it."""
-        return AUDIO_ENCODERS[self.audio_encoder].sample_rate
+        if isinstance(self.audio_encoder, str):
+            return AUDIO_ENCODERS[self.audio_encoder].sample_rate
+        return self.audio_encoder.sample_rate  # a user's encoder object (skavc.encoders.OnnxAudioEncoder)
 
     @property
     def video_frame_rate(self):
@@ -258,133 +222,35 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         return float(self.fps)
 
     # -- encoding ---------------------------------------------------------------------
-    def _log(self, level, message):
-        if self.verbose >= level:
+    def _log(self, message):
+        if self.verbose:
             print(f"[{type(self).__name__}] {message}", flush=True)
-
-    def _n_threads(self):
-        n_jobs = effective_n_jobs(self.n_jobs)
-        return None if n_jobs == 1 else max(1, (os.cpu_count() or 1) // n_jobs)
 
     def _encoders(self):
         """Fitted encoders when there are any, else fresh shared ones for the current parameters."""
         if hasattr(self, "audio_encoder_"):
             return self.audio_encoder_, self.visual_encoder_
-        n_threads = self._n_threads()
-        return (
-            _shared_encoder("audio", self.audio_encoder, self.device, n_threads, self.precision),
-            _shared_encoder("visual", self.visual_encoder, self.device, n_threads, self.precision),
-        )
+        runtime = dict(device=self.device, n_threads=encoder_threads(self.n_jobs), precision=self.precision)
+        return (make_encoder("audio", self.audio_encoder, **runtime),
+                make_encoder("visual", self.visual_encoder, **runtime))
 
-    def _cached(self, func, encoder):
-        """``func(x, encoder, key)`` as ``encode(x)``, cached by ``x``'s content when ``memory`` is set.
-
-        The encoder object is not hashed; its name and graph sha256 (the key) are.
-        """
-        cached = check_memory(self.memory).cache(func, ignore=["encoder"])
-        key = (encoder.name, encoder.sha256)
-        return lambda x: cached(x, encoder, key)
-
-    def _map(self, func, items):
-        """``[func(item, where) ...]``, in parallel when ``n_jobs`` or a joblib backend asks for it.
-
-        Under ``joblib.parallel_backend(...)`` / ``parallel_config(backend=...)`` (dask,
-        ray, loky...) the jobs always go through ``Parallel`` without a ``prefer``
-        hint, so the user's backend decides where they run even with ``n_jobs=None``
-        (a one-thread dask cluster included), in chunks of clips.
-        """
-        from joblib import parallel
-
-        # joblib >= 1.3 keeps the context's backend here (unset: a `default(None)` sentinel);
-        # joblib's sequential backend, set in its workers for nested calls, asks for none.
-        backend = (getattr(parallel._backend, "config", None) or {}).get("backend")
-        user_backend = isinstance(backend, parallel.ParallelBackendBase) and not isinstance(
-            backend, parallel.SequentialBackend
-        )
-        items = list(items)
-        verbose = max(0, self.verbose - 1)
-        # numpy's BLAS threads spin after each call and take the cores of the onnxruntime run
-        # that follows (a BLAS matmul in the Whisper log-mel made it 1.4x slower on 2 cores).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._map_items(func, items, user_backend, verbose)
-
-    def _map_items(self, func, items, user_backend, verbose):
-        if user_backend:
-            # Clips travel in chunks: each task unpickles the encoders and opens their
-            # onnxruntime sessions (~1 s), which one task per clip would pay per clip.
-            # ~4 chunks per worker balance the load; at most 64 clips keep results small.
-            size = max(1, min(64, -(-len(items) // (4 * effective_n_jobs(self.n_jobs)))))
-
-            def run_chunk(start, chunk):
-                return [func(item, f"X[{start + j}]") for j, item in enumerate(chunk)]
-
-            chunks = Parallel(n_jobs=self.n_jobs, verbose=verbose)(
-                delayed(run_chunk)(lo, items[lo : lo + size]) for lo in range(0, len(items), size)
-            )
-            return [result for chunk in chunks for result in chunk]
-        if effective_n_jobs(self.n_jobs) == 1:
-            return [func(item, f"X[{i}]") for i, item in enumerate(items)]
-        jobs = (delayed(func)(item, f"X[{i}]") for i, item in enumerate(items))
-        return Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose)(jobs)
-
-    def _audio_job(self, encoder):
-        encode = self._cached(_encode_audio, encoder)
-        sr = encoder.sample_rate
-
-        def job(item, where, input_rate=None):
-            audio = resolve_audio(item, sample_rate=sr, input_rate=input_rate or sr, where=where)
-            return encode(audio).mean(axis=0)
-
-        return job
-
-    def _frame_sampler(self):
-        n = self.n_visual_frames
-        return lambda n_frames: sample_frame_indices(n_frames, n)
-
-    def _visual_job(self, encoder):
-        encode = self._cached(_encode_frames, encoder)
-        sampler = self._frame_sampler()
-
-        def job(item, where):
-            frames = resolve_frames(item, sample_rate=self.audio_sample_rate, where=where, frame_sampler=sampler)
-            return encode(frames).mean(axis=0)
-
-        return job
+    def _context(self):
+        """The :class:`~skavc._encoding.EncodingContext` every task works through."""
+        return EncodingContext(*self._encoders(), fps=self.fps, memory=self.memory, n_jobs=self.n_jobs,
+                               verbose=self.verbose, log=self._log)
 
     def _pair_features(self, X):
         """Pooled audio and visual encoder features of each clip, shapes (n, Fa) and (n, Fv)."""
-        audio_encoder, visual_encoder = self._encoders()
-        audio_job, visual_job = self._audio_job(audio_encoder), self._visual_job(visual_encoder)
-        sr, fps, sampler = audio_encoder.sample_rate, self.fps, self._frame_sampler()
+        return self._context().pooled(X, self.n_visual_frames)
 
-        def job(item, where):
-            # Frames come sampled already; the visual job's sampler then keeps them all.
-            audio, frames = resolve_pair(item, sample_rate=sr, fps=fps, where=where, frame_sampler=sampler)
-            return audio_job(audio, where), visual_job(frames, where)
-
-        t0 = time.perf_counter()
-        pairs = self._map(job, X)
-        self._log(1, f"encoded {len(X)} clips in {time.perf_counter() - t0:.1f} s")
-        A = np.stack([p[0] for p in pairs]).astype(np.float64)
-        V = np.stack([p[1] for p in pairs]).astype(np.float64)
-        return A, V
-
-    def _audio_features(self, X, sample_rate=None):
-        audio_encoder, _ = self._encoders()
-        job = self._audio_job(audio_encoder)
-        input_rate = None if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
-        X = check_collection(X)
-        return np.stack(self._map(lambda item, where: job(item, where, input_rate), X)).astype(np.float64)
-
-    def _visual_features(self, X):
-        _, visual_encoder = self._encoders()
-        X = check_collection(X)
-        return np.stack(self._map(self._visual_job(visual_encoder), X)).astype(np.float64)
+    def _embed_audio_features(self, A):
+        """Unit-norm audio embeddings of pooled audio encoder features (n, Fa), float64."""
+        return project(self.head_params_, self.audio_preprocessor_.transform(A), "audio")
 
     # -- training ---------------------------------------------------------------------
     def _fit_preprocessors(self, A, V):
-        self.audio_preprocessor_ = _make_preprocessor(self.n_components, A.shape).fit(A)
-        self.visual_preprocessor_ = _make_preprocessor(self.n_components, V.shape).fit(V)
+        self.audio_preprocessor_ = make_preprocessor(self.n_components, A.shape).fit(A)
+        self.visual_preprocessor_ = make_preprocessor(self.n_components, V.shape).fit(V)
 
     def _initialise(self, A, V):
         self.audio_encoder_, self.visual_encoder_ = self._encoders()
@@ -399,7 +265,8 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         # The head trains and projects in the dtype of its weights: float32 is about twice as
         # fast as float64 (benchmarks/bench_head.py) and moves embeddings by < 1e-4.
         self.head_params_ = {k: v.astype(np.float32) if v.ndim else v for k, v in params.items()}
-        self.optimizer_ = Adam(self.head_params_, learning_rate=self.learning_rate)
+        self.optimizer_ = Adam(self.head_params_, learning_rate=self.learning_rate,
+                               bounds={"log_temperature": LOG_TEMPERATURE_BOUNDS})
         self.loss_curve_ = []
         self.n_iter_ = 0
 
@@ -407,20 +274,15 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         A = self.audio_preprocessor_.transform(A)
         V = self.visual_preprocessor_.transform(V)
         batch_size = min(self.batch_size, A.shape[0])
-        t0 = time.perf_counter()
-        for epoch in range(epochs):
-            loss = train_epoch(
-                self.head_params_, self.optimizer_, A, V, batch_size, self._rng,
-                learn_temperature=self.learn_temperature, alpha=self.alpha,
-            )
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"the InfoNCE loss diverged at epoch {self.n_iter_ + 1}; lower learning_rate"
-                )
-            self.loss_curve_.append(loss)
-            self.n_iter_ += 1
-            if self.verbose >= 2 or (self.verbose and (epoch + 1) % 10 == 0):
-                self._log(1, f"epoch {self.n_iter_}: loss {loss:.4f} ({time.perf_counter() - t0:.1f} s)")
+
+        def epoch():
+            return train_epoch(self.head_params_, self.optimizer_, A, V, batch_size, self._rng,
+                               learn_temperature=self.learn_temperature, alpha=self.alpha)
+
+        losses = run_epochs(epoch, epochs, first_epoch=self.n_iter_ + 1, what="InfoNCE loss",
+                            log=progress_logger(self.verbose, self._log))
+        self.loss_curve_.extend(losses)
+        self.n_iter_ += len(losses)
         self.temperature_ = float(np.exp(self.head_params_["log_temperature"]))
 
     @staticmethod
@@ -449,8 +311,7 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         -------
         self : AVCorrespondence
         """
-        if epochs is not None and (not isinstance(epochs, Integral) or epochs < 1):
-            raise ValueError(f"epochs must be a positive integer; got {epochs!r}")
+        epochs = check_int(epochs, name="epochs", minimum=1, allow_none=True)
         X = self._check_n_pairs(X)
         for attr in ("audio_encoder_", "visual_encoder_"):
             self.__dict__.pop(attr, None)  # refit with the current encoder parameters
@@ -460,10 +321,14 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         self._train(A, V, self.epochs if epochs is None else epochs)
         self.__dict__.pop("sync_head_", None)
         if self.sync:
-            self._fit_sync(X, self._rng)
+            self.sync_head_ = sync.fit_sync_head(
+                self._context(), X, epochs=self.sync_epochs, rng=self._rng, learning_rate=self.learning_rate,
+                alpha=self.alpha, log=progress_logger(self.verbose, self._log, "sync"))
         self.__dict__.pop("localization_head_", None)
         if self.localization:
-            self._fit_localization(X, self._rng)
+            self.localization_head_ = localization.fit_localization_head(
+                self._context(), X, self._embed_audio_features, rng=self._rng, alpha=self.alpha,
+                log=progress_logger(self.verbose, self._log, "localisation"))
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -515,8 +380,9 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
             L2-normalised rows.
         """
         check_is_fitted(self, "head_params_")
-        A = self.audio_preprocessor_.transform(self._audio_features(X, sample_rate))
-        return project(self.head_params_, A, "audio").astype(np.float32)
+        input_rate = None if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
+        A = self._context().pooled_audio(check_collection(X), input_rate)
+        return self._embed_audio_features(A).astype(np.float32)
 
     def transform_visual(self, X):
         """Visual embeddings.
@@ -531,13 +397,13 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
             L2-normalised rows.
         """
         check_is_fitted(self, "head_params_")
-        V = self.visual_preprocessor_.transform(self._visual_features(X))
-        return project(self.head_params_, V, "visual").astype(np.float32)
+        V = self._context().pooled_visual(check_collection(X), self.n_visual_frames)
+        return project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float32)
 
     def _embed_pairs(self, X):
         check_is_fitted(self, "head_params_")
         A, V = self._pair_features(check_collection(X))
-        Ea = project(self.head_params_, self.audio_preprocessor_.transform(A), "audio")
+        Ea = self._embed_audio_features(A)
         Ev = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual")
         return Ea.astype(np.float32), Ev.astype(np.float32)
 
@@ -599,6 +465,143 @@ class AVCorrespondence(LocalizationMixin, RetrievalMixin, SyncMixin, Transformer
         X = self._check_n_pairs(X)
         a2v, v2a = cross_modal_recall(*self._embed_pairs(X), k=1)
         return 0.5 * (a2v + v2a)
+
+    # -- tasks (each delegates to its module) -----------------------------------------
+    def sync_curve(self, X, method="auto"):
+        """Score of every candidate offset, per clip.
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+        method : {"auto", "learned", "signal", "naive"}, default="auto"
+            "learned" uses the sync head trained by ``fit`` with ``sync=True``;
+            "signal" the training-free motion/onset correlation (usable before
+            any fit); "naive" plain energy cross-correlation (a baseline);
+            "auto" is "learned" when a sync head was trained, else "signal".
+
+        Returns
+        -------
+        curves : list of (offsets, scores)
+            Per clip, ``offsets`` (seconds, positive = audio ahead, within
+            ``max_offset``) and their ``scores`` (higher = better aligned),
+            both of shape (n_offsets,).
+        """
+        X = check_collection(X)
+        method = sync.resolve_method(method, getattr(self, "sync_head_", None))
+        return sync.sync_curves(self._context(), X, method, sync_head=getattr(self, "sync_head_", None),
+                                max_offset=self.max_offset)
+
+    def predict_offset(self, X, return_confidence=False, method="auto"):
+        """Audio-visual offset of each clip, in seconds (positive = audio ahead of video).
+
+        The best offset within ``max_offset`` is refined between grid points
+        by parabolic interpolation of the sync curve.
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+        return_confidence : bool, default=False
+            Also return a confidence per clip.
+        method : {"auto", "learned", "signal", "naive"}, default="auto"
+            See :meth:`sync_curve`.
+
+        Returns
+        -------
+        offsets : ndarray of shape (n_clips,)
+        confidence : ndarray of shape (n_clips,), only when ``return_confidence``
+            In [0, 1], from how far the curve's peak stands above the rest of
+            it: 0 for a flat curve (silence, static frames); above
+            :data:`skavc.sync.SYNC_CONFIDENCE_THRESHOLD` the estimate can be
+            trusted (docs/benchmarks.md, "Synchronisation", says how it was measured).
+        """
+        offsets, confidence = sync.offsets_from_curves(self.sync_curve(X, method=method))
+        return (offsets, confidence) if return_confidence else offsets
+
+    def localize(self, X, method="auto", return_confidence=False, refine=True):
+        """Where the sound comes from, as a heat map per frame.
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+        method : {"auto", "learned", "synchrony", "fused"}, default="auto"
+            "synchrony": training-free, pixels whose change over time follows
+            the audio's (usable before any fit); "learned": the spatial head
+            trained by ``fit`` with ``localization=True``, scored against the
+            audio embedding of the two seconds around each frame; "fused":
+            the synchrony map weighted by the learned one, with the synchrony
+            confidence (:func:`skavc.localization.fuse_evidence`); "auto" is "fused" when a
+            localisation head was trained, else "synchrony".
+        return_confidence : bool, default=False
+            Also return a per-frame confidence that a visible source is there.
+        refine : bool, default=True
+            Sharpen each frame's map to the outline of what the frame shows
+            there (:func:`skavc.localization.refine_shape`, a colour segmentation seeded by the map).
+
+        Returns
+        -------
+        maps : list of ndarray of shape (T, H, W), float32
+            Per clip, at the frames' own size and in [0, 1]: the frame's
+            confidence times the source's shape, never renormalised per frame.
+            A pixel is the sound's source when its value is >=
+            :data:`skavc.localization.SOURCE_THRESHOLD` (0.5); silence, sound from off screen or
+            a still picture leave every pixel below it.
+        confidence : list of ndarray of shape (T,), only when ``return_confidence``
+            Per clip, each frame's largest map value, in [0, 1]: >= 0.5 means
+            a sound source is visible in that frame.
+        """
+        X = check_collection(X)
+        head = getattr(self, "localization_head_", None)
+        method = localization.resolve_method(method, head)
+        results = localization.localize_clips(
+            self._context(), X, method, localization_head=head, embed_audio=self._embed_audio_features,
+            refine=bool(refine))
+        maps = [r[0] for r in results]
+        return (maps, [r[1] for r in results]) if return_confidence else maps
+
+    def retrieve_visuals(self, audio, visual_database, top_k=10, sample_rate=None):
+        """Videos whose pictures best fit a sound.
+
+        Parameters
+        ----------
+        audio : ndarray of shape (n_samples,), AVClip, (audio, frames) pair, path, or a list of those
+            One query, or a list of queries (a batch).
+        visual_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, or sequence of clips
+            Visual embeddings (:meth:`transform_visual`), an index of them, or
+            clips / frame arrays / paths to embed.
+        top_k : int, default=10
+            Matches per query (all items when the database is smaller).
+        sample_rate : int or None, default=None
+            Rate of bare query waveforms; None means ``audio_sample_rate``.
+
+        Returns
+        -------
+        matches : list of (int, float), or a list of such lists for a batch
+            Database index and cosine similarity, best first.
+        """
+        return retrieval.retrieve(audio, visual_database, top_k, modality="audio",
+                                  embed_query=lambda items: self.transform_audio(items, sample_rate=sample_rate),
+                                  embed_database=self.transform_visual)
+
+    def retrieve_audio(self, frames, audio_database, top_k=10):
+        """Sounds that best fit a video's pictures.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (T, H, W, 3) uint8, AVClip, (audio, frames) pair, path, or a list of those
+            One query, or a list of queries (a batch).
+        audio_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, or sequence of clips
+            Audio embeddings (:meth:`transform_audio`), an index of them, or
+            clips / waveforms (at ``audio_sample_rate``) / paths to embed.
+        top_k : int, default=10
+            Matches per query (all items when the database is smaller).
+
+        Returns
+        -------
+        matches : list of (int, float), or a list of such lists for a batch
+            Database index and cosine similarity, best first.
+        """
+        return retrieval.retrieve(frames, audio_database, top_k, modality="visual",
+                                  embed_query=self.transform_visual, embed_database=self.transform_audio)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

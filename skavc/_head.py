@@ -8,15 +8,39 @@ estimator can pickle them and Adam can update them uniformly.
 
 Everything computes in the dtype of the head weights: float64 as
 :func:`init_head_params` returns them, or float32 when the caller casts the
-parameters (before creating the :class:`Adam` optimiser), which roughly halves
+parameters (before creating the :class:`skavc._training.Adam` optimiser), which roughly halves
 the time of the matrix products and of the Adam update on wide heads. Inputs
-are cast to that dtype minibatch by minibatch.
+are cast to that dtype minibatch by minibatch. The optimiser and the training loop are in
+:mod:`skavc._training`.
 """
 
 import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-_MIN_LOG_TEMPERATURE = np.log(0.01)
-_MAX_LOG_TEMPERATURE = np.log(1.0)
+#: Range a learnt log temperature is kept in (temperature 0.01 to 1), as the optimiser's bounds.
+LOG_TEMPERATURE_BOUNDS = (float(np.log(0.01)), float(np.log(1.0)))
+
+
+def make_preprocessor(n_components, shape):
+    """Standardise, then PCA-whiten to ``n_components`` (capped by what data of ``shape`` supports).
+
+    Parameters
+    ----------
+    n_components : int or None
+        None only standardises.
+    shape : (int, int)
+        ``(n_samples, n_features)`` of the data it will be fitted on.
+
+    Returns
+    -------
+    preprocessor : Pipeline (unfitted)
+    """
+    if n_components is None:
+        return make_pipeline(StandardScaler())
+    k = max(1, min(n_components, shape[0] - 1, shape[1]))
+    return make_pipeline(StandardScaler(), PCA(n_components=k, whiten=True, random_state=0))
 
 
 def init_head_params(n_audio_features, n_visual_features, embedding_dim, hidden_units, temperature, rng):
@@ -37,7 +61,7 @@ def init_head_params(n_audio_features, n_visual_features, embedding_dim, hidden_
     Returns
     -------
     params : dict of str to ndarray (float64)
-        Cast every value to float32 (before creating :class:`Adam`) to train
+        Cast every value to float32 (before creating the optimiser) to train
         and project in float32.
     """
     params = {}
@@ -212,94 +236,3 @@ def infonce_loss_and_grads(params, A, V, learn_temperature=True, alpha=0.0):
                 loss += 0.5 * alpha * float(np.vdot(W, W))
                 grads[key] += alpha * W
     return float(loss), grads
-
-
-class Adam:
-    """Adam (Kingma and Ba, 2015) over a dict of arrays; its state pickles with the estimator.
-
-    Large arrays (weight matrices) and their moments are updated in place, through
-    scratch buffers kept between steps, with the same arithmetic as the expression
-    used for small ones: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g g``,
-    ``p = p - lr_t m / (sqrt(v) + eps)``. A parameter that cannot be updated in place
-    (a 0-d log temperature, a read-only memory map) is replaced by the update.
-    """
-
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
-        self.learning_rate = learning_rate
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
-        self.t = 0
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_scratch", None)  # scratch space, rebuilt on the next step
-        return state
-
-    def _buffers(self, g):
-        """Two scratch arrays shaped like ``g``, views of buffers kept between steps."""
-        scratch = self.__dict__.setdefault("_scratch", {})
-        bufs = scratch.get(g.dtype)
-        if bufs is None or bufs[0].size < g.size:
-            bufs = scratch[g.dtype] = (np.empty(g.size, g.dtype), np.empty(g.size, g.dtype))
-        return bufs[0][: g.size].reshape(g.shape), bufs[1][: g.size].reshape(g.shape)
-
-    def step(self, params, grads):
-        """Update ``params`` in place."""
-        self.t += 1
-        # Python floats: numpy scalars would promote float32 parameters to float64.
-        b1, b2, eps = float(self.beta1), float(self.beta2), float(self.epsilon)
-        lr_t = float(self.learning_rate * np.sqrt(1 - b2**self.t) / (1 - b1**self.t))
-        for key, g in grads.items():
-            m, v, p = self.m[key], self.v[key], params[key]
-            if getattr(g, "size", 0) < _IN_PLACE_MIN_SIZE or not (
-                _in_place_ok(p, g) and _in_place_ok(m, g) and _in_place_ok(v, g)
-            ):
-                self.m[key] = m = b1 * m + (1 - b1) * g
-                self.v[key] = v = b2 * v + (1 - b2) * g * g
-                params[key] = p - lr_t * m / (np.sqrt(v) + eps)
-                continue
-            t1, t2 = self._buffers(g)
-            m *= b1
-            np.multiply(g, 1 - b1, out=t1)
-            m += t1
-            v *= b2
-            np.multiply(g, 1 - b2, out=t1)
-            t1 *= g
-            v += t1
-            np.sqrt(v, out=t1)
-            t1 += eps
-            np.multiply(m, lr_t, out=t2)
-            t2 /= t1
-            p -= t2
-        params["log_temperature"] = np.clip(params["log_temperature"], _MIN_LOG_TEMPERATURE, _MAX_LOG_TEMPERATURE)
-
-
-# Below this many elements, allocating the update costs less than the extra in-place calls.
-_IN_PLACE_MIN_SIZE = 8192
-
-
-def _in_place_ok(x, g):
-    """Whether ``x`` (a parameter or moment) can take an in-place update by the gradient ``g``."""
-    return type(x) is np.ndarray and x.flags.writeable and x.shape == g.shape and x.dtype == g.dtype
-
-
-def train_epoch(params, optimizer, A, V, batch_size, rng, learn_temperature=True, alpha=0.0):
-    """One pass over shuffled minibatches; returns the mean loss.
-
-    A last minibatch of a single pair is merged into the previous one: InfoNCE
-    needs at least one negative.
-    """
-    n = A.shape[0]
-    order = rng.permutation(n)
-    starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] < 2:
-        starts.pop()
-    losses = []
-    for i, start in enumerate(starts):
-        stop = starts[i + 1] if i + 1 < len(starts) else n
-        idx = order[start:stop]
-        loss, grads = infonce_loss_and_grads(params, A[idx], V[idx], learn_temperature, alpha)
-        optimizer.step(params, grads)
-        losses.append(loss)
-    return float(np.mean(losses))

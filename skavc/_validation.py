@@ -1,4 +1,11 @@
-"""Input checks shared by every module: each error names the parameter and what was expected."""
+"""Input checks shared by every module (each error names the parameter and what was expected),
+and the one atomic file writer."""
+
+import contextlib
+import numbers
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -77,3 +84,77 @@ def check_sample_rate(sample_rate, *, name="sample_rate", minimum=1):
         at_least = f", at least {minimum}" if minimum > 1 else ""
         raise ValueError(f"{name} must be a whole number of Hz{at_least}; got {sample_rate!r}")
     return int(sr)
+
+
+def check_int(value, *, name, minimum=None, allow_none=False):
+    """Return ``value`` as an int after checking it is a whole number (not a bool) >= ``minimum``.
+
+    Raises ``ValueError`` naming ``name`` otherwise; None passes through when ``allow_none``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{_at_least(minimum)}; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer{_at_least(minimum)}; got {value!r}")
+    return int(value)
+
+
+def check_real(value, *, name, positive=False, minimum=None, allow_none=False):
+    """Return ``value`` as a finite float (> 0 when ``positive``, >= ``minimum`` when given).
+
+    A non-number (or a bool) raises ``TypeError``, a number out of range ``ValueError``, both
+    naming ``name``; None passes through when ``allow_none``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value!r}")
+    return value
+
+
+def check_option(value, *, name, options):
+    """Return ``value`` after checking it is one of ``options`` (a tuple, listed in the error)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}; got {value!r}")
+    return value
+
+
+def _at_least(minimum):
+    return "" if minimum is None else f" >= {minimum}"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
+
+    Readers never see a half-written ``path`` and a failure leaves an existing one untouched:
+    the temporary file is removed and the exception propagates. The temporary name keeps
+    ``path``'s extension last, so writers that pick a format by extension (FFmpeg, matplotlib)
+    choose the same one. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`), flushed to disk before the rename."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -77,10 +77,10 @@ def _sync(args):
     else:
         model = AVCorrespondence(max_offset=args.max_offset)
     clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
-    method = args.method
-    ((offsets, scores),) = model.sync_curve([clip], method=method)
-    (offset,), (confidence,) = model.predict_offset([clip], return_confidence=True, method=method)
-    from ._sync_signal import SYNC_CONFIDENCE_THRESHOLD
+    from .sync import SYNC_CONFIDENCE_THRESHOLD, peak_offset
+
+    ((offsets, scores),) = model.sync_curve([clip], method=args.method)
+    offset, confidence = peak_offset(offsets, scores)  # what predict_offset reads off the same curve
 
     verdict = "in sync" if abs(offset) < 0.5 / clip.fps else ("audio ahead" if offset > 0 else "audio behind")
     trust = "trustworthy" if confidence >= SYNC_CONFIDENCE_THRESHOLD else "NOT trustworthy"

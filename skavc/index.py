@@ -8,20 +8,13 @@ moved into place with ``os.replace``, so a reader never sees half a file.
 
 import json
 import os
-import tempfile
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
-from .retrieval import (
-    _check_chunk_size,
-    _check_dims,
-    _check_k,
-    _check_positive_int,
-    _check_queries,
-    _search_segments,
-)
+from ._search import check_chunk_size, check_dims, check_k, check_queries, search_segments
+from ._validation import atomic_path, check_int
 
 __all__ = ["EmbeddingIndex"]
 
@@ -55,21 +48,13 @@ def _unit_rows(E):
     return E / np.where(norms > 0, norms, 1).astype(E.dtype)
 
 
-def _atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, then move it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class EmbeddingIndex:
@@ -104,7 +89,7 @@ class EmbeddingIndex:
 
     def __init__(self, dim=None, dtype="float32", normalize=True):
         if dim is not None:
-            dim = _check_positive_int(dim, "dim")
+            dim = check_int(dim, name="dim", minimum=1)
         self._dim = dim
         self._dtype = _check_dtype(dtype)
         self.normalize = bool(normalize)
@@ -217,21 +202,21 @@ class EmbeddingIndex:
         scores : ndarray of shape (n_queries, min(top_k, len(self))), float32
             Inner products (cosine similarities when normalising), descending.
         """
-        k = _check_k(top_k)
-        chunk_size = _check_chunk_size(chunk_size)
+        k = check_k(top_k)
+        chunk_size = check_chunk_size(chunk_size)
         if n_threads is not None:
-            n_threads = _check_positive_int(n_threads, "n_threads")
+            n_threads = check_int(n_threads, name="n_threads", minimum=1)
         if len(self) == 0:
             raise ValueError("the index is empty: add embeddings before searching")
-        Q = _check_queries(queries)
-        _check_dims(Q, self._dim, what="index")
+        Q = check_queries(queries)
+        check_dims(Q, self._dim, what="index")
         if self.normalize:
             Q = _unit_rows(Q)
-        return _search_segments(Q, self._segments(), k, chunk_size, n_threads)
+        return search_segments(Q, self._segments(), k, chunk_size, n_threads)
 
     # -- persistence --------------------------------------------------------------------
     def _metadata(self, npy_name):
-        from . import __version__
+        from ._version import __version__
 
         return {
             "format": _FORMAT,
@@ -273,9 +258,9 @@ class EmbeddingIndex:
             raise ValueError("the index has no dimension yet: add embeddings (or pass dim=) before saving")
         npy_path, json_path = _index_paths(path)
         npy_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(npy_path, self._write_npy)
+        _write_atomically(npy_path, self._write_npy)
         text = json.dumps(self._metadata(npy_path.name), indent=2).encode()
-        _atomic_write(json_path, lambda f: f.write(text))
+        _write_atomically(json_path, lambda f: f.write(text))
         return npy_path, json_path
 
     @classmethod

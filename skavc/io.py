@@ -21,16 +21,14 @@ always holds exactly ``round(n_frames * sample_rate / fps)`` samples.
 
 import math
 import os
-import uuid
 from fractions import Fraction
 
 import av
-import librosa
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ._clip import AVClip
-from ._validation import check_positive, check_sample_rate
+from ._validation import atomic_path, check_positive, check_sample_rate
 
 __all__ = ["load_clip", "load_sampled", "save_clip"]
 
@@ -484,6 +482,8 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
         if audio is not None:
             a_t0, y = audio
             if a_rate != out_sr:
+                import librosa  # only when resampling: importing it costs ~1 s
+
                 y = librosa.resample(y, orig_sr=a_rate, target_sr=out_sr, res_type="soxr_hq")
             # sample i of y plays at a_t0 + i / out_sr; the clip starts at t_first
             offset = int(round((t_first - a_t0) * out_sr))
@@ -641,19 +641,12 @@ def save_clip(
             )
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
-    # Hidden temporary name in the same directory (so os.replace is an atomic
-    # rename on one file system); the extension stays last so FFmpeg picks
-    # the same container format.
-    base, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp{ext}")
     try:
-        _write(clip, tmp, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, frames)
-        os.replace(tmp, path)
+        # A hidden temporary file beside ``path``, its extension last so FFmpeg picks the same
+        # container format, renamed over ``path`` once complete.
+        with atomic_path(path) as tmp:
+            _write(clip, tmp, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, frames)
     except BaseException as exc:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
         # FFmpeg failures (and PyAV's ValueErrors: unknown format, codec not
         # allowed in this container, ...) become one error that names the path.
         if isinstance(exc, (av.error.FFmpegError, ValueError)):

@@ -1,6 +1,40 @@
-"""Metrics for audio-visual models: retrieval recall (more arrive with sync and localisation)."""
+"""Metrics for audio-visual models: retrieval recall, synchronisation error, localisation cIoU.
+
+Localisation metrics: consensus IoU (cIoU) and its AUC, per frame.
+
+Definitions follow LVS (Chen et al., "Localizing Visual Sounds the Hard Way",
+CVPR 2021; ``Evaluator.cal_CIOU`` / ``cal_AUC`` in its code), which EZ-VSL and
+later work reuse:
+
+- a ground-truth map ``g`` holds per-pixel consensus weights in [0, 1] (on
+  Flickr-SoundNet the fraction of annotators' boxes covering the pixel, halved
+  and clipped; a plain boolean mask is the special case used here);
+- the predicted map is binarised into ``p`` in {0, 1};
+- ``cIoU = sum(p * g) / (sum(g) + sum(p * (g == 0)))``: the usual IoU for a
+  binary ``g``, with pixels of partial consensus counting in the union only
+  by their weight;
+- "cIoU" as reported is the fraction of samples whose cIoU is >= 0.5, and
+  "AUC" the area under the success curve ``t -> fraction(cIoU >= t)`` for
+  ``t = 0, 0.05, ..., 1`` (trapezoid rule).
+
+Two deliberate differences from LVS, both because skavc's maps are calibrated
+and may say "nothing here":
+
+- LVS min-max normalises each heat map and keeps its top half of pixels (a
+  median threshold), so every image always gets a region covering half the
+  frame. Here the map is binarised at a fixed ``threshold`` (default 0.5,
+  :data:`skavc.localization.SOURCE_THRESHOLD`), so an unconfident map predicts
+  nothing and scores 0 against a visible source.
+- The unit is a video frame, not one image per clip; a frame whose mask is empty
+  (no visible source) scores 1 when nothing is predicted and 0 otherwise.
+"""
 
 import numpy as np
+
+from ._validation import check_real
+
+__all__ = ["auc_ciou", "ciou", "cross_modal_recall", "frame_ciou", "recall_at_k", "sync_accuracy",
+           "sync_mean_absolute_error"]
 
 
 def recall_at_k(similarity, k=1):
@@ -51,10 +85,161 @@ def cross_modal_recall(audio_embeddings, visual_embeddings, k=1):
     return recall_at_k(S, k), recall_at_k(S.T, k)
 
 
-# Synchronisation metrics live beside the estimate they score; exported here with the others.
-from ._sync_signal import sync_accuracy, sync_mean_absolute_error  # noqa: E402
+# -- synchronisation ----------------------------------------------------------------
 
-__all__ = ["cross_modal_recall", "recall_at_k", "sync_accuracy", "sync_mean_absolute_error"]
-from ._localization_metrics import auc_ciou, ciou  # noqa: E402
 
-__all__ += ["auc_ciou", "ciou"]
+def _check_offsets_pair(y_true, y_pred):
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim != 1 or y_true.size == 0:
+        raise ValueError(f"y_true must be a non-empty 1-D array of offsets; got shape {y_true.shape}")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"y_pred must have the shape of y_true {y_true.shape}; got {y_pred.shape}")
+    if not (np.all(np.isfinite(y_true)) and np.all(np.isfinite(y_pred))):
+        raise ValueError("y_true and y_pred must be finite")
+    return y_true, y_pred
+
+
+def sync_accuracy(y_true, y_pred, tolerance):
+    """Fraction of offset estimates within ``tolerance`` seconds of the truth.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_clips,)
+        True and estimated offsets in seconds.
+    tolerance : float
+        Largest accepted ``|y_pred - y_true|`` in seconds, >= 0 (e.g. ``1 / fps`` for
+        "within one frame"). Errors within 1e-9 s of it count as accepted.
+
+    Returns
+    -------
+    accuracy : float in [0, 1]
+    """
+    y_true, y_pred = _check_offsets_pair(y_true, y_pred)
+    tolerance = check_real(tolerance, name="tolerance")
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0; got {tolerance!r}")
+    return float(np.mean(np.abs(y_pred - y_true) <= tolerance + 1e-9))
+
+
+def sync_mean_absolute_error(y_true, y_pred):
+    """Mean ``|y_pred - y_true|`` in seconds over clips.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_clips,)
+        True and estimated offsets in seconds.
+
+    Returns
+    -------
+    error : float >= 0
+    """
+    y_true, y_pred = _check_offsets_pair(y_true, y_pred)
+    return float(np.mean(np.abs(y_pred - y_true)))
+
+
+# -- localisation ---------------------------------------------------------------------
+
+
+#: IoU thresholds of the success curve behind :func:`auc_ciou` (LVS: 0, 0.05, ..., 1).
+IOU_THRESHOLDS = np.linspace(0.0, 1.0, 21)
+
+
+def _as_clip_list(x, name):
+    if isinstance(x, np.ndarray):
+        if x.ndim == 2:
+            return [x[None]]
+        if x.ndim == 3:
+            return [x]
+        raise ValueError(f"{name} must be (T, H, W) or (H, W) arrays, or a list of them; got shape {x.shape}")
+    out = [np.asarray(item) for item in x]
+    for item in out:
+        if item.ndim not in (2, 3):
+            raise ValueError(f"{name} must be (T, H, W) or (H, W) arrays, or a list of them; got an item of shape {item.shape}")
+    return [item if item.ndim == 3 else item[None] for item in out]
+
+
+def frame_ciou(maps, masks, threshold=0.5):
+    """Consensus IoU of every frame.
+
+    Parameters
+    ----------
+    maps : ndarray of shape (T, H, W), or a list of them (one per clip)
+        Predicted maps; a pixel is predicted when its value is >= ``threshold``.
+    masks : same structure and shapes as ``maps``
+        Ground truth: boolean masks or consensus weights in [0, 1].
+    threshold : float, default=0.5
+
+    Returns
+    -------
+    ciou : ndarray of shape (n_frames_total,)
+        Frames of all clips in order, each in [0, 1].
+    """
+    maps, masks = _as_clip_list(maps, "maps"), _as_clip_list(masks, "masks")
+    if len(maps) != len(masks):
+        raise ValueError(f"maps and masks must hold as many clips; got {len(maps)} and {len(masks)}")
+    out = []
+    for i, (m, g) in enumerate(zip(maps, masks)):
+        if m.shape != g.shape:
+            raise ValueError(f"maps[{i}] and masks[{i}] must have the same shape; got {m.shape} and {g.shape}")
+        p = (m >= threshold).reshape(m.shape[0], -1).astype(np.float64)
+        g = g.reshape(g.shape[0], -1).astype(np.float64)
+        inter = np.sum(p * g, axis=1)
+        union = np.sum(g, axis=1) + np.sum(p * (g == 0), axis=1)
+        # Nothing to find and nothing found is a correct frame; 0 / 0 otherwise undefined.
+        out.append(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0))
+    return np.concatenate(out)
+
+
+def ciou(maps, masks, threshold=0.5, iou_threshold=0.5):
+    """cIoU as reported by LVS / EZ-VSL: fraction of frames with cIoU >= ``iou_threshold``, and the mean.
+
+    Parameters
+    ----------
+    maps : ndarray of shape (T, H, W), or a list of them (one per clip)
+    masks : same structure and shapes as ``maps``
+        Boolean masks or consensus weights in [0, 1].
+    threshold : float, default=0.5
+        Map value from which a pixel is predicted (fixed, not per map: see the module notes).
+    iou_threshold : float, default=0.5
+
+    Returns
+    -------
+    ciou : float in [0, 1]
+        Fraction of frames whose cIoU is >= ``iou_threshold``.
+    mean_ciou : float in [0, 1]
+        Mean cIoU over frames.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = np.zeros((2, 4, 4), bool); masks[:, 1:3, 1:3] = True
+    >>> ciou(masks.astype(float), masks)
+    (1.0, 1.0)
+    >>> ciou(np.zeros((2, 4, 4)), masks)
+    (0.0, 0.0)
+    """
+    values = frame_ciou(maps, masks, threshold)
+    return float(np.mean(values >= iou_threshold)), float(np.mean(values))
+
+
+def auc_ciou(maps, masks, threshold=0.5, iou_thresholds=IOU_THRESHOLDS):
+    """Area under the cIoU success curve: fraction of frames with cIoU >= t, over t in [0, 1].
+
+    Parameters
+    ----------
+    maps : ndarray of shape (T, H, W), or a list of them (one per clip)
+    masks : same structure and shapes as ``maps``
+    threshold : float, default=0.5
+        Map binarisation threshold.
+    iou_thresholds : ndarray of shape (n_thresholds,), default=IOU_THRESHOLDS
+        Increasing, from 0 to 1 (LVS: 21 steps of 0.05).
+
+    Returns
+    -------
+    auc : float in [0, 1]
+    """
+    values = frame_ciou(maps, masks, threshold)
+    t = np.asarray(iou_thresholds, dtype=np.float64)
+    success = np.mean(values[None, :] >= t[:, None], axis=1)
+    return float(np.sum(np.diff(t) * 0.5 * (success[1:] + success[:-1])))

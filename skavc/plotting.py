@@ -2,6 +2,8 @@
 
 import os
 
+from ._validation import atomic_path
+
 
 def _pyplot():
     try:
@@ -16,14 +18,8 @@ def _pyplot():
 
 def _save(fig, path):
     """Write ``fig`` to ``path`` atomically (a temporary file, then a rename)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp.png"
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, title=None):
@@ -121,12 +117,7 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     paths = []
     for t in range(0, frames.shape[0], int(every)):
         path = os.path.join(os.fspath(out_dir), f"{prefix}_{t:05d}.png")
-        tmp = f"{path}.tmp.png"
-        try:
-            plt.imsave(tmp, _overlay(frames[t], maps[t], colormap, threshold))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp:
+            plt.imsave(tmp, _overlay(frames[t], maps[t], colormap, threshold), format="png")
         paths.append(path)
     return paths

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from skavc._head import Adam, infonce_loss_and_grads, init_head_params, project, train_epoch
+from skavc._head import infonce_loss_and_grads, init_head_params, project
+from skavc._training import Adam, train_epoch
 
 
 @pytest.mark.parametrize("hidden_units", [None, 7])

@@ -7,16 +7,11 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from skavc import AVClip, AVCorrespondence
-from skavc._localization_metrics import auc_ciou, ciou, frame_ciou
 from skavc.datasets import make_av_clips
-from skavc.localization import (
-    SOURCE_THRESHOLD,
-    init_spatial_params,
-    mil_loss_and_grads,
-    synchrony_maps,
-    upsample_bilinear,
-    window_means,
-)
+from skavc.features import window_means
+from skavc.localization import SOURCE_THRESHOLD, mil_loss_and_grads, synchrony_maps, upsample_bilinear
+from skavc.localization._learned import init_spatial_params
+from skavc.metrics import auc_ciou, ciou, frame_ciou
 
 Model, FIT_PARAMS = AVCorrespondence, {"localization": True}
 
@@ -109,9 +104,9 @@ def test_mil_gradients_match_finite_differences(pooling):
     A = rng.standard_normal((B, d))
     A /= np.linalg.norm(A, axis=1, keepdims=True)
     P = rng.standard_normal((B, K, D))
-    params = init_spatial_params(D, d, 0.2, rng)
+    params = init_spatial_params(D, d, rng)
     params["b"] = 0.1 * rng.standard_normal(d)
-    kwargs = dict(pooling=pooling, sharpness=5.0, alpha=0.01)
+    kwargs = dict(temperature=0.2, pooling=pooling, sharpness=5.0, alpha=0.01)
     _, grads = mil_loss_and_grads(params, A, P, **kwargs)
     eps = 1e-6
     for key in ("W", "b"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from skavc import EmbeddingIndex
-from skavc import retrieval
+from skavc import _search
 from skavc.retrieval import top_k
 
 N_TRAIN = 60  # as in conftest.py: the shared fitted model saw clips[:60]
@@ -40,8 +40,8 @@ def _unit(rng, n, d, dtype=np.float32):
     ],
 )
 def test_top_k_matches_brute_force(n, d, n_queries, k, chunk_size, n_threads, monkeypatch):
-    monkeypatch.setattr(retrieval, "_MIN_WORK_PER_THREAD", 1)  # split even these small searches
-    monkeypatch.setattr(retrieval, "_SCORE_BUDGET", 1 << 14)  # and cut the queries into blocks
+    monkeypatch.setattr(_search, "_MIN_WORK_PER_THREAD", 1)  # split even these small searches
+    monkeypatch.setattr(_search, "_SCORE_BUDGET", 1 << 14)  # and cut the queries into blocks
     rng = np.random.default_rng(n)
     D, Q = _unit(rng, n, d), rng.standard_normal((n_queries, d)).astype(np.float32)
     idx, scores = top_k(Q, D, top_k=k, chunk_size=chunk_size, n_threads=n_threads)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from skavc import AVClip, AVCorrespondence
-from skavc._sync_signal import SYNC_CONFIDENCE_THRESHOLD
+from skavc.sync import SYNC_CONFIDENCE_THRESHOLD
 from skavc.datasets import make_av_clips
 
 

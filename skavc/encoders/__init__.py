@@ -12,13 +12,16 @@ from ._builtin import (
 )
 from ._cache import cache_dir
 from ._onnx import OnnxEncoder, available_providers
+from ._user import OnnxAudioEncoder, OnnxVisualEncoder
 
 __all__ = [
     "AUDIO_ENCODERS",
     "VISUAL_ENCODERS",
     "EfficientNetLite0Encoder",
     "EffnetMelEncoder",
+    "OnnxAudioEncoder",
     "OnnxEncoder",
+    "OnnxVisualEncoder",
     "WhisperTinyEncoder",
     "available_providers",
     "cache_dir",

@@ -49,6 +49,7 @@ class _BuiltinEncoder:
     """
 
     name = None
+    kind = None  # "audio" or "visual"
     _graph = None
 
     def __init__(self, device="auto", n_threads=None, batch_size=None, precision="fp32", io_binding=None,
@@ -100,6 +101,16 @@ class _BuiltinEncoder:
         """Build (or check) the graph now; returns its sha256."""
         return self.onnx.sha256
 
+    @property
+    def cache_key(self):
+        """What identifies this encoder's outputs in a ``memory`` cache: name and graph sha256."""
+        return (self.name, self.sha256)
+
+    def for_runtime(self, device="auto", n_threads=None, precision="fp32"):
+        """A new encoder of this kind with the estimator's ``device``, ``n_threads`` and ``precision``."""
+        return type(self)(device=device, n_threads=n_threads, precision=precision, batch_size=self.batch_size,
+                          io_binding=self.io_binding, coalesce=self.coalesce)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_onnx"] = None
@@ -113,8 +124,10 @@ class EfficientNetLite0Encoder(_BuiltinEncoder):
     """ImageNet EfficientNet-Lite0 on RGB frames: a 1280-d vector and a 7x7 map per frame."""
 
     name = "efficientnet-lite0"
+    kind = "visual"
     _graph = staticmethod(_efficientnet_graph)
     n_features = 1280
+    has_feature_map = True
 
     def encode(self, frames, return_feature_map=False):
         """Per-frame features.
@@ -139,6 +152,7 @@ class WhisperTinyEncoder(_BuiltinEncoder):
     """Whisper tiny.en encoder: a middle and the final layer, concatenated, at 50 steps per second."""
 
     name = "whisper-tiny"
+    kind = "audio"
     _graph = staticmethod(_whisper_graph)
     sample_rate = 16000
     frame_rate = 50.0
@@ -218,6 +232,8 @@ class EffnetMelEncoder(EfficientNetLite0Encoder):
     """EfficientNet-Lite0 on log-mel spectrogram images (the DeepSpectrum approach), 4 steps per second."""
 
     name = "effnet-mel"
+    kind = "audio"
+    has_feature_map = False  # an audio encoder: no spatial map of the picture
     sample_rate = 16000
     frame_rate = 4.0
 

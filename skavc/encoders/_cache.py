@@ -1,9 +1,9 @@
 """Where built ONNX graphs live, and how they are written (atomically) and checked (sha256)."""
 
 import os
-import tempfile
 from pathlib import Path
 
+from .._validation import atomic_write_bytes
 from ._onnx import sha256_bytes
 
 
@@ -14,23 +14,6 @@ def cache_dir():
         return Path(home).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(xdg) / "skavc"
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` so that readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def cached_graph(filename, build):

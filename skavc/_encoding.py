@@ -1,0 +1,314 @@
+"""The encoding context every task works through: encoders, cache, parallel map, feature views.
+
+A task (sync, localisation, retrieval, ...) never touches the estimator: it receives an
+:class:`EncodingContext` and asks it for one of three *feature views* of the items of ``X``:
+
+- **pooled**: one vector per clip and modality (:meth:`EncodingContext.pooled`,
+  :meth:`~EncodingContext.pooled_audio`, :meth:`~EncodingContext.pooled_visual`), what the
+  correspondence heads, retrieval and scene labels use;
+- **tracks**: both modalities' time-resolved features on one time grid
+  (:meth:`EncodingContext.tracks`), what synchronisation uses;
+- **spatial maps**: per-frame feature maps (:meth:`EncodingContext.encode_frame_maps`), what
+  localisation uses; an encoder without one says so.
+
+Every encoder call goes through the ``memory`` cache (keyed by the content, the encoder's name
+and its graph's sha256) and every loop over clips through :meth:`EncodingContext.map` (joblib
+threads, or the user's joblib backend in chunks, with numpy's BLAS held to one thread).
+"""
+
+import os
+import time
+from functools import lru_cache
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.utils.validation import check_memory
+from threadpoolctl import threadpool_limits
+
+from ._inputs import resolve_audio, resolve_clip, resolve_frames, resolve_pair
+from .encoders import make_audio_encoder, make_visual_encoder
+from .features import grid_times, resample_track, sample_frame_indices
+
+#: Rate (steps per second) of the common grid of :meth:`EncodingContext.tracks`.
+TRACK_RATE = 50.0
+
+
+def encoder_threads(n_jobs):
+    """onnxruntime threads per encoder call: every core when clips run one at a time, else a share."""
+    n_jobs = effective_n_jobs(n_jobs)
+    return None if n_jobs == 1 else max(1, (os.cpu_count() or 1) // n_jobs)
+
+
+@lru_cache(maxsize=8)
+def _shared_builtin(kind, name, device, n_threads, precision):
+    # Clones made by GridSearchCV share one onnxruntime session per encoder.
+    make = make_audio_encoder if kind == "audio" else make_visual_encoder
+    encoder = make(name, device=device, n_threads=n_threads, precision=precision)
+    encoder.prepare()
+    return encoder
+
+
+@lru_cache(maxsize=8)
+def _shared_user(spec, device, n_threads, precision):
+    # One session per user encoder object and runtime, as for the built-ins (keyed by identity).
+    encoder = spec.for_runtime(device=device, n_threads=n_threads, precision=precision)
+    encoder.prepare()
+    return encoder
+
+
+def make_encoder(kind, spec, *, device, n_threads, precision):
+    """The ``kind`` ("audio"/"visual") encoder for a built-in name or a user's encoder object, prepared."""
+    if isinstance(spec, str):
+        return _shared_builtin(kind, spec, device, n_threads, precision)
+    if getattr(spec, "kind", None) != kind:
+        raise ValueError(
+            f"{kind}_encoder must be a {kind} encoder (a built-in name or skavc.encoders.Onnx"
+            f"{kind.capitalize()}Encoder); got {spec!r} of kind {getattr(spec, 'kind', None)!r}"
+        )
+    return _shared_user(spec, device, n_threads, precision)
+
+
+# Module-level functions, so that joblib.Memory keys their cache by this name: the encoder
+# object is ignored and its ``cache_key`` (name, graph sha256, input settings) stands for it.
+def _encode_audio(audio, encoder, encoder_key):
+    """Time-resolved features of one waveform, (n_steps, n_features)."""
+    return encoder.encode(audio)
+
+
+def _encode_frames(frames, encoder, encoder_key):
+    """Per-frame features of uint8 frames, (T, n_features)."""
+    return encoder.encode(frames)
+
+
+def _encode_frame_maps(frames, encoder, encoder_key):
+    """Per-frame spatial feature maps, (T, h, w, C)."""
+    return encoder.encode(frames, return_feature_map=True)[1]
+
+
+def clip_tracks(audio_features, audio_rate, frame_features, fps, duration, rate=TRACK_RATE):
+    """Audio and visual encoder features of one clip on one time grid.
+
+    Parameters
+    ----------
+    audio_features : ndarray of shape (n_audio_steps, n_audio_features)
+        Audio encoder output; step ``j`` is centred at ``(j + 0.5) / audio_rate`` seconds.
+    audio_rate : float
+    frame_features : ndarray of shape (n_frames, n_visual_features)
+        Visual encoder output per frame; frame ``k`` is shown at ``k / fps``.
+    fps : float
+    duration : float
+        Clip length in seconds.
+    rate : float, default=TRACK_RATE
+        Grid steps per second.
+
+    Returns
+    -------
+    audio_track : ndarray of shape (n_steps, n_audio_features)
+    visual_track : ndarray of shape (n_steps, n_visual_features)
+    """
+    grid = grid_times(duration, rate)
+    a_times = (np.arange(audio_features.shape[0]) + 0.5) / audio_rate
+    v_times = np.arange(frame_features.shape[0]) / fps
+    return resample_track(audio_features, a_times, grid), resample_track(frame_features, v_times, grid)
+
+
+class EncodingContext:
+    """Encoders, cache and parallel map for the items of ``X`` (see the module docstring).
+
+    Parameters
+    ----------
+    audio_encoder, visual_encoder : encoder objects
+        Prepared encoders (:func:`make_encoder`).
+    fps : float
+        Frame rate assumed for ``(audio, frames)`` pairs.
+    memory : str, joblib.Memory or None
+        Cache of encoder outputs.
+    n_jobs : int or None
+        Clips decoded and encoded at once.
+    verbose : int
+        joblib's progress output is ``verbose - 1``.
+    log : callable(str) or None
+        Where stage messages go.
+    """
+
+    def __init__(self, audio_encoder, visual_encoder, *, fps, memory=None, n_jobs=None, verbose=0, log=None):
+        self.audio_encoder = audio_encoder
+        self.visual_encoder = visual_encoder
+        self.fps = float(fps)
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.log = log
+        cache = check_memory(memory).cache
+        self._encoded = {
+            "audio": (cache(_encode_audio, ignore=["encoder"]), audio_encoder),
+            "frames": (cache(_encode_frames, ignore=["encoder"]), visual_encoder),
+            "maps": (cache(_encode_frame_maps, ignore=["encoder"]), visual_encoder),
+        }
+
+    @property
+    def sample_rate(self):
+        """Rate (Hz) the audio encoder expects."""
+        return self.audio_encoder.sample_rate
+
+    @property
+    def audio_rate(self):
+        """Audio encoder steps per second (None for an encoder giving one vector per clip)."""
+        return self.audio_encoder.frame_rate
+
+    # -- encoder calls (cached) -------------------------------------------------------
+    def _encode(self, what, x):
+        func, encoder = self._encoded[what]
+        return func(x, encoder, encoder.cache_key)
+
+    def encode_audio(self, audio):
+        """Time-resolved audio features of one waveform at :attr:`sample_rate`, (n_steps, F)."""
+        return self._encode("audio", audio)
+
+    def encode_frames(self, frames):
+        """Per-frame visual features of uint8 frames (T, H, W, 3), (T, F)."""
+        return self._encode("frames", frames)
+
+    def encode_frame_maps(self, frames):
+        """Per-frame spatial feature maps of uint8 frames, (T, h, w, C)."""
+        if not getattr(self.visual_encoder, "has_feature_map", False):
+            raise ValueError(
+                f"the visual encoder {self.visual_encoder.name!r} gives no spatial feature map, which "
+                "localisation needs: use a built-in visual encoder or give the user encoder a "
+                "feature_map_output"
+            )
+        return self._encode("maps", frames)
+
+    def require_time_steps(self, task):
+        """Raise a clear error when the audio encoder gives one vector per clip (``task`` needs steps)."""
+        if self.audio_rate is None:
+            raise ValueError(
+                f"{task} needs time-resolved audio features, but the audio encoder "
+                f"{self.audio_encoder.name!r} gives one vector per clip (output='clip'); use a "
+                "built-in audio encoder or an encoder with output='steps' and a frame_rate"
+            )
+
+    def clip(self, item, where):
+        """One item of ``X`` as an AVClip with audio at :attr:`sample_rate`."""
+        return resolve_clip(item, sample_rate=self.sample_rate, fps=self.fps, where=where)
+
+    # -- the parallel map -------------------------------------------------------------
+    def map(self, func, items):
+        """``[func(item, where) ...]`` (``where`` is ``"X[i]"``), in parallel when asked for.
+
+        Under ``joblib.parallel_backend(...)`` / ``parallel_config(backend=...)`` (dask,
+        ray, loky...) the jobs always go through ``Parallel`` without a ``prefer``
+        hint, so the user's backend decides where they run even with ``n_jobs=None``
+        (a one-thread dask cluster included), in chunks of clips.
+        """
+        from joblib import parallel
+
+        # joblib >= 1.3 keeps the context's backend here (unset: a `default(None)` sentinel);
+        # joblib's sequential backend, set in its workers for nested calls, asks for none.
+        backend = (getattr(parallel._backend, "config", None) or {}).get("backend")
+        user_backend = isinstance(backend, parallel.ParallelBackendBase) and not isinstance(
+            backend, parallel.SequentialBackend
+        )
+        items = list(items)
+        # numpy's BLAS threads spin after each call and take the cores of the onnxruntime run
+        # that follows (a BLAS matmul in the Whisper log-mel made it 1.4x slower on 2 cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._map_items(func, items, user_backend, max(0, self.verbose - 1))
+
+    def _map_items(self, func, items, user_backend, verbose):
+        if user_backend:
+            # Clips travel in chunks: each task unpickles the encoders and opens their
+            # onnxruntime sessions (~1 s), which one task per clip would pay per clip.
+            # ~4 chunks per worker balance the load; at most 64 clips keep results small.
+            size = max(1, min(64, -(-len(items) // (4 * effective_n_jobs(self.n_jobs)))))
+
+            def run_chunk(start, chunk):
+                return [func(item, f"X[{start + j}]") for j, item in enumerate(chunk)]
+
+            chunks = Parallel(n_jobs=self.n_jobs, verbose=verbose)(
+                delayed(run_chunk)(lo, items[lo : lo + size]) for lo in range(0, len(items), size)
+            )
+            return [result for chunk in chunks for result in chunk]
+        if effective_n_jobs(self.n_jobs) == 1:
+            return [func(item, f"X[{i}]") for i, item in enumerate(items)]
+        jobs = (delayed(func)(item, f"X[{i}]") for i, item in enumerate(items))
+        return Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose)(jobs)
+
+    # -- feature views ----------------------------------------------------------------
+    def _pooled_audio_job(self, input_rate=None):
+        sr = self.sample_rate
+
+        def job(item, where):
+            audio = resolve_audio(item, sample_rate=sr, input_rate=input_rate or sr, where=where)
+            return self.encode_audio(audio).mean(axis=0)
+
+        return job
+
+    def _pooled_visual_job(self, n_visual_frames):
+        def job(item, where):
+            frames = resolve_frames(item, sample_rate=self.sample_rate, where=where,
+                                    frame_sampler=lambda n: sample_frame_indices(n, n_visual_frames))
+            return self.encode_frames(frames).mean(axis=0)
+
+        return job
+
+    def pooled(self, X, n_visual_frames):
+        """Pooled audio and visual features of each clip (means over steps and sampled frames).
+
+        Parameters
+        ----------
+        X : list of items (AVClip, (audio, frames) pairs or video paths)
+        n_visual_frames : int
+            Frames sampled evenly from each clip (:func:`skavc.features.sample_frame_indices`).
+
+        Returns
+        -------
+        A : ndarray of shape (n_clips, n_audio_features), float64
+        V : ndarray of shape (n_clips, n_visual_features), float64
+        """
+        audio_job, visual_job = self._pooled_audio_job(), self._pooled_visual_job(n_visual_frames)
+        sampler = lambda n: sample_frame_indices(n, n_visual_frames)  # noqa: E731
+
+        def job(item, where):
+            # Frames come sampled already; the visual job's sampler then keeps them all.
+            audio, frames = resolve_pair(item, sample_rate=self.sample_rate, fps=self.fps, where=where,
+                                         frame_sampler=sampler)
+            return audio_job(audio, where), visual_job(frames, where)
+
+        t0 = time.perf_counter()
+        pairs = self.map(job, X)
+        if self.log is not None:
+            self.log(f"encoded {len(X)} clips in {time.perf_counter() - t0:.1f} s")
+        A = np.stack([p[0] for p in pairs]).astype(np.float64)
+        V = np.stack([p[1] for p in pairs]).astype(np.float64)
+        return A, V
+
+    def pooled_audio(self, X, input_rate=None):
+        """Pooled audio features, (n_clips, n_audio_features) float64; bare waveforms at ``input_rate``."""
+        return np.stack(self.map(self._pooled_audio_job(input_rate), X)).astype(np.float64)
+
+    def pooled_visual(self, X, n_visual_frames):
+        """Pooled visual features of ``n_visual_frames`` sampled frames, (n_clips, n_visual_features) float64."""
+        return np.stack(self.map(self._pooled_visual_job(n_visual_frames), X)).astype(np.float64)
+
+    def track(self, item, where, rate=TRACK_RATE):
+        """One item's audio and visual features on one grid of ``rate`` steps per second.
+
+        Returns
+        -------
+        audio_track : ndarray of shape (n_steps, n_audio_features)
+        visual_track : ndarray of shape (n_steps, n_visual_features)
+            :func:`clip_tracks` over the seconds covered by both audio and frames.
+        duration : float
+            Those seconds.
+        """
+        self.require_time_steps("synchronisation")
+        clip = self.clip(item, where)
+        a = self.encode_audio(clip.audio)
+        v = self.encode_frames(clip.frames)
+        duration = min(clip.duration, clip.n_frames / clip.fps)
+        a_track, v_track = clip_tracks(a, self.audio_rate, v, clip.fps, duration, rate)
+        return a_track, v_track, duration
+
+    def tracks(self, X, rate=TRACK_RATE):
+        """:meth:`track` of every item of ``X``, as a list."""
+        return self.map(lambda item, where: self.track(item, where, rate), X)

@@ -1,0 +1,53 @@
+"""Pure feature functions shared by the tasks: arrays in, arrays out, no training, no state.
+
+The layer between the raw signals and the tasks (:mod:`skavc.sync`, :mod:`skavc.localization`):
+it imports only numpy, scipy and :mod:`skavc._validation`, and every function here is written
+once and used by every task that needs it.
+
+Video (:mod:`skavc.features.video`)
+    :func:`block_size`, :func:`grey_blocks`: greyscale block averages of the frames.
+    :func:`estimate_shifts`, :func:`shift_frames`: camera shake found and removed.
+    :func:`frame_changes`: signed change of every block from the previous frame.
+    :func:`motion_energy`, :func:`motion_energy_times`: one change value per frame.
+Audio (:mod:`skavc.features.audio`)
+    :func:`audio_envelope`: RMS in windows centred on given times.
+    :func:`audio_changes`: the envelope's change from one video frame to the next.
+    :func:`onset_envelope`: log-mel spectral flux (onset strength).
+Time (:mod:`skavc.features.time`)
+    :func:`sample_frame_indices`: frames spread evenly over a clip.
+    :func:`window_means`: features averaged over windows centred on given times.
+    :func:`grid_times`, :func:`resample_track`: a regular time grid, and features moved onto it.
+
+Conventions shared by all of them: times in seconds; frame ``f`` shows the instant ``f / fps``
+and audio sample ``n`` is heard at ``n / sample_rate``; grey levels in 0-255; a change stored at
+index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0).
+"""
+
+from .audio import audio_changes, audio_envelope, onset_envelope
+from .time import grid_times, resample_track, sample_frame_indices, window_means
+from .video import (
+    block_size,
+    estimate_shifts,
+    frame_changes,
+    grey_blocks,
+    motion_energy,
+    motion_energy_times,
+    shift_frames,
+)
+
+__all__ = [
+    "audio_changes",
+    "audio_envelope",
+    "block_size",
+    "estimate_shifts",
+    "frame_changes",
+    "grey_blocks",
+    "grid_times",
+    "motion_energy",
+    "motion_energy_times",
+    "onset_envelope",
+    "resample_track",
+    "sample_frame_indices",
+    "shift_frames",
+    "window_means",
+]

@@ -1,0 +1,193 @@
+"""Audio features: how loud, and how much new sound starts, over time.
+
+Array in, array out, one job each (in the style of ``librosa.onset`` and ``librosa.feature``):
+
+* :func:`audio_envelope`: RMS amplitude in a window centred on each of given times (the one
+  RMS envelope: windows may overlap, leave gaps, or tile the signal as blocks).
+* :func:`audio_changes`: the change of that envelope from one video frame to the next, the
+  audio counterpart of :func:`skavc.features.frame_changes`.
+* :func:`onset_envelope`: log-mel spectral flux, half-wave rectified (onset strength).
+
+Conventions. Audio is a mono waveform; sample ``n`` is heard at ``n / sample_rate`` seconds on
+the audio timeline. Amplitudes are in full-scale units (a full-scale sine has amplitude 1, RMS
+``1 / sqrt(2)``); times and windows are in seconds.
+"""
+
+import numpy as np
+from scipy import fft as sp_fft
+
+from .._validation import check_audio, check_int, check_positive, check_real, check_sample_rate
+
+__all__ = ["audio_changes", "audio_envelope", "onset_envelope"]
+
+_NOISE_FLOOR_FACTOR = 2.0    # onset envelope: log(M + factor * median_t(M)) per mel band
+_ABS_FLOOR_DB = -80.0        # onset envelope: anything quieter is silence (dB re full-scale sine)
+_MEL_F_SP = 200.0 / 3        # Slaney mel scale: Hz per mel below 1 kHz ...
+_MEL_MIN_LOG_MEL = 1000.0 / _MEL_F_SP  # ... where its logarithmic part begins (15 mel) ...
+_MEL_LOGSTEP = np.log(6.4) / 27.0      # ... with this step in log(Hz) per mel
+
+
+def audio_envelope(audio, sample_rate, times, window):
+    """RMS of the audio in a window of ``window`` seconds centred on each of ``times``.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        Mono waveform (summed in float64).
+    sample_rate : int
+        Sampling rate in Hz.
+    times : array-like of shape (n_times,)
+        Window centres, seconds on the audio timeline.
+    window : float
+        Window length in seconds, > 0.
+
+    Returns
+    -------
+    envelope : ndarray of shape (n_times,), float64, >= 0
+        ``sqrt(mean(audio[lo:hi] ** 2))`` with ``lo, hi = round((t -+ window / 2) * sample_rate)``
+        clipped to the signal: the window is cut at the ends of the audio (the mean is over the
+        samples it holds), and a window wholly outside gives 0. Windows of one hop centred at
+        ``(j + 0.5) * hop`` tile the signal as consecutive blocks. A full-scale sine gives
+        ``1 / sqrt(2)``.
+    """
+    check_audio(audio, name="audio")
+    audio = np.asarray(audio, dtype=np.float64)
+    sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+    window = check_real(window, name="window", positive=True)
+    times = np.asarray(times, dtype=np.float64)
+    power = np.concatenate([[0.0], np.cumsum(audio**2)])
+    n = audio.shape[0]
+    half = 0.5 * window * sample_rate
+    lo = np.clip(np.round(times * sample_rate - half).astype(int), 0, n)
+    hi = np.clip(np.round(times * sample_rate + half).astype(int), 0, n)
+    return np.sqrt(np.maximum(power[hi] - power[lo], 0.0) / np.maximum(hi - lo, 1))
+
+
+def audio_changes(audio, sample_rate, n_frames, fps):
+    """Change of the audio envelope between consecutive video frame times.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        Mono waveform.
+    sample_rate : int
+        Sampling rate in Hz.
+    n_frames : int
+        Number of video frames ``T``, >= 1.
+    fps : float
+        Frame rate; frame ``t`` shows the instant ``t / fps``.
+
+    Returns
+    -------
+    changes : ndarray of shape (T,), float64
+        ``changes[t]`` is the RMS over one frame period centred on ``t / fps`` minus the same
+        at ``(t - 1) / fps`` (signed, full-scale units); ``changes[0] = 0``. The audio
+        counterpart of :func:`skavc.features.frame_changes`.
+    """
+    n_frames = check_int(n_frames, name="n_frames", minimum=1)
+    fps = check_positive(fps, name="fps")
+    env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
+    return np.diff(env, prepend=env[:1])
+
+
+def _power_spectrogram(audio, hop, win, n_fft):
+    """Centred STFT power (n_fft // 2 + 1, 1 + len // hop); a full-scale sine peaks near 1.
+
+    Frame ``k`` is a Hann window of ``win`` samples centred on sample ``k * hop`` (the signal is
+    zero-padded at both ends), zero-padded to ``n_fft`` points.
+    """
+    window = np.hanning(win + 2)[1:-1]
+    n_frames = 1 + audio.size // hop
+    padded = np.zeros((n_frames - 1) * hop + win)
+    start = win // 2
+    n = min(audio.size, padded.size - start)
+    padded[start : start + n] = audio[:n]
+    idx = np.arange(win)[None, :] + hop * np.arange(n_frames)[:, None]
+    spec = sp_fft.rfft(padded[idx] * window, n=n_fft, axis=1)
+    return (np.abs(spec) ** 2).T * (4.0 / window.sum() ** 2)
+
+
+def _hz_to_mel(hz):
+    """Slaney's mel scale (linear below 1 kHz, logarithmic above), as ``librosa.hz_to_mel``."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_part = _MEL_MIN_LOG_MEL + np.log(np.maximum(hz, 1000.0) / 1000.0) / _MEL_LOGSTEP
+    return np.where(hz >= 1000.0, log_part, hz / _MEL_F_SP)
+
+
+def _mel_to_hz(mel):
+    """Inverse of :func:`_hz_to_mel`, as ``librosa.mel_to_hz``."""
+    mel = np.asarray(mel, dtype=np.float64)
+    log_part = 1000.0 * np.exp(_MEL_LOGSTEP * (mel - _MEL_MIN_LOG_MEL))
+    return np.where(mel >= _MEL_MIN_LOG_MEL, log_part, _MEL_F_SP * mel)
+
+
+def _mel_filters(sample_rate, n_fft, n_mels):
+    """Triangular mel filterbank (n_mels, n_fft // 2 + 1), float32, peaks 1, 0 Hz to Nyquist.
+
+    The same weights as ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels,
+    norm=None)`` (Slaney mel scale, no area normalisation).
+    """
+    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(float(sample_rate) / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    weights = np.zeros((n_mels, fft_freqs.size), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    return weights
+
+
+def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None, n_mels=40):
+    """Onset strength: log-mel spectral flux, half-wave rectified (as ``librosa.onset.onset_strength``).
+
+    The power spectrogram (Hann window of ``window_seconds``, one frame every ``hop_seconds``,
+    frame ``k`` centred on sample ``k * hop``) is pooled into ``n_mels`` mel bands and
+    compressed as ``10 log10(M + 2 median_t(M))`` per band, with an absolute floor of -80 dB
+    below a full-scale sine: a steady noise floor or hum then adds almost no flux, and silence
+    none. The envelope is the mean over bands of the positive increase from one frame to the
+    next.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        Mono waveform.
+    sample_rate : int
+        Sampling rate in Hz.
+    hop_seconds : float, default=0.01
+        Time between envelope values.
+    window_seconds : float or None, default=None
+        Analysis window length; ``None``: ``max(0.02, 2 * hop_seconds)``.
+    n_mels : int, default=40
+        Mel bands.
+
+    Returns
+    -------
+    envelope : ndarray of shape (n,), float64, >= 0
+        ``n = 1 + n_samples // hop``; ``envelope[0] = 0``. Mean dB increase per band from frame
+        ``k - 1`` to frame ``k``. All zeros for silence.
+    times : ndarray of shape (n,)
+        Seconds on the audio timeline, ``k * hop / sample_rate``: frame ``k``'s centre. The flux
+        rises as soon as an onset enters the leading half of a window, which offsets the half
+        hop by which a frame-to-frame difference lags: at these defaults the envelope is
+        centred within about 2 ms of the true onsets of generated clips (3 ms attacks) and
+        about 3-5 ms early for isolated clicks in silence.
+    """
+    audio = check_audio(audio, name="audio").astype(np.float64)
+    sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+    hop_seconds = check_real(hop_seconds, name="hop_seconds", positive=True)
+    window_seconds = check_real(window_seconds, name="window_seconds", positive=True, allow_none=True)
+    if window_seconds is None:
+        window_seconds = max(0.02, 2.0 * hop_seconds)
+    n_mels = check_int(n_mels, name="n_mels", minimum=1)
+    hop = max(1, int(round(hop_seconds * sample_rate)))
+    win = max(hop, 2, int(round(window_seconds * sample_rate)))
+    n_fft = int(2 ** np.ceil(np.log2(win)))
+    power = _power_spectrogram(audio, hop, win, n_fft)
+    mel = _mel_filters(sample_rate, n_fft, n_mels) @ power
+    mel = mel + _NOISE_FLOOR_FACTOR * np.median(mel, axis=1, keepdims=True)
+    log_mel = 10.0 * np.log10(np.maximum(mel, 10.0 ** (_ABS_FLOOR_DB / 10.0)))
+    envelope = np.zeros(log_mel.shape[1])
+    envelope[1:] = np.maximum(np.diff(log_mel, axis=1), 0.0).mean(axis=0)
+    return envelope, np.arange(envelope.size) * hop / sample_rate

@@ -1,0 +1,178 @@
+"""Sound-source localisation: where in each frame the sound comes from.
+
+Three maps, one output format (per clip a heat map ``(T, H, W)`` in [0, 1] at the
+frames' own size, and a per-frame source confidence ``(T,)`` in [0, 1]):
+
+- synchrony (training-free; Hershey and Movellan 2000, Kidron et al. 2005 "Pixels
+  that sound"): per cell of a grid of at most 64 cells a side, the correlation
+  over a sliding window (Gaussian, sd 1 s) between how much the cell changes from
+  frame to frame (camera shift compensated, frame median and a noise floor
+  removed) and how much the audio's RMS envelope changes over the same interval.
+- learned (Objects that Sound / LVS / EZ-VSL): a linear projection of the visual
+  encoder's 7x7 feature map (standardised, PCA-whitened) into the estimator's
+  embedding space, trained inside ``fit`` with a multiple-instance InfoNCE loss
+  (each clip's audio against the log-sum-exp pooled positions of every clip's
+  frame) and scored against the projected audio of the two seconds around each
+  frame; its values are Platt-calibrated on clips held out of its training.
+- fused: the synchrony shape weighted by the learned one (:func:`fuse_evidence`).
+
+Each method gives *evidence*, a ``shape`` (T, H, W) in [0, 1] (near 1 where the
+source most likely is) and a ``confidence`` (T,) that a visible source is
+sounding at all; by default the shape is then sharpened to the outline of what
+the frame shows there (:func:`refine_shape`). The map is ``confidence * shape``:
+it is never renormalised per frame, so a pixel counts as sounding when its value
+is >= :data:`SOURCE_THRESHOLD` (0.5), which needs a frame confidence of 0.5 too.
+Silence, off-screen sound or no moving source give low confidence and so a dark
+map, never a confident blob.
+
+The task functions (:func:`localize_clips`, :func:`fit_localization_head`) take an
+:class:`skavc._encoding.EncodingContext`, the fitted heads and an ``embed_audio`` callable as
+arguments; ``AVCorrespondence.localize`` delegates to them.
+"""
+
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from .._validation import check_option
+from ..features import sample_frame_indices, window_means
+from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
+from ._maps import (
+    FUSION_PRIOR_POWER,
+    FUSIONS,
+    SOURCE_THRESHOLD,
+    evidence_to_maps,
+    fuse_evidence,
+    refine_shape,
+    upsample_bilinear,
+)
+from ._synchrony import synchrony_correlation, synchrony_evidence, synchrony_maps
+
+__all__ = [
+    "FUSION_PRIOR_POWER",
+    "FUSIONS",
+    "METHODS",
+    "SOURCE_THRESHOLD",
+    "LocalizationHead",
+    "evidence_to_maps",
+    "fit_localization_head",
+    "fuse_evidence",
+    "learned_clip_evidence",
+    "learned_evidence",
+    "localize_clips",
+    "mil_loss_and_grads",
+    "refine_shape",
+    "resolve_method",
+    "silence_gate",
+    "synchrony_correlation",
+    "synchrony_evidence",
+    "synchrony_maps",
+    "upsample_bilinear",
+]
+
+METHODS = ("auto", "learned", "synchrony", "fused")
+# Frames encoded at once when localising: a long video's feature maps would not fit in memory.
+_CHUNK_FRAMES = 256
+
+
+def resolve_method(method, localization_head):
+    """The method ``"auto"`` stands for ("fused" with a learned head, else "synchrony"), checked."""
+    check_option(method, name="method", options=METHODS)
+    if method == "auto":
+        return "fused" if localization_head is not None else "synchrony"
+    if method in ("learned", "fused") and localization_head is None:
+        raise NotFittedError(
+            f"method={method!r} needs a localisation head: fit with localization=True first, "
+            "or use method='synchrony'"
+        )
+    return method
+
+
+def _audio_window_embeddings(context, embed_audio, audio, times, window):
+    """Unit-norm audio embeddings (n_times, d) of the ``window`` seconds around each of ``times``."""
+    steps = context.encode_audio(audio)
+    return embed_audio(window_means(steps, context.audio_rate, times, window))
+
+
+def learned_clip_evidence(context, head, embed_audio, clip):
+    """One clip's learned (shape, confidence), the confidence silence-gated."""
+    times = np.arange(clip.n_frames) / clip.fps
+    A = _audio_window_embeddings(context, embed_audio, clip.audio, times, head.audio_window)
+    probabilities = np.concatenate([
+        head.maps(context.encode_frame_maps(clip.frames[t0 : t0 + _CHUNK_FRAMES]), A[t0 : t0 + _CHUNK_FRAMES])
+        for t0 in range(0, clip.n_frames, _CHUNK_FRAMES)
+    ])
+    gate = silence_gate(clip.audio, clip.sample_rate, times, head.audio_window)
+    return learned_evidence(probabilities, clip.frames.shape[1:3], gate)
+
+
+def localize_clips(context, X, method, *, localization_head=None, embed_audio=None, refine=True,
+                   fusion="prior"):
+    """Heat maps and per-frame confidences of where the sound comes from, per clip.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    X : list of items (AVClip, (audio, frames) pairs or video paths)
+    method : {"synchrony", "learned", "fused"}
+        As resolved by :func:`resolve_method`.
+    localization_head : LocalizationHead or None
+        Needed by "learned" and "fused".
+    embed_audio : callable or None
+        Pooled audio encoder features (n, F) -> unit-norm embeddings (n, d) in the space the
+        head was trained in; needed by "learned" and "fused".
+    refine : bool, default=True
+        Sharpen shapes with :func:`refine_shape`.
+    fusion : str, default="prior"
+        :func:`fuse_evidence`'s rule for "fused".
+
+    Returns
+    -------
+    results : list of (maps, confidence)
+        Per clip, maps (T, H, W) float32 in [0, 1] and confidence (T,) float64.
+    """
+    if method in ("learned", "fused"):
+        context.require_time_steps("learned localisation")
+
+    def job(item, where):
+        clip = context.clip(item, where)
+        if method in ("synchrony", "fused"):
+            synchrony = synchrony_evidence(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+        if method in ("learned", "fused"):
+            learned = learned_clip_evidence(context, localization_head, embed_audio, clip)
+        if method == "synchrony":
+            shape, confidence = synchrony
+        elif method == "learned":
+            shape, confidence = learned
+        else:
+            shape, confidence = fuse_evidence(learned, synchrony, fusion)
+        if refine:
+            shape = refine_shape(clip.frames, shape)
+        maps = evidence_to_maps(shape, confidence)
+        return maps, maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
+
+    return context.map(job, X)
+
+
+def fit_localization_head(context, X, embed_audio, *, rng, alpha=1e-4, log=None):
+    """Train a :class:`LocalizationHead` on the clips of ``X``.
+
+    ``embed_audio`` maps pooled audio features to the fitted correspondence embedding (the
+    head learns to point at what that audio embedding matches); ``log(epoch, loss)`` as
+    :func:`skavc._training.progress_logger` gives it.
+    """
+    context.require_time_steps("learned localisation")
+    head = LocalizationHead(alpha=alpha)
+
+    def job(item, where):
+        clip = context.clip(item, where)
+        idx = sample_frame_indices(clip.n_frames, head.n_frames, repeat=True)
+        feature_maps = context.encode_frame_maps(clip.frames[idx])
+        A = _audio_window_embeddings(context, embed_audio, clip.audio, idx / clip.fps, head.audio_window)
+        return feature_maps, A
+
+    data = context.map(job, X)
+    feature_maps = np.stack([d[0] for d in data])
+    audio = np.stack([d[1] for d in data])
+    del data
+    return head.fit(feature_maps, audio, rng, log)

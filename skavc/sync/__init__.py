@@ -1,0 +1,116 @@
+"""Audio-visual synchronisation: how far the sound is ahead of (or behind) the picture.
+
+Two estimators share one output, a *sync curve* (score per candidate offset, in units of its
+chance level):
+
+- "learned": a SyncNet-style head (:class:`SyncHead`) trained by
+  ``AVCorrespondence.fit(sync=True)`` through :func:`fit_sync_head`;
+- "signal": training-free, visual motion energy against audio onset strength with a
+  whitened (GCC-PHAT-like) cross-correlation (:func:`signal_sync_curve`);
+- "naive": the baseline, raw energy envelopes and plain correlation (:func:`naive_sync_curve`).
+
+Convention: offsets are in seconds, positive when the audio is AHEAD of the video (a sound is
+heard before the picture shows its cause). The confidence (:func:`peak_offset`) is 0 for a flat
+curve and reaches :data:`SYNC_CONFIDENCE_THRESHOLD` (0.5) at a peak 5 units above chance; how
+that threshold was measured is in ``docs/benchmarks.md`` ("Synchronisation").
+
+The task functions take an :class:`skavc._encoding.EncodingContext` and the fitted head as
+arguments; ``AVCorrespondence.predict_offset`` and ``sync_curve`` delegate to them.
+"""
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+from .._validation import check_option
+from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
+from ._signal import (
+    SYNC_CONFIDENCE_THRESHOLD,
+    estimate_offset,
+    naive_sync_curve,
+    null_standardise,
+    peak_offset,
+    signal_sync_curve,
+)
+
+__all__ = [
+    "METHODS",
+    "SYNC_CONFIDENCE_THRESHOLD",
+    "SYNC_RATE",
+    "SyncHead",
+    "context_windows",
+    "diagonal_curve",
+    "estimate_offset",
+    "fit_sync_head",
+    "naive_sync_curve",
+    "null_standardise",
+    "offsets_from_curves",
+    "peak_offset",
+    "resolve_method",
+    "signal_sync_curve",
+    "sync_curves",
+]
+
+METHODS = ("auto", "learned", "signal", "naive")
+
+
+def resolve_method(method, sync_head):
+    """The method ``"auto"`` stands for ("learned" when there is a head, else "signal"), checked."""
+    check_option(method, name="method", options=METHODS)
+    if method == "auto":
+        return "learned" if sync_head is not None else "signal"
+    if method == "learned" and sync_head is None:
+        raise NotFittedError(
+            "method='learned' needs a sync head: fit with sync=True first, or use method='signal'"
+        )
+    return method
+
+
+def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
+    """Score of every candidate offset, per clip.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    X : list of items (AVClip, (audio, frames) pairs or video paths)
+    method : {"learned", "signal", "naive"}
+        As resolved by :func:`resolve_method`.
+    sync_head : SyncHead or None
+        Needed by "learned".
+    max_offset : float
+        Largest offset searched, seconds either way.
+
+    Returns
+    -------
+    curves : list of (offsets, scores)
+        Per clip, offsets (seconds, positive = audio ahead) and scores (chance units).
+    """
+    if method == "learned":
+        def job(item, where):
+            a_track, v_track, _ = context.track(item, where, SYNC_RATE)
+            return sync_head.curve(a_track, v_track, max_offset)
+    else:
+        curve = signal_sync_curve if method == "signal" else naive_sync_curve
+
+        def job(item, where):
+            clip = context.clip(item, where)
+            return curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=max_offset)
+
+    return context.map(job, X)
+
+
+def offsets_from_curves(curves):
+    """Best offset (s) and confidence of each curve (:func:`peak_offset`), two arrays (n_clips,)."""
+    results = [peak_offset(offsets, scores) for offsets, scores in curves]
+    return (np.array([r[0] for r in results], dtype=np.float64),
+            np.array([r[1] for r in results], dtype=np.float64))
+
+
+def fit_sync_head(context, X, *, epochs, rng, learning_rate=1e-3, alpha=1e-4, log=None):
+    """Train a :class:`SyncHead` on the clips of ``X`` (their own timing is the truth).
+
+    ``log(epoch, loss)`` as :func:`skavc._training.progress_logger` gives it.
+    """
+    tracks = context.tracks(X, SYNC_RATE)
+    return SyncHead(learning_rate=learning_rate, alpha=alpha).fit(
+        [t[0] for t in tracks], [t[1] for t in tracks], epochs, rng, log
+    )
