@@ -1,4 +1,10 @@
-"""`AVCorrespondence`: frozen pretrained encoders plus a trainable projection head."""
+"""`AVCorrespondence`: frozen pretrained encoders plus a trainable projection head.
+
+The estimator only stores parameters, fits the correspondence heads and delegates each task
+method to its task module (:mod:`skavc.sync`, :mod:`skavc.localization`, :mod:`skavc.retrieval`)
+in a few lines; encoding goes through :class:`skavc._encoding.EncodingContext`. (Over 500 lines
+for the numpydoc of its public methods, about half the module.)
+"""
 
 from numbers import Integral, Real
 

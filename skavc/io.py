@@ -17,6 +17,9 @@ So a file whose content is in sync gives an :class:`AVClip` whose audio
 sample ``i`` plays while frame ``floor(i * fps / sample_rate)`` is shown,
 i.e. an AV offset of 0. The length of the clip is set by the video; the audio
 always holds exactly ``round(n_frames * sample_rate / fps)`` samples.
+
+(Over 500 lines: reading and writing share the time model above and the stream handling,
+which one module keeps in one place.)
 """
 
 import math

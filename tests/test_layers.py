@@ -56,3 +56,13 @@ def test_an_import_pointing_up_breaks_the_contract(tmp_path, module, line):
     result = _lint(src, "skavc_layers", tmp_path)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def test_import_skavc_loads_neither_pyav_nor_librosa():
+    code = ("import sys, skavc; from skavc import AVCorrespondence, EmbeddingIndex; "
+            "print(sorted(m for m in ('av', 'librosa') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, skavc; skavc.load_clip; print('av' in sys.modules)"  # decoding brings PyAV in
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"

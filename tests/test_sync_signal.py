@@ -1,23 +1,20 @@
-"""Training-free audio-visual synchronisation (skavc._sync_signal): conventions, accuracy, errors."""
+"""Training-free audio-visual synchronisation (skavc.sync._signal): conventions, accuracy, errors."""
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from skavc._sync_signal import (
+from skavc.datasets import make_av_clips
+from skavc.features import motion_energy, motion_energy_times, onset_envelope
+from skavc.metrics import sync_accuracy, sync_mean_absolute_error
+from skavc.sync._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
     estimate_offset,
-    motion_energy,
-    motion_energy_times,
     naive_sync_curve,
     null_standardise,
-    onset_envelope,
     peak_offset,
     signal_sync_curve,
-    sync_accuracy,
-    sync_mean_absolute_error,
 )
-from skavc.datasets import make_av_clips
 
 SR = 16000
 

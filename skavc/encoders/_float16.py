@@ -109,13 +109,3 @@ def convert_float_to_float16(model):
     entry.key, entry.value = "precision", "fp16"
     onnx.checker.check_model(model16)
     return model16
-
-
-def float16_graph_builder(build_float32):
-    """A graph builder returning the float16 version of ``build_float32()``'s bytes."""
-
-    def build():
-        return convert_float_to_float16(build_float32()).SerializeToString()
-
-    build.__name__ = f"{getattr(build_float32, '__name__', 'graph')}_fp16"
-    return build

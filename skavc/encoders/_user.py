@@ -4,7 +4,8 @@
 ``.onnx`` file and read its outputs; :class:`~skavc.encoders.OnnxEncoder` runs it (sessions,
 batching, CUDA, I/O binding, sha256 pinning). An ONNX file is a protobuf message, read as
 data: loading one never runs Python code, and skavc registers no custom-op library.
-See ``docs/encoders.md``.
+See ``docs/encoders.md``. (Over 500 lines: both classes and the checks of a user's graph
+against what they declare, about 400 lines of code and the rest docstrings.)
 """
 
 import copy

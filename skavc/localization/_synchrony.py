@@ -3,7 +3,8 @@
 Hershey and Movellan 2000, Kidron et al. 2005 ("Pixels that sound"): per cell of a grid of at
 most 64 cells a side, the correlation over a sliding window (Gaussian, sd 1 s) between how much
 the cell changes from frame to frame (camera shift compensated, frame median and a noise floor
-removed) and how much the audio's RMS envelope changes over the same interval.
+removed) and how much the audio's RMS envelope changes over the same interval. The features
+(cells, frame changes, audio changes) come from :mod:`skavc.features`.
 """
 
 import numpy as np
@@ -129,7 +130,8 @@ def synchrony_correlation(audio, sample_rate, frames, fps, *, max_size=64, windo
     hop : float
         Seconds between the window centres; frames in between are interpolated.
     max_shift : int
-        Largest camera shift compensated between frames, in cells.
+        Largest camera shift compensated between frames, in cells (found to a fraction of a
+        cell: :func:`skavc.features.estimate_shifts`).
     noise_floor : float
         Grey levels of change treated as noise.
 
