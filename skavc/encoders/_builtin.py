@@ -5,17 +5,14 @@ Each encoder turns one clip's audio or frames into *time-resolved* features
 later capabilities (synchronisation, localisation) use frame by frame.
 """
 
-import threading
 import warnings
 
 import numpy as np
 
 from ._cache import cached_graph
-from ._onnx import OnnxEncoder
+from ._onnx import LazyOnnx, OnnxEncoder
 
 PRECISIONS = ("fp32", "fp16")
-# Threads encoding clips of an unpickled model may open its graph at once: one session each.
-_OPEN_LOCK = threading.Lock()
 
 
 def _precision_graph(stem, build_float32, precision):
@@ -40,7 +37,7 @@ def _whisper_graph(precision="fp32"):
     return _precision_graph(f"whisper-tiny.en-encoder-v{GRAPH_VERSION}", build_whisper_encoder, precision)
 
 
-class _BuiltinEncoder:
+class _BuiltinEncoder(LazyOnnx):
     """Lazily opens its ONNX graph; pickles as its name and the graph's sha256.
 
     On unpickling the graph is rebuilt from the shipped weights if the cached
@@ -64,15 +61,6 @@ class _BuiltinEncoder:
         self.coalesce = coalesce
         self.sha256 = None
         self._onnx = None
-
-    @property
-    def onnx(self):
-        """The underlying :class:`OnnxEncoder`, opened on first use."""
-        if self._onnx is None:
-            with _OPEN_LOCK:
-                if self._onnx is None:
-                    self._onnx = self._open()
-        return self._onnx
 
     def _open(self):
         path, digest = type(self)._graph(self.precision)

@@ -442,3 +442,23 @@ def _concatenate(chunks):
     if len(chunks) == 1:
         return chunks[0]
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+
+
+# Threads encoding clips of an unpickled model may open its graph at once: one session each.
+_OPEN_LOCK = threading.Lock()
+
+
+class LazyOnnx:
+    """Mixin of the encoders: ``onnx``, the :class:`OnnxEncoder` that ``self._open()`` returns,
+    opened on first use, once, even when threads ask at the same time."""
+
+    _onnx = None
+
+    @property
+    def onnx(self):
+        """The :class:`OnnxEncoder` running the graph, opened (and checked) on first use."""
+        if self._onnx is None:
+            with _OPEN_LOCK:
+                if self._onnx is None:
+                    self._onnx = self._open()
+        return self._onnx

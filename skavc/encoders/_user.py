@@ -12,18 +12,16 @@ import copy
 import functools
 import math
 import os
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._cache import cached_graph
-from ._onnx import OnnxEncoder, sha256_bytes
+from ._onnx import LazyOnnx, OnnxEncoder, sha256_bytes
 
 _DEVICES = (None, "auto", "cpu", "cuda")
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-_OPEN_LOCK = threading.Lock()  # threads sharing an unpickled encoder open one session
 _CHUNK_FRAMES = 256  # frames preprocessed at a time (bounds the float copies of long clips)
 
 
@@ -84,7 +82,7 @@ def _resizer(size):
     return OnnxEncoder(g.to_bytes(), device="cpu", batch_size=64, name=f"resize-{size[0]}x{size[1]}")
 
 
-class _UserEncoder:
+class _UserEncoder(LazyOnnx):
     """Shared by the user encoders: lazy session, runtime configuration, pinning and pickling."""
 
     kind = None
@@ -129,15 +127,6 @@ class _UserEncoder:
         if _choice("precision", precision, ("fp32", "fp16")) != self.precision:
             new.precision, new.sha256, new._n_features = precision, None, None
         return new
-
-    @property
-    def onnx(self):
-        """The :class:`~skavc.encoders.OnnxEncoder` running the graph, opened (and checked) on first use."""
-        if self._onnx is None:
-            with _OPEN_LOCK:
-                if self._onnx is None:
-                    self._onnx = self._open()
-        return self._onnx
 
     def _changed(self, digest):
         return ValueError(
