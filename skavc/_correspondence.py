@@ -14,13 +14,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import localization, retrieval, sync
+from . import describe, localization, retrieval, scene, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
 from ._inputs import check_collection
+from ._text_space import check_labels
 from ._training import Adam, progress_logger, run_epochs, train_epoch
 from ._validation import check_int, check_sample_rate
-from .encoders import AUDIO_ENCODERS, VISUAL_ENCODERS
+from .encoders import AUDIO_ENCODERS, TEXT_ENCODERS, VISUAL_ENCODERS
 from .metrics import cross_modal_recall
 
 
@@ -81,6 +82,13 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     localization : bool, default=False
         Also train the spatial (sound-source localisation) head in :meth:`fit`
         with a multiple-instance contrastive loss over the 7x7 feature map.
+    scene : bool, default=False
+        Also train, in :meth:`fit`, the audio class head (predicts the frames'
+        ImageNet posteriors from the sound, so :meth:`classify_scene` hears what
+        the camera misses) and, when ``y`` holds label or caption strings, the
+        map from the shared space into the text space.
+    text_encoder : {"minilm-l6"}, default="minilm-l6"
+        Sentence encoder of label strings and sound names (all-MiniLM-L6-v2).
     fps : float, default=25.0
         Video frame rate assumed for ``(audio, frames)`` pairs.
     device : {"auto", "cpu", "cuda"}, default="auto"
@@ -152,6 +160,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "max_offset": [Interval(Real, 0, None, closed="neither")],
         "sync_epochs": [Interval(Integral, 1, None, closed="left")],
         "localization": ["boolean"],
+        "scene": ["boolean"],
+        "text_encoder": [StrOptions(set(TEXT_ENCODERS))],
         "fps": [Interval(Real, 0, None, closed="neither")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
         "precision": [StrOptions({"fp32", "fp16"})],
@@ -181,6 +191,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         max_offset=1.0,
         sync_epochs=30,
         localization=False,
+        scene=False,
+        text_encoder="minilm-l6",
         fps=25.0,
         device="auto",
         precision="fp32",
@@ -206,6 +218,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.max_offset = max_offset
         self.sync_epochs = sync_epochs
         self.localization = localization
+        self.scene = scene
+        self.text_encoder = text_encoder
         self.fps = fps
         self.device = device
         self.precision = precision
@@ -248,6 +262,18 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     def _pair_features(self, X):
         """Pooled audio and visual encoder features of each clip, shapes (n, Fa) and (n, Fv)."""
         return self._context().pooled(X, self.n_visual_frames)
+
+    def _text_encoder(self):
+        return make_encoder("text", self.text_encoder, device=self.device, n_threads=encoder_threads(self.n_jobs),
+                            precision="fp32")
+
+    def _shared_space(self, A=None, V=None):
+        """Where the text map reads a clip: its audio and visual embeddings' normalised sum, or
+        the visual embedding alone for silent frames (``A`` None), (n, embedding_dim)."""
+        Z = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float64)
+        if A is not None:
+            Z = Z + self._embed_audio_features(A)
+        return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
 
     def _embed_audio_features(self, A):
         """Unit-norm audio embeddings of pooled audio encoder features (n, Fa), float64."""
@@ -308,8 +334,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         X : sequence of AVClip, (audio, frames) pairs or video paths, length n_clips >= 2
             Each item's audio and frames are a positive pair.
-        y : None
-            Ignored; present for API consistency (pipelines pass labels through).
+        y : None or sequence of str, length n_clips
+            Label or caption strings, used only with ``scene=True`` (the text map
+            of :meth:`classify_scene`); otherwise ignored.
         epochs : int or None, default=None
             Overrides the ``epochs`` parameter for this call.
 
@@ -321,10 +348,20 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         X = self._check_n_pairs(X)
         for attr in ("audio_encoder_", "visual_encoder_"):
             self.__dict__.pop(attr, None)  # refit with the current encoder parameters
-        A, V = self._pair_features(X)
+        if self.scene:
+            A, V, P = self._context().pooled(X, self.n_visual_frames, class_posteriors=True)
+        else:
+            A, V = self._pair_features(X)
         self._fit_preprocessors(A, V)
         self._initialise(A, V)
         self._train(A, V, self.epochs if epochs is None else epochs)
+        for attr in ("audio_class_head_", "text_map_"):
+            self.__dict__.pop(attr, None)
+        if self.scene:
+            self.audio_class_head_, self.text_map_ = scene.fit_scene_heads(
+                self.audio_preprocessor_.transform(A), P, rng=self._rng, joint_embeddings=self._shared_space(A, V),
+                y=y, text_encoder=self._text_encoder() if y is not None else None,
+                log=progress_logger(self.verbose, self._log, "audio class head"))
         self.__dict__.pop("sync_head_", None)
         if self.sync:
             self.sync_head_ = sync.fit_sync_head(
@@ -608,6 +645,78 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """
         return retrieval.retrieve(frames, audio_database, top_k, modality="visual",
                                   embed_query=self.transform_visual, embed_database=self.transform_audio)
+
+    def classify_scene(self, X, labels):
+        """Probability of each label for each clip ("what is happening here, among these?").
+
+        Works before any fit (zero-shot, from the frames through the text space);
+        ``fit(X, scene=True)`` adds the sound, ``fit(X, y, scene=True)`` the captions
+        (:mod:`skavc.scene`).
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+        labels : list of str
+            Label strings chosen at call time ("dog park", "church bells", ...), distinct.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_clips, n_labels)
+            Rows sum to 1; ``dict(zip(labels, probabilities[i]))`` for clip ``i``.
+        """
+        labels = check_labels(labels)
+        X = check_collection(X)
+        context = self._context()
+        A, V, P = context.pooled(X, self.n_visual_frames, class_posteriors=True)
+        audio_head, text_map = getattr(self, "audio_class_head_", None), getattr(self, "text_map_", None)
+        return scene.classify_scene(
+            P, labels, text_encoder=self._text_encoder(), class_names=context.class_names,
+            audio_posteriors=None if audio_head is None else audio_head.predict_proba(
+                self.audio_preprocessor_.transform(A)),
+            joint_embeddings=None if text_map is None else self._shared_space(A, V), text_map=text_map)
+
+    def expected_sounds(self, X, top_k=5):
+        """The sounds the frames of each clip should make, with scores, and when (:mod:`skavc.describe`).
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs, video paths, frame arrays (T, H, W, 3) or images (H, W, 3)
+            Only the frames are used.
+        top_k : int, default=5
+            Sound-event names per clip, from AudioSet's 527.
+
+        Returns
+        -------
+        results : list of dict
+            Per clip ``{"sounds": [(name, score), ...], "times": [seconds, ...]}``: names
+            best first with scores in [0, 1], and the moments movement starts (where a
+            sound is expected), on the video's clock.
+        """
+        k = check_int(top_k, name="top_k", minimum=1)
+        X = check_collection(X)
+        text_map = getattr(self, "text_map_", None)
+        return describe.expected_sounds(
+            self._context(), X, text_encoder=self._text_encoder(), n_visual_frames=self.n_visual_frames, top_k=k,
+            text_map=text_map, embed=None if text_map is None else (lambda V: self._shared_space(None, V)))
+
+    def describe_expected_audio(self, frames):
+        """A sentence saying what the frames should sound like, and when.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (T, H, W, 3) or (H, W, 3), AVClip, path, or a list of those
+            One clip's frames (or one image) gives one sentence; a list gives a list.
+
+        Returns
+        -------
+        description : str, or list of str for a list
+            E.g. "Expected: dog (0.41), bark (0.22), howl (0.09); sound events likely
+            near 0.4 s, 1.2 s, 2.9 s."
+        """
+        single = not isinstance(frames, (list, tuple))
+        results = self.expected_sounds([frames] if single else frames)
+        sentences = [describe.describe_sentence(r) for r in results]
+        return sentences[0] if single else sentences
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -26,8 +26,9 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils.validation import check_memory
 from threadpoolctl import threadpool_limits
 
+from ._clip import AVClip
 from ._inputs import resolve_audio, resolve_clip, resolve_frames, resolve_pair
-from .encoders import make_audio_encoder, make_visual_encoder
+from .encoders import make_audio_encoder, make_text_encoder, make_visual_encoder
 from .features import grid_times, resample_track, sample_frame_indices
 
 #: Rate (steps per second) of the common grid of :meth:`EncodingContext.tracks`.
@@ -43,8 +44,11 @@ def encoder_threads(n_jobs):
 @lru_cache(maxsize=8)
 def _shared_builtin(kind, name, device, n_threads, precision):
     # Clones made by GridSearchCV share one onnxruntime session per encoder.
-    make = make_audio_encoder if kind == "audio" else make_visual_encoder
-    encoder = make(name, device=device, n_threads=n_threads, precision=precision)
+    if kind == "text":  # an int8 graph: no fp16 copy
+        encoder = make_text_encoder(name, device=device, n_threads=n_threads)
+    else:
+        make = make_audio_encoder if kind == "audio" else make_visual_encoder
+        encoder = make(name, device=device, n_threads=n_threads, precision=precision)
     encoder.prepare()
     return encoder
 
@@ -58,7 +62,7 @@ def _shared_user(spec, device, n_threads, precision):
 
 
 def make_encoder(kind, spec, *, device, n_threads, precision):
-    """The ``kind`` ("audio"/"visual") encoder for a built-in name or a user's encoder object, prepared."""
+    """The ``kind`` ("audio"/"visual"/"text") encoder for a built-in name or a user's encoder object, prepared."""
     if isinstance(spec, str):
         return _shared_builtin(kind, spec, device, n_threads, precision)
     if getattr(spec, "kind", None) != kind:
@@ -84,6 +88,18 @@ def _encode_frames(frames, encoder, encoder_key):
 def _encode_frame_maps(frames, encoder, encoder_key):
     """Per-frame spatial feature maps, (T, h, w, C)."""
     return encoder.encode(frames, return_feature_map=True)[1]
+
+
+def _encode_class_logits(frames, encoder, encoder_key):
+    """Per-frame classifier logits, (T, n_classes)."""
+    return encoder.class_logits(frames)
+
+
+def softmax(logits, axis=-1):
+    """Probabilities from logits along ``axis`` (float64, max-subtracted)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=axis, keepdims=True))
+    return z / z.sum(axis=axis, keepdims=True)
 
 
 def _on_gpu(encoder):
@@ -154,6 +170,7 @@ class EncodingContext:
             "audio": (cache(_encode_audio, ignore=["encoder"]), audio_encoder),
             "frames": (cache(_encode_frames, ignore=["encoder"]), visual_encoder),
             "maps": (cache(_encode_frame_maps, ignore=["encoder"]), visual_encoder),
+            "logits": (cache(_encode_class_logits, ignore=["encoder"]), visual_encoder),
         }
 
     @property
@@ -188,6 +205,21 @@ class EncodingContext:
                 "feature_map_output"
             )
         return self._encode("maps", frames)
+
+    def encode_class_posteriors(self, frames):
+        """Per-frame class probabilities of the visual encoder's classifier, (T, n_classes) float64."""
+        if not getattr(self.visual_encoder, "has_class_logits", False):
+            raise ValueError(
+                f"the visual encoder {self.visual_encoder.name!r} has no classifier over named classes, "
+                "which zero-shot scene labels and sound descriptions need: use the built-in "
+                "'efficientnet-lite0' (ImageNet-1k)"
+            )
+        return softmax(self._encode("logits", frames))
+
+    @property
+    def class_names(self):
+        """Names of the visual classifier's classes (ImageNet-1k for the built-in encoder)."""
+        return self.visual_encoder.class_names
 
     def require_time_steps(self, task):
         """Raise a clear error when the audio encoder gives one vector per clip (``task`` needs steps)."""
@@ -254,15 +286,18 @@ class EncodingContext:
 
         return job
 
-    def _pooled_visual_job(self, n_visual_frames):
+    def _pooled_visual_job(self, n_visual_frames, class_posteriors=False):
         def job(item, where):
             frames = resolve_frames(item, sample_rate=self.sample_rate, where=where,
                                     frame_sampler=lambda n: sample_frame_indices(n, n_visual_frames))
-            return self.encode_frames(frames).mean(axis=0)
+            features = self.encode_frames(frames).mean(axis=0)
+            if not class_posteriors:
+                return features
+            return features, self.encode_class_posteriors(frames).mean(axis=0)
 
         return job
 
-    def pooled(self, X, n_visual_frames):
+    def pooled(self, X, n_visual_frames, class_posteriors=False):
         """Pooled audio and visual features of each clip (means over steps and sampled frames).
 
         Parameters
@@ -270,13 +305,18 @@ class EncodingContext:
         X : list of items (AVClip, (audio, frames) pairs or video paths)
         n_visual_frames : int
             Frames sampled evenly from each clip (:func:`skavc.features.sample_frame_indices`).
+        class_posteriors : bool, default=False
+            Also return the visual classifier's class probabilities, averaged over the same frames.
 
         Returns
         -------
         A : ndarray of shape (n_clips, n_audio_features), float64
         V : ndarray of shape (n_clips, n_visual_features), float64
+        P : ndarray of shape (n_clips, n_classes), float64
+            Only with ``class_posteriors``; rows sum to 1.
         """
-        audio_job, visual_job = self._pooled_audio_job(), self._pooled_visual_job(n_visual_frames)
+        audio_job = self._pooled_audio_job()
+        visual_job = self._pooled_visual_job(n_visual_frames, class_posteriors)
         sampler = lambda n: sample_frame_indices(n, n_visual_frames)  # noqa: E731
 
         def job(item, where):
@@ -290,8 +330,10 @@ class EncodingContext:
         if self.log is not None:
             self.log(f"encoded {len(X)} clips in {time.perf_counter() - t0:.1f} s")
         A = np.stack([p[0] for p in pairs]).astype(np.float64)
-        V = np.stack([p[1] for p in pairs]).astype(np.float64)
-        return A, V
+        if not class_posteriors:
+            return A, np.stack([p[1] for p in pairs]).astype(np.float64)
+        V = np.stack([p[1][0] for p in pairs]).astype(np.float64)
+        return A, V, np.stack([p[1][1] for p in pairs])
 
     def pooled_audio(self, X, input_rate=None):
         """Pooled audio features, (n_clips, n_audio_features) float64; bare waveforms at ``input_rate``."""
@@ -301,25 +343,12 @@ class EncodingContext:
         """Pooled visual features of ``n_visual_frames`` sampled frames, (n_clips, n_visual_features) float64."""
         return np.stack(self.map(self._pooled_visual_job(n_visual_frames), X)).astype(np.float64)
 
-    def track(self, item, where, rate=TRACK_RATE):
-        """One item's audio and visual features on one grid of ``rate`` steps per second.
+    def frames(self, item, where):
+        """All frames of one item and their rate: uint8 (T, H, W, 3) and frames per second.
 
-        Returns
-        -------
-        audio_track : ndarray of shape (n_steps, n_audio_features)
-        visual_track : ndarray of shape (n_steps, n_visual_features)
-            :func:`clip_tracks` over the seconds covered by both audio and frames.
-        duration : float
-            Those seconds.
+        A clip or video file keeps its own rate; bare frame arrays and pairs are at :attr:`fps`.
         """
-        self.require_time_steps("synchronisation")
-        clip = self.clip(item, where)
-        a = self.encode_audio(clip.audio)
-        v = self.encode_frames(clip.frames)
-        duration = min(clip.duration, clip.n_frames / clip.fps)
-        a_track, v_track = clip_tracks(a, self.audio_rate, v, clip.fps, duration, rate)
-        return a_track, v_track, duration
-
-    def tracks(self, X, rate=TRACK_RATE):
-        """:meth:`track` of every item of ``X``, as a list."""
-        return self.map(lambda item, where: self.track(item, where, rate), X)
+        if isinstance(item, (str, os.PathLike, AVClip)):
+            clip = self.clip(item, where)
+            return clip.frames, clip.fps
+        return resolve_frames(item, sample_rate=self.sample_rate, where=where), self.fps

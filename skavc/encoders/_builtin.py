@@ -135,6 +135,19 @@ class EfficientNetLite0Encoder(_BuiltinEncoder):
         out = self.onnx.run({"frames": frames}, names)
         return tuple(out) if return_feature_map else out[0]
 
+    has_class_logits = True
+
+    def class_logits(self, frames):
+        """ImageNet-1k logits per frame, (n_frames, 1000) float32; :attr:`class_names` names them."""
+        return self.onnx.run({"frames": frames}, ["logits"])[0]
+
+    @property
+    def class_names(self):
+        """The 1000 ImageNet-1k class names, in the order of :meth:`class_logits`'s columns."""
+        from .._vocabularies import imagenet_class_names
+
+        return imagenet_class_names()
+
 
 class WhisperTinyEncoder(_BuiltinEncoder):
     """Whisper tiny.en encoder: a middle and the final layer, concatenated, at 50 steps per second."""

@@ -1,0 +1,223 @@
+"""Scoring named things through a text space: the zero-shot machinery of scene labels and descriptions.
+
+The visual encoder's classifier gives, per clip, a posterior over its own named classes
+(ImageNet-1k). Any other vocabulary (label strings a user gives at call time, AudioSet sound
+names) is reached through a text encoder: each source class hands its probability to the target
+names in proportion to ``exp(cos(class, name) / temperature)`` (:func:`transfer_matrix`), so
+
+    P(name | clip) = sum_k P(class k | clip) P(name | class k).
+
+A name that says a class almost exactly (cosine near 1, the others far below) takes nearly all of
+that class's mass, so an exact label is never diluted by its neighbours; a class related to no
+name spreads its (usually small) mass thinly. This is a mixture, so rows sum to one by
+construction; :func:`sharpen` then applies a calibration temperature.
+
+Heads learnt in ``fit`` (the teacher-student :class:`AudioClassHead` and the :class:`TextMap`
+from the joint audio-visual embedding into the text space) live here too, shared by the tasks.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+from ._encoding import softmax
+from ._training import Adam, minibatches, run_epochs
+
+#: Cosine temperature of the class -> name transfer. At 0.05 a name 0.15 closer in cosine to a
+#: class than the next name takes e^3 = 20 times its share: exact and near-exact names win, loose
+#: associations still carry some mass.
+TRANSFER_TEMPERATURE = 0.05
+
+
+@lru_cache(maxsize=16)
+def _embed_cached(encoder, texts):
+    return encoder.encode(list(texts))
+
+
+def embed_texts(encoder, texts):
+    """Unit-norm text embeddings, (len(texts), d) float64, cached per encoder and tuple of texts."""
+    return np.asarray(_embed_cached(encoder, tuple(texts)), dtype=np.float64)
+
+
+def check_labels(labels, *, name="labels"):
+    """``labels`` as a list of distinct, non-empty strings; a clear error otherwise."""
+    if isinstance(labels, str):
+        raise TypeError(f"{name} must be a list of label strings; wrap a single label in a list")
+    try:
+        labels = list(labels)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of label strings; got {type(labels).__name__}") from None
+    if not labels:
+        raise ValueError(f"{name} is empty: give at least one label string")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise TypeError(f"{name}[{i}] must be a string; got {type(label).__name__} {label!r}")
+        if not label.strip():
+            raise ValueError(f"{name}[{i}] is an empty string")
+    seen, duplicates = set(), []
+    for label in labels:
+        key = " ".join(label.lower().split())
+        if key in seen:
+            duplicates.append(label)
+        seen.add(key)
+    if duplicates:
+        raise ValueError(f"{name} holds duplicates (case and spacing ignored): {sorted(set(duplicates))}; "
+                         "each label must be given once")
+    return labels
+
+
+def transfer_matrix(source_embeddings, target_embeddings, temperature=TRANSFER_TEMPERATURE):
+    """How each source class hands its probability to the target names.
+
+    Parameters
+    ----------
+    source_embeddings : ndarray of shape (n_classes, d)
+        Unit-norm text embeddings of the source classes' names.
+    target_embeddings : ndarray of shape (n_names, d)
+        Unit-norm text embeddings of the target names.
+    temperature : float
+        Cosine temperature.
+
+    Returns
+    -------
+    transfer : ndarray of shape (n_classes, n_names)
+        ``P(name | class)``: rows sum to 1.
+    """
+    return softmax(source_embeddings @ target_embeddings.T / temperature, axis=1)
+
+
+def sharpen(probabilities, temperature):
+    """``P ** (1 / temperature)``, renormalised per row (temperature < 1 sharpens, > 1 flattens)."""
+    logp = np.log(np.maximum(probabilities, 1e-300)) / temperature
+    return softmax(logp, axis=1)
+
+
+def fit_temperature(probabilities, y):
+    """The temperature minimising the negative log-likelihood of the true columns ``y``.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, n_names)
+    y : ndarray of shape (n,), int
+        Index of each row's true name.
+
+    Returns
+    -------
+    temperature : float in [0.05, 20]
+    """
+    logp = np.log(np.maximum(probabilities, 1e-300))
+    rows = np.arange(len(y))
+
+    def nll(log_t):
+        return -log_softmax(logp / np.exp(log_t), axis=1)[rows, y].mean()
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
+
+
+def combine_experts(*distributions):
+    """Product of experts: the normalised geometric mean of probability rows of the same columns.
+
+    A flat expert (a camera that shows nothing useful) leaves the others' ranking as it is.
+    """
+    logp = np.mean([np.log(np.maximum(p, 1e-300)) for p in distributions], axis=0)
+    return softmax(logp, axis=1)
+
+
+class AudioClassHead:
+    """Teacher-student transfer from vision to sound (SoundNet): the visual classifier's posteriors
+    of a clip's frames are the soft targets of a softmax regression on the clip's audio features.
+
+    Only the ``n_classes`` classes with the most teacher mass over the training clips get their own
+    output; the rest share one "other" output, spread evenly over them at prediction.
+
+    Parameters
+    ----------
+    n_classes : int, default=64
+    epochs : int, default=200
+    batch_size : int, default=64
+    learning_rate : float, default=1e-2
+    alpha : float, default=1e-3
+        L2 penalty on the weights.
+    """
+
+    def __init__(self, n_classes=64, epochs=200, batch_size=64, learning_rate=1e-2, alpha=1e-3):
+        self.n_classes = n_classes
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+
+    def fit(self, audio_features, teacher, rng, log=None):
+        """Learn from (n, d) preprocessed audio features and (n, K) teacher posteriors; returns self."""
+        n, K = teacher.shape
+        self.n_outputs_ = K
+        mass = teacher.sum(axis=0)
+        self.classes_ = np.sort(np.argsort(mass)[::-1][: min(self.n_classes, K - 1)])
+        other = np.setdiff1d(np.arange(K), self.classes_)
+        targets = np.hstack([teacher[:, self.classes_], teacher[:, other].sum(axis=1, keepdims=True)])
+        X = np.asarray(audio_features, dtype=np.float64)
+        self.params_ = {"W": np.zeros((X.shape[1], targets.shape[1])),
+                        "b": np.log(np.maximum(targets.mean(axis=0), 1e-6))}
+        optimizer = Adam(self.params_, learning_rate=self.learning_rate)
+        batch_size = min(self.batch_size, n)
+
+        def epoch():
+            losses = []
+            for idx in minibatches(n, batch_size, rng):
+                x, t = X[idx], targets[idx]
+                logp = log_softmax(x @ self.params_["W"] + self.params_["b"], axis=1)
+                d = (np.exp(logp) - t) / len(idx)  # gradient of the soft cross-entropy
+                grads = {"W": x.T @ d + self.alpha * self.params_["W"], "b": d.sum(axis=0)}
+                optimizer.step(self.params_, grads)
+                losses.append(-(t * logp).sum(axis=1).mean())
+            return np.mean(losses)
+
+        self.loss_curve_ = run_epochs(epoch, self.epochs, log=log, what="audio class head's loss")
+        return self
+
+    def predict_proba(self, audio_features):
+        """Posteriors over all ``n_outputs_`` classes, (n, K), from (n, d) preprocessed audio features."""
+        p = softmax(np.asarray(audio_features, dtype=np.float64) @ self.params_["W"] + self.params_["b"])
+        out = np.empty((p.shape[0], self.n_outputs_))
+        other = np.setdiff1d(np.arange(self.n_outputs_), self.classes_)
+        out[:, other] = p[:, -1:] / max(other.size, 1)
+        out[:, self.classes_] = p[:, :-1]
+        return out
+
+
+class TextMap:
+    """A ridge map from the joint audio-visual embedding into the text space, learnt from captions.
+
+    ``fit(Z, T)`` regresses each clip's label (or caption) embedding on its joint embedding; a
+    name is then scored by the cosine of its text embedding with the mapped clip, softmaxed with
+    a temperature fitted on the training clips (the labels seen there as the candidates). Unseen
+    names are scored by their text alone.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Ridge penalty.
+    """
+
+    def __init__(self, alpha=1.0):
+        self.alpha = alpha
+
+    def fit(self, Z, label_embeddings, y):
+        """``Z`` (n, p) joint embeddings, ``label_embeddings`` (L, d) of the distinct labels, ``y`` (n,) indices."""
+        from sklearn.linear_model import Ridge
+
+        self.ridge_ = Ridge(alpha=self.alpha).fit(Z, label_embeddings[y])
+        cos = self._cosines(Z, label_embeddings)
+        self.temperature_ = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
+        return self
+
+    def _cosines(self, Z, label_embeddings):
+        M = self.ridge_.predict(Z)
+        M /= np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)
+        return M @ label_embeddings.T
+
+    def predict_proba(self, Z, label_embeddings):
+        """``P(name | clip)`` over the given names, (n, L)."""
+        return softmax(self._cosines(Z, label_embeddings) / self.temperature_, axis=1)

@@ -1,0 +1,135 @@
+"""What silent frames should sound like: sound-event names with scores, and when.
+
+``expected_sounds`` gives, per clip, the AudioSet sound events (527 names, Google, CC BY 4.0)
+that what the frames show would make, with scores, and the moments a sound is expected.
+
+- **What**: the visual encoder's ImageNet-1k posteriors handed to the AudioSet names through the
+  text space (:func:`skavc._text_space.transfer_matrix`): a dog's classes give "Dog", "Bark",
+  "Howl"...; with a text map learnt from captions in ``fit``, its scores over the same names
+  join as a product of experts.
+- **When**: onsets of movement in the frames (:func:`skavc.features.motion_energy`, camera shake
+  and flicker removed): local maxima of the motion's rise that stand out from the clip's own
+  level, in seconds on the video's clock. Impacts, steps and gestures start there; a still
+  picture gives none.
+
+``describe_sentence`` turns one clip's result into the sentence ``describe_expected_audio``
+returns, e.g. "Expected: dog (0.41), bark (0.22), howl (0.09); sound events likely near 0.4 s,
+1.2 s, 2.9 s."
+"""
+
+import numpy as np
+
+from ._text_space import combine_experts, embed_texts, sharpen, transfer_matrix
+from ._vocabularies import audioset_names
+from .features import motion_energy, motion_energy_times, sample_frame_indices
+
+__all__ = ["EVENT_THRESHOLD", "describe_sentence", "expected_sounds", "motion_onsets"]
+
+#: An onset is a local maximum of the motion's rise above this many robust standard deviations
+#: (1.4826 MAD) over the clip's median rise, and above 1 grey level: small, steady motion
+#: (drift, noise) never counts.
+EVENT_THRESHOLD = 4.0
+# Onsets closer than this (seconds) are one event.
+_MIN_GAP = 0.2
+# Sharpness of the sound-name scores (as the scene labels' calibration temperature).
+_TEMPERATURE = 0.5
+
+
+def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
+    """Times (s) at which visible movement starts: the expected sound events.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), uint8
+    fps : float
+    threshold : float
+        In robust standard deviations of the motion's frame-to-frame rise.
+    min_gap : float
+        Seconds between two onsets, at least.
+
+    Returns
+    -------
+    times : ndarray of shape (n_onsets,)
+        Seconds on the video clock (frame ``f`` shows ``f / fps``), ascending.
+    """
+    energy = motion_energy(frames)
+    if energy.size < 3:
+        return np.zeros(0)
+    rise = np.maximum(np.diff(energy, prepend=energy[:1]), 0.0)
+    level = np.median(rise)
+    spread = 1.4826 * np.median(np.abs(rise - level))
+    bar = max(level + threshold * spread, 1.0)
+    peaks = [t for t in range(1, rise.size - 1)
+             if rise[t] >= bar and rise[t] >= rise[t - 1] and rise[t] > rise[t + 1]]
+    if rise.size > 1 and rise[-1] >= bar and rise[-1] > rise[-2]:
+        peaks.append(rise.size - 1)
+    times = motion_energy_times(energy.size, fps)
+    kept = []
+    for t in sorted(peaks, key=lambda t: -rise[t]):  # strongest first, then drop near neighbours
+        if all(abs(times[t] - times[k]) >= min_gap for k in kept):
+            kept.append(t)
+    return np.sort(np.maximum(times[kept], 0.0))
+
+
+def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_map=None, embed=None):
+    """Per clip, the expected sound-event names with scores and the times of expected events.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    X : list of items: AVClip, (audio, frames) pairs, paths, frame arrays (T, H, W, 3) or images (H, W, 3)
+        Only the frames are used (the audio may be absent or silent).
+    text_encoder : text encoder
+    n_visual_frames : int
+        Frames whose classifier posteriors are averaged.
+    top_k : int
+    text_map : TextMap or None
+        Learnt from captions in ``fit``; needs ``embed``.
+    embed : callable or None
+        Pooled visual features (n, Fv) -> visual embeddings in the shared space the text map
+        reads (silent frames stand in for the clip: the space puts matching sound beside them).
+
+    Returns
+    -------
+    results : list of dict
+        Per clip ``{"sounds": [(name, score), ...] (best first, top_k), "times": [seconds, ...]}``.
+    """
+    names = audioset_names()
+
+    def job(item, where):
+        frames, fps = context.frames(item[None] if _is_image(item) else item, where)
+        idx = sample_frame_indices(frames.shape[0], n_visual_frames)
+        posteriors = context.encode_class_posteriors(frames[idx]).mean(axis=0)
+        features = context.encode_frames(frames[idx]).mean(axis=0) if text_map is not None else None
+        return posteriors, features, motion_onsets(frames, fps)
+
+    results = context.map(job, X)
+    P = np.stack([r[0] for r in results])
+    name_embeddings = embed_texts(text_encoder, names)
+    scores = sharpen(P @ transfer_matrix(embed_texts(text_encoder, context.class_names), name_embeddings),
+                     _TEMPERATURE)
+    if text_map is not None:
+        Z = embed(np.stack([r[1] for r in results]))
+        scores = combine_experts(scores, text_map.predict_proba(Z, name_embeddings))
+    out = []
+    for row, (_, _, times) in zip(scores, results):
+        best = np.argsort(row)[::-1][:top_k]
+        out.append({"sounds": [(names[k], float(row[k])) for k in best], "times": [float(t) for t in times]})
+    return out
+
+
+def _is_image(item):
+    return isinstance(item, np.ndarray) and item.ndim == 3 and item.shape[-1] == 3
+
+
+def describe_sentence(result, max_times=6):
+    """One readable sentence from one clip's :func:`expected_sounds` result."""
+    sounds = ", ".join(f"{name.lower()} ({score:.2f})" for name, score in result["sounds"])
+    times = result["times"]
+    if not times:
+        when = "no visible movement marks a moment"
+    else:
+        shown = ", ".join(f"{t:.1f} s" for t in times[:max_times])
+        more = f" and {len(times) - max_times} more" if len(times) > max_times else ""
+        when = f"sound events likely near {shown}{more}"
+    return f"Expected: {sounds}; {when}."

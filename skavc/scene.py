@@ -1,0 +1,118 @@
+"""Scene classification over label strings given at call time ("what is happening here?").
+
+``classify_scene(X, labels)`` returns, per clip, a probability for each label (rows sum to 1;
+``dict(zip(labels, P[0]))`` is the seed interface's ``ClassifyScene`` dictionary). Three experts,
+combined in log space:
+
+- **frames, zero-shot** (no fit needed): the visual encoder's ImageNet-1k posteriors, averaged
+  over ``n_visual_frames`` frames, handed to the labels through the text space
+  (:func:`skavc._text_space.transfer_matrix`: a label naming a class almost exactly takes that
+  class's probability);
+- **sound** (after ``fit(X, scene=True)``): the :class:`~skavc._text_space.AudioClassHead`,
+  which learnt from unlabelled paired clips to predict the frames' posteriors from the audio,
+  combined with the frames' as a product of experts, so a clip whose camera shows nothing
+  useful is still classified by its sound;
+- **captions** (after ``fit(X, y, scene=True)`` with label or caption strings): the
+  :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
+  labels never seen in training are scored by their text, seen ones sharpen.
+
+The zero-shot probabilities are sharpened by :data:`CALIBRATION_TEMPERATURE`, fitted by
+negative log-likelihood on real photographs (see the constant).
+"""
+
+import numpy as np
+
+from ._text_space import (
+    AudioClassHead,
+    TextMap,
+    check_labels,
+    combine_experts,
+    embed_texts,
+    sharpen,
+    transfer_matrix,
+)
+
+__all__ = ["CALIBRATION_TEMPERATURE", "classify_scene", "fit_scene_heads", "scene_experts"]
+
+#: Temperature of the zero-shot label probabilities (``P ** (1 / T)``, renormalised). Fitted by
+#: negative log-likelihood on the qabcs-data pictures of the "animals" and "toys" categories
+#: (object names as labels; ``benchmarks/bench_scene.py --calibrate``); the other categories
+#: measure it. Below 1: the raw mixture is too flat (the long tail of 1000 classes spreads mass).
+CALIBRATION_TEMPERATURE = 0.5
+
+
+def scene_experts(context, X, *, n_visual_frames):
+    """Per clip: pooled audio features (n, Fa), visual features (n, Fv) and class posteriors (n, K)."""
+    return context.pooled(X, n_visual_frames, class_posteriors=True)
+
+
+def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio_posteriors=None,
+                   joint_embeddings=None, text_map=None, temperature=CALIBRATION_TEMPERATURE):
+    """Probabilities of ``labels`` for each clip.
+
+    Parameters
+    ----------
+    class_posteriors : ndarray of shape (n_clips, n_classes)
+        The frames' classifier posteriors (:func:`scene_experts`).
+    labels : list of str
+        Distinct label strings (:func:`skavc._text_space.check_labels`).
+    text_encoder : text encoder
+    class_names : sequence of str, length n_classes
+    audio_posteriors : ndarray of shape (n_clips, n_classes) or None
+        The :class:`~skavc._text_space.AudioClassHead`'s prediction from the audio.
+    joint_embeddings : ndarray of shape (n_clips, p) or None
+        With ``text_map``: the clips' joint audio-visual embeddings.
+    text_map : TextMap or None
+    temperature : float
+        Calibration temperature of the zero-shot part.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (n_clips, n_labels)
+        Rows sum to 1.
+    """
+    labels = check_labels(labels)
+    label_embeddings = embed_texts(text_encoder, labels)
+    transfer = transfer_matrix(embed_texts(text_encoder, class_names), label_embeddings)
+    posteriors = class_posteriors if audio_posteriors is None else combine_experts(class_posteriors,
+                                                                                   audio_posteriors)
+    probabilities = sharpen(posteriors @ transfer, temperature)
+    if text_map is not None:
+        probabilities = combine_experts(probabilities, text_map.predict_proba(joint_embeddings, label_embeddings))
+    return probabilities
+
+
+def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=None, y=None,
+                    text_encoder=None, log=None):
+    """Train the audio class head, and the text map when ``y`` holds label or caption strings.
+
+    Parameters
+    ----------
+    audio_features : ndarray of shape (n_clips, d)
+        Preprocessed (standardised, whitened) pooled audio features.
+    class_posteriors : ndarray of shape (n_clips, n_classes)
+        The frames' posteriors: the teacher.
+    rng : numpy.random.RandomState
+    joint_embeddings : ndarray of shape (n_clips, p) or None
+    y : sequence of str or None
+    text_encoder : text encoder or None
+        Needed with ``y``.
+    log : callable(epoch, loss) or None
+
+    Returns
+    -------
+    audio_head : AudioClassHead
+    text_map : TextMap or None
+    """
+    audio_head = AudioClassHead().fit(audio_features, class_posteriors, rng, log)
+    if y is None:
+        return audio_head, None
+    y = list(y)
+    if len(y) != len(class_posteriors) or not all(isinstance(v, str) and v.strip() for v in y):
+        raise ValueError(f"y must hold one non-empty label or caption string per clip ({len(class_posteriors)}); "
+                         f"got {len(y)} items{'' if len(y) != len(class_posteriors) else ' with non-strings'}")
+    names, index = np.unique(np.asarray(y, dtype=object).astype(str), return_inverse=True)
+    if names.size < 2:
+        raise ValueError("y must name at least two different labels: the text map learns to tell them apart")
+    text_map = TextMap().fit(joint_embeddings, embed_texts(text_encoder, list(names)), index)
+    return audio_head, text_map
