@@ -31,6 +31,13 @@ from ._training import Adam, minibatches, run_epochs
 TRANSFER_TEMPERATURE = 0.05
 
 
+#: Floor of the text map's fitted temperature. The fit only sees the training labels as candidates;
+#: when they are easy to tell apart it drives the temperature to zero, which over another
+#: vocabulary (527 sound names) would make every answer certain. At 0.03 a cosine lead of 0.1
+#: is a factor e^3.3 = 28.
+TEXT_MAP_MIN_TEMPERATURE = 0.03
+
+
 @lru_cache(maxsize=16)
 def _embed_cached(encoder, texts):
     return encoder.encode(list(texts))
@@ -207,17 +214,26 @@ class TextMap:
     def fit(self, Z, label_embeddings, y):
         """``Z`` (n, p) joint embeddings, ``label_embeddings`` (L, d) of the distinct labels, ``y`` (n,) indices."""
         from sklearn.linear_model import Ridge
+        from sklearn.model_selection import cross_val_predict
 
-        self.ridge_ = Ridge(alpha=self.alpha).fit(Z, label_embeddings[y])
-        cos = self._cosines(Z, label_embeddings)
-        self.temperature_ = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
+        targets = label_embeddings[y]
+        self.ridge_ = Ridge(alpha=self.alpha).fit(Z, targets)
+        # The temperature is fitted on out-of-fold maps: in-sample ones fit their labels too well
+        # and give a temperature that makes every later answer near-certain.
+        folds = int(min(5, len(y)))
+        held_out = cross_val_predict(Ridge(alpha=self.alpha), Z, targets, cv=folds) if folds >= 2 else targets
+        cos = _unit_rows(held_out) @ label_embeddings.T
+        fitted = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
+        self.temperature_ = max(fitted, TEXT_MAP_MIN_TEMPERATURE)
         return self
 
     def _cosines(self, Z, label_embeddings):
-        M = self.ridge_.predict(Z)
-        M /= np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)
-        return M @ label_embeddings.T
+        return _unit_rows(self.ridge_.predict(Z)) @ label_embeddings.T
 
     def predict_proba(self, Z, label_embeddings):
         """``P(name | clip)`` over the given names, (n, L)."""
         return softmax(self._cosines(Z, label_embeddings) / self.temperature_, axis=1)
+
+
+def _unit_rows(M):
+    return M / np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)

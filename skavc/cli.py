@@ -1,4 +1,5 @@
-"""The ``skavc`` command line: ``skavc demo``, ``skavc sync VIDEO`` and ``skavc localize VIDEO --out DIR``."""
+"""The ``skavc`` command line: ``skavc demo``, ``skavc sync VIDEO``, ``skavc localize VIDEO --out DIR``,
+``skavc classify VIDEO --labels "a,b,c"`` and ``skavc describe VIDEO``."""
 
 import argparse
 import sys
@@ -31,14 +32,14 @@ def _demo(args):
 
     model = AVCorrespondence(
         audio_encoder=args.audio_encoder, epochs=args.epochs, device=args.device, precision=args.precision,
-        n_jobs=args.n_jobs, random_state=args.seed, verbose=args.verbose,
+        n_jobs=args.n_jobs, random_state=args.seed, verbose=args.verbose, scene=True,
     )
     t0 = time.perf_counter()
     model._encoders()  # build / check the ONNX graphs, reported as their own stage
     stage("prepare encoders", t0)
     t0 = time.perf_counter()
-    model.fit(train)
-    stage(f"fit on {len(train)} clips ({args.epochs} epochs)", t0)
+    model.fit(train, list(truth.label_names[train_idx]))  # y: the scene heads' captions
+    stage(f"fit on {len(train)} clips ({args.epochs} epochs, scene heads)", t0)
     t0 = time.perf_counter()
     Ea, Ev = model._embed_pairs(test)
     stage(f"embed {len(test)} held-out clips", t0)
@@ -59,6 +60,18 @@ def _demo(args):
     print(f"{'visual -> audio':<24}{r1[1]:>10.3f}{r5[1]:>10.3f}")
     print(f"{'chance':<24}{chance1:>10.3f}{chance5:>10.3f}")
     print(f"audio -> visual top-1 of the right class: {class_top1:.3f} (chance {np.mean(same_class):.3f})")
+
+    t0 = time.perf_counter()
+    names, truth_test = list(truth.class_names), truth.labels[test_idx]
+    zero_shot = AVCorrespondence(device=args.device).classify_scene(test, names).argmax(axis=1)
+    fitted = model.classify_scene(test, names).argmax(axis=1)
+    stage(f"classify {len(test)} held-out clips among {len(names)} labels, twice", t0)
+    print()
+    print(f"{'scene labels (held out)':<24}{'accuracy':>10}")
+    print(f"{'zero-shot (no fit)':<24}{np.mean(zero_shot == truth_test):>10.3f}")
+    print(f"{'fitted with captions':<24}{np.mean(fitted == truth_test):>10.3f}")
+    print(f"{'chance':<24}{1 / len(names):>10.3f}")
+    print(f"described: {model.describe_expected_audio(test[0])}")
     print()
     print(f"{'stage':<40}{'seconds':>10}")
     for name, seconds in timings:
@@ -118,6 +131,34 @@ def _localize(args):
     return 0
 
 
+def _load(args):
+    from . import AVCorrespondence, load_clip
+
+    if args.model:
+        import joblib
+
+        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
+    else:
+        model = AVCorrespondence()
+    return model, load_clip(args.video, sample_rate=model.audio_sample_rate)
+
+
+def _classify(args):
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    model, clip = _load(args)
+    (probabilities,) = model.classify_scene([clip], labels)
+    print(f"{args.video}:")
+    for k in probabilities.argsort()[::-1]:
+        print(f"  {labels[k]:<40}{probabilities[k]:.3f}")
+    return 0
+
+
+def _describe(args):
+    model, clip = _load(args)
+    print(f"{args.video}: {model.describe_expected_audio(clip)}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="skavc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +192,17 @@ def build_parser():
     loc.add_argument("--every", type=int, default=1, help="write every N-th frame")
     loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
     loc.set_defaults(func=_localize)
+
+    cls = sub.add_parser("classify", help="probability of each label (given now) for what the video shows and sounds")
+    cls.add_argument("video")
+    cls.add_argument("--labels", required=True, help='comma-separated label strings, e.g. "dog park,church bells"')
+    cls.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    cls.set_defaults(func=_classify)
+
+    desc = sub.add_parser("describe", help="the sounds the video's pictures should make, and when")
+    desc.add_argument("video")
+    desc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    desc.set_defaults(func=_describe)
     return parser
 
 

@@ -1,0 +1,134 @@
+"""Scene labels at call time and expected sounds: probabilities, unseen labels, errors, descriptions."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_sample_images
+
+from skavc import AVClip, AVCorrespondence
+from skavc._text_space import combine_experts, fit_temperature, sharpen, transfer_matrix
+from skavc.datasets import make_av_clips
+from skavc.describe import describe_sentence, motion_onsets
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """The two real photographs scikit-learn ships (a temple, a flower), as still clips."""
+    return [AVClip(np.zeros(16000, np.float32), 16000, np.repeat(im[None], 6, axis=0), 25.0)
+            for im in load_sample_images().images]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_av_clips(n_clips=36, n_classes=6, duration=2.0, frame_size=(64, 64), random_state=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(data, memory):
+    clips, truth = data
+    train = [i for i in range(len(clips)) if truth.labels[i] != 5][:24]  # class 5 never seen
+    model = AVCorrespondence(scene=True, epochs=30, embedding_dim=16, memory=memory, random_state=0)
+    return model.fit([clips[i] for i in train], list(truth.label_names[train])), train
+
+
+def test_zero_shot_probabilities_sum_to_one_and_name_what_the_photo_shows(photos):
+    labels = ["a temple", "church bells", "a daisy", "a dog park", "a crowded train station"]
+    P = AVCorrespondence().classify_scene(photos, labels)
+    assert P.shape == (2, 5)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    assert np.all(P >= 0)
+    temple, flower = (dict(zip(labels, row)) for row in P)
+    assert max(temple, key=temple.get) in ("a temple", "church bells")
+    assert max(flower, key=flower.get) == "a daisy"
+
+
+def test_an_exact_class_name_takes_its_class_probability():
+    # Two source classes; the label naming class 0 exactly must take (nearly) all of its mass.
+    sources = np.eye(3)[:2]
+    targets = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.6, 0.8]])
+    T = transfer_matrix(sources, targets)
+    np.testing.assert_allclose(T.sum(axis=1), 1.0)
+    assert T[0, 0] > 0.99
+
+
+def test_calibration_helpers():
+    rng = np.random.RandomState(0)
+    P = rng.dirichlet(np.ones(4), size=50)
+    np.testing.assert_allclose(sharpen(P, 0.5).sum(axis=1), 1.0)
+    assert np.all(sharpen(P, 0.5).max(axis=1) >= P.max(axis=1) - 1e-12)  # sharper
+    y = P.argmax(axis=1)  # always right: the likelihood wants the sharpest
+    assert fit_temperature(P, y) < 0.1
+    flat = np.full((3, 4), 0.25)
+    # a flat expert keeps the other's ranking (the geometric mean with it is sqrt(P), renormalised)
+    np.testing.assert_allclose(combine_experts(P[:3], flat), sharpen(P[:3], 2.0))
+
+
+@pytest.mark.parametrize("labels, error, match", [
+    ([], ValueError, "empty"),
+    ("dog", TypeError, "list of label strings"),
+    (["dog", 3], TypeError, r"labels\[1\] must be a string"),
+    (["dog", " "], ValueError, r"labels\[1\] is an empty string"),
+    (["Dog park", "dog  park"], ValueError, "duplicates"),
+])
+def test_bad_labels_are_refused_before_any_encoding(photos, labels, error, match):
+    with pytest.raises(error, match=match):
+        AVCorrespondence().classify_scene(photos, labels)
+
+
+def test_fitted_model_scores_seen_and_unseen_labels(fitted, data):
+    model, train = fitted
+    clips, truth = data
+    test = [i for i in range(len(clips)) if i not in train]
+    P = model.classify_scene([clips[i] for i in test], list(truth.class_names))
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    seen = [j for j, i in enumerate(test) if truth.labels[i] != 5]
+    accuracy = np.mean(P[seen].argmax(axis=1) == truth.labels[[test[j] for j in seen]])
+    assert accuracy >= 2 / 6  # twice chance (1/6)
+    assert model.text_map_ is not None and hasattr(model.audio_class_head_, "classes_")
+
+
+def test_fit_y_must_be_one_string_per_clip(data):
+    clips, truth = data
+    with pytest.raises(ValueError, match="one non-empty label or caption string per clip"):
+        AVCorrespondence(scene=True, epochs=2).fit(clips[:6], list(truth.label_names[:5]))
+
+
+def test_the_sound_alone_classifies_after_fit(fitted, data):
+    """Blank frames: the audio class head must still move the probabilities."""
+    model, _ = fitted
+    clips, truth = data
+    blank = [AVClip(c.audio, c.sample_rate, np.full_like(c.frames, 128), c.fps) for c in clips[:4]]
+    labels = list(truth.class_names)
+    unfit = AVCorrespondence().classify_scene(blank, labels)
+    fit = model.classify_scene(blank, labels)
+    assert not np.allclose(unfit, fit)
+
+
+def test_describe_gives_a_sentence_per_clip_and_a_string_for_one(photos, data):
+    model = AVCorrespondence()
+    one = model.describe_expected_audio(load_sample_images().images[0])  # one image
+    assert isinstance(one, str) and one.startswith("Expected: ") and "bell" in one.lower()
+    clips, _ = data
+    many = model.describe_expected_audio([clips[0].frames, clips[1]])
+    assert isinstance(many, list) and len(many) == 2
+    assert "sound events likely near" in many[0]
+    results = model.expected_sounds(photos, top_k=3)
+    assert [len(r["sounds"]) for r in results] == [3, 3]
+    assert all(0 <= s <= 1 for r in results for _, s in r["sounds"])
+    assert results[0]["times"] == []  # a still picture: no moment to point at
+
+
+def test_motion_onsets_find_the_events_of_generated_clips(data):
+    clips, truth = data
+    hits, total = 0, 0
+    for clip, events in zip(clips[:8], truth.onsets[:8]):
+        found = motion_onsets(clip.frames, clip.fps)
+        for t in events[0]:  # the main source's events
+            total += 1
+            hits += np.any(np.abs(found - t) <= 0.08)
+    assert hits / total > 0.6
+    assert motion_onsets(np.repeat(clips[0].frames[:1], 10, axis=0), 25.0).size == 0
+
+
+def test_describe_sentence_format():
+    text = describe_sentence({"sounds": [("Dog", 0.412), ("Bark", 0.2)], "times": [0.4, 1.25]})
+    assert text == "Expected: dog (0.41), bark (0.20); sound events likely near 0.4 s, 1.2 s."
