@@ -355,12 +355,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self._fit_preprocessors(A, V)
         self._initialise(A, V)
         self._train(A, V, self.epochs if epochs is None else epochs)
-        for attr in ("audio_class_head_", "text_map_"):
+        for attr in ("audio_class_head_", "text_map_", "text_weight_"):
             self.__dict__.pop(attr, None)
         if self.scene:
-            self.audio_class_head_, self.text_map_ = scene.fit_scene_heads(
+            self.audio_class_head_, self.text_map_, self.text_weight_ = scene.fit_scene_heads(
                 self.audio_preprocessor_.transform(A), P, rng=self._rng, joint_embeddings=self._shared_space(A, V),
-                y=y, text_encoder=self._text_encoder() if y is not None else None,
+                y=y, text_encoder=self._text_encoder(), class_names=self.visual_encoder_.class_names,
                 log=progress_logger(self.verbose, self._log, "audio class head"))
         self.__dict__.pop("sync_head_", None)
         if self.sync:
@@ -673,7 +673,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             P, labels, text_encoder=self._text_encoder(), class_names=context.class_names,
             audio_posteriors=None if audio_head is None else audio_head.predict_proba(
                 self.audio_preprocessor_.transform(A)),
-            joint_embeddings=None if text_map is None else self._shared_space(A, V), text_map=text_map)
+            joint_embeddings=None if text_map is None else self._shared_space(A, V), text_map=text_map,
+            text_weight=getattr(self, "text_weight_", 0.0))
 
     def expected_sounds(self, X, top_k=5):
         """The sounds the frames of each clip should make, with scores, and when (:mod:`skavc.describe`).
@@ -697,7 +698,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         text_map = getattr(self, "text_map_", None)
         return describe.expected_sounds(
             self._context(), X, text_encoder=self._text_encoder(), n_visual_frames=self.n_visual_frames, top_k=k,
-            text_map=text_map, embed=None if text_map is None else (lambda V: self._shared_space(None, V)))
+            text_map=text_map, text_weight=getattr(self, "text_weight_", 0.0),
+            embed=None if text_map is None else (lambda V: self._shared_space(None, V)))
 
     def describe_expected_audio(self, frames):
         """A sentence saying what the frames should sound like, and when.

@@ -32,9 +32,9 @@ TRANSFER_TEMPERATURE = 0.05
 
 
 #: Floor of the text map's fitted temperature. The fit only sees the training labels as candidates;
-#: when they are easy to tell apart it drives the temperature to zero, which over another
-#: vocabulary (527 sound names) would make every answer certain. At 0.03 a cosine lead of 0.1
-#: is a factor e^3.3 = 28.
+#: when they are easy to tell apart it drives the temperature towards zero, which over another
+#: vocabulary (527 sound names) would make every answer certain. At 0.03 a cosine lead of 0.1 is
+#: a factor e^3.3 = 28.
 TEXT_MAP_MIN_TEMPERATURE = 0.03
 
 
@@ -123,13 +123,25 @@ def fit_temperature(probabilities, y):
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
 
 
-def combine_experts(*distributions):
-    """Product of experts: the normalised geometric mean of probability rows of the same columns.
+def combine_experts(*distributions, weights=None):
+    """Product of experts: the normalised weighted geometric mean of probability rows of the same columns.
 
     A flat expert (a camera that shows nothing useful) leaves the others' ranking as it is.
+    ``weights`` (default equal) are the exponents, normalised to sum to 1.
     """
-    logp = np.mean([np.log(np.maximum(p, 1e-300)) for p in distributions], axis=0)
+    weights = np.ones(len(distributions)) if weights is None else np.asarray(weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    logp = sum(w * np.log(np.maximum(p, 1e-300)) for w, p in zip(weights, distributions))
     return softmax(logp, axis=1)
+
+
+def fit_expert_weight(first, second, y, grid=np.linspace(0.0, 1.0, 11)):
+    """The weight ``w`` of ``first`` against ``1 - w`` of ``second`` (:func:`combine_experts`) that
+    maximises the likelihood of the true columns ``y``, searched on ``grid``."""
+    rows = np.arange(len(y))
+    scores = [np.log(np.maximum(combine_experts(first, second, weights=[w, 1 - w])[rows, y], 1e-300)).mean()
+              for w in grid]
+    return float(grid[int(np.argmax(scores))])
 
 
 class AudioClassHead:
@@ -195,44 +207,46 @@ class AudioClassHead:
 
 
 class TextMap:
-    """A ridge map from the joint audio-visual embedding into the text space, learnt from captions.
+    """A ridge map from the shared audio-visual space into the text space, learnt from captions.
 
-    ``fit(Z, T)`` regresses each clip's label (or caption) embedding on its joint embedding; a
-    name is then scored by the cosine of its text embedding with the mapped clip, softmaxed with
-    a temperature fitted on the training clips (the labels seen there as the candidates). Unseen
-    names are scored by their text alone.
+    ``fit`` regresses each clip's label (or caption) embedding, minus the mean of the training
+    clips' label embeddings ``mu``, on the clip's embedding; a name is scored by the cosine of
+    the mapped clip with ``t_name - mu`` (the direction that sets it apart from the training
+    labels' centre, since label embeddings share a large common part), softmaxed with a
+    temperature fitted out of fold. Names never seen in training are scored through their
+    text alone.
 
     Parameters
     ----------
-    alpha : float, default=1.0
+    alpha : float, default=0.1
         Ridge penalty.
     """
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha=0.1):
         self.alpha = alpha
 
     def fit(self, Z, label_embeddings, y):
-        """``Z`` (n, p) joint embeddings, ``label_embeddings`` (L, d) of the distinct labels, ``y`` (n,) indices."""
+        """``Z`` (n, p) clip embeddings, ``label_embeddings`` (L, d) of the distinct labels, ``y`` (n,) indices."""
         from sklearn.linear_model import Ridge
         from sklearn.model_selection import cross_val_predict
 
         targets = label_embeddings[y]
-        self.ridge_ = Ridge(alpha=self.alpha).fit(Z, targets)
-        # The temperature is fitted on out-of-fold maps: in-sample ones fit their labels too well
-        # and give a temperature that makes every later answer near-certain.
-        folds = int(min(5, len(y)))
-        held_out = cross_val_predict(Ridge(alpha=self.alpha), Z, targets, cv=folds) if folds >= 2 else targets
-        cos = _unit_rows(held_out) @ label_embeddings.T
+        self.centre_ = targets.mean(axis=0)
+        self.ridge_ = Ridge(alpha=self.alpha).fit(Z, targets - self.centre_)
+        # The temperature is fitted on out-of-fold maps: in-sample ones fit their labels too well.
+        folds = int(min(5, np.bincount(y).min()))
+        mapped = (cross_val_predict(Ridge(alpha=self.alpha), Z, targets - self.centre_, cv=folds)
+                  if folds >= 2 else targets - self.centre_)
+        cos = _unit_rows(mapped) @ _unit_rows(label_embeddings - self.centre_).T
         fitted = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
         self.temperature_ = max(fitted, TEXT_MAP_MIN_TEMPERATURE)
+        self.out_of_fold_proba_ = softmax(cos / self.temperature_, axis=1)
         return self
-
-    def _cosines(self, Z, label_embeddings):
-        return _unit_rows(self.ridge_.predict(Z)) @ label_embeddings.T
 
     def predict_proba(self, Z, label_embeddings):
         """``P(name | clip)`` over the given names, (n, L)."""
-        return softmax(self._cosines(Z, label_embeddings) / self.temperature_, axis=1)
+        cos = _unit_rows(self.ridge_.predict(Z)) @ _unit_rows(label_embeddings - self.centre_).T
+        return softmax(cos / self.temperature_, axis=1)
 
 
 def _unit_rows(M):

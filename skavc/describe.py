@@ -71,7 +71,8 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     return np.sort(np.maximum(times[kept], 0.0))
 
 
-def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_map=None, embed=None):
+def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_map=None, text_weight=0.5,
+                    embed=None):
     """Per clip, the expected sound-event names with scores and the times of expected events.
 
     Parameters
@@ -85,6 +86,8 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
     top_k : int
     text_map : TextMap or None
         Learnt from captions in ``fit``; needs ``embed``.
+    text_weight : float
+        Its weight against the frames' classes (learnt in ``fit``).
     embed : callable or None
         Pooled visual features (n, Fv) -> visual embeddings in the shared space the text map
         reads (silent frames stand in for the clip: the space puts matching sound beside them).
@@ -110,7 +113,7 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
                      _TEMPERATURE)
     if text_map is not None:
         Z = embed(np.stack([r[1] for r in results]))
-        scores = combine_experts(scores, text_map.predict_proba(Z, name_embeddings))
+        scores = combine_experts(scores, text_map.predict_proba(Z, name_embeddings), weights=[1 - text_weight, text_weight])
     out = []
     for row, (_, _, times) in zip(scores, results):
         best = np.argsort(row)[::-1][:top_k]

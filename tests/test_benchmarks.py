@@ -48,3 +48,13 @@ def test_bench_head_prints_its_table():
     rows = re.findall(r"^\s*(200|400)\s+\S+\s+([0-9.]+)\s+([0-9.]+)", out, flags=re.M)
     assert [r[0] for r in rows] == ["200", "400"] and all(float(v) > 0 for r in rows for v in r[1:])
     assert "scaling:" in out
+
+
+def test_bench_scene_prints_its_table():
+    out = _run("bench_scene.py", "--no-qabcs", "--n-clips", "24", "--epochs", "2")
+    assert out.startswith("machine:")
+    pattern = r"^\| (seen classes \(test clips\)|unseen classes) \| (\d+) \| ([0-9.]+) \|"
+    rows = {m[0]: m[1:] for m in re.findall(pattern, out, flags=re.M)}
+    assert set(rows) == {"seen classes (test clips)", "unseen classes"}
+    assert all(int(n) > 0 and 0 <= float(acc) <= 1 for n, acc in rows.values())
+    assert "| total |" in out and "qabcs" not in out.split("Timings")[1]  # never downloads in tests

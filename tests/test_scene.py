@@ -19,13 +19,13 @@ def photos():
 
 @pytest.fixture(scope="module")
 def data():
-    return make_av_clips(n_clips=36, n_classes=6, duration=2.0, frame_size=(64, 64), random_state=3)
+    return make_av_clips(n_clips=120, n_classes=6, duration=2.0, frame_size=(64, 64), random_state=3)
 
 
 @pytest.fixture(scope="module")
 def fitted(data, memory):
     clips, truth = data
-    train = [i for i in range(len(clips)) if truth.labels[i] != 5][:24]  # class 5 never seen
+    train = [i for i in range(len(clips)) if truth.labels[i] != 5][:80]  # class 5 never seen
     model = AVCorrespondence(scene=True, epochs=30, embedding_dim=16, memory=memory, random_state=0)
     return model.fit([clips[i] for i in train], list(truth.label_names[train])), train
 
@@ -82,7 +82,7 @@ def test_fitted_model_scores_seen_and_unseen_labels(fitted, data):
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
     seen = [j for j, i in enumerate(test) if truth.labels[i] != 5]
     accuracy = np.mean(P[seen].argmax(axis=1) == truth.labels[[test[j] for j in seen]])
-    assert accuracy >= 2 / 6  # twice chance (1/6)
+    assert accuracy >= 0.5  # chance 1/6
     assert model.text_map_ is not None and hasattr(model.audio_class_head_, "classes_")
 
 
