@@ -352,3 +352,26 @@ class EncodingContext:
             clip = self.clip(item, where)
             return clip.frames, clip.fps
         return resolve_frames(item, sample_rate=self.sample_rate, where=where), self.fps
+
+    def track(self, item, where, rate=TRACK_RATE):
+        """One item's audio and visual features on one grid of ``rate`` steps per second.
+
+        Returns
+        -------
+        audio_track : ndarray of shape (n_steps, n_audio_features)
+        visual_track : ndarray of shape (n_steps, n_visual_features)
+            :func:`clip_tracks` over the seconds covered by both audio and frames.
+        duration : float
+            Those seconds.
+        """
+        self.require_time_steps("synchronisation")
+        clip = self.clip(item, where)
+        a = self.encode_audio(clip.audio)
+        v = self.encode_frames(clip.frames)
+        duration = min(clip.duration, clip.n_frames / clip.fps)
+        a_track, v_track = clip_tracks(a, self.audio_rate, v, clip.fps, duration, rate)
+        return a_track, v_track, duration
+
+    def tracks(self, X, rate=TRACK_RATE):
+        """:meth:`track` of every item of ``X``, as a list."""
+        return self.map(lambda item, where: self.track(item, where, rate), X)

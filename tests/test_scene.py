@@ -132,3 +132,25 @@ def test_motion_onsets_find_the_events_of_generated_clips(data):
 def test_describe_sentence_format():
     text = describe_sentence({"sounds": [("Dog", 0.412), ("Bark", 0.2)], "times": [0.4, 1.25]})
     assert text == "Expected: dog (0.41), bark (0.20); sound events likely near 0.4 s, 1.2 s."
+
+
+def test_a_pickled_model_gives_identical_scene_and_sound_output(fitted, data, tmp_path):
+    import joblib
+
+    model, _ = fitted
+    clips, truth = data
+    labels = list(truth.class_names) + ["a label nobody trained on"]
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.classify_scene(clips[:3], labels), model.classify_scene(clips[:3], labels))
+    assert loaded.expected_sounds(clips[:2]) == model.expected_sounds(clips[:2])
+
+
+def test_unseen_labels_are_scored_by_their_text(fitted, data):
+    model, _ = fitted
+    clips, truth = data
+    unseen = ["a red disc", "a blue diamond", "an empty room"]  # never captions in fit
+    P = model.classify_scene(clips[:4], unseen)
+    assert P.shape == (4, 3) and np.all(np.isfinite(P))
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    assert np.ptp(P) > 0  # the labels' text tells them apart
