@@ -19,7 +19,7 @@ returns, e.g. "Expected: dog (0.41), bark (0.22), howl (0.09); sound events like
 
 import numpy as np
 
-from ._text_space import combine_experts, embed_texts, sharpen, transfer_matrix
+from ._text_space import ZERO_SHOT_TEMPERATURE, combine_experts, embed_texts, sharpen, transfer_matrix
 from ._vocabularies import audioset_names
 from .features import motion_energy, motion_energy_times, sample_frame_indices
 
@@ -31,8 +31,6 @@ __all__ = ["EVENT_THRESHOLD", "describe_sentence", "expected_sounds", "motion_on
 EVENT_THRESHOLD = 4.0
 # Onsets closer than this (seconds) are one event.
 _MIN_GAP = 0.2
-# Sharpness of the sound-name scores (as the scene labels' calibration temperature).
-_TEMPERATURE = 0.5
 
 
 def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
@@ -110,7 +108,7 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
     P = np.stack([r[0] for r in results])
     name_embeddings = embed_texts(text_encoder, names)
     scores = sharpen(P @ transfer_matrix(embed_texts(text_encoder, context.class_names), name_embeddings),
-                     _TEMPERATURE)
+                     ZERO_SHOT_TEMPERATURE)
     if text_map is not None:
         Z = embed(np.stack([r[1] for r in results]))
         scores = combine_experts(scores, text_map.predict_proba(Z, name_embeddings), weights=[1 - text_weight, text_weight])

@@ -16,8 +16,10 @@ combined in log space:
   :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
   labels never seen in training are scored by their text, seen ones sharpen.
 
-The zero-shot probabilities are sharpened by :data:`CALIBRATION_TEMPERATURE`, fitted by
-negative log-likelihood on real photographs (see the constant).
+The zero-shot probabilities get a calibration temperature (:data:`CALIBRATION_TEMPERATURE`),
+fitted by negative log-likelihood on real pictures with real sounds (qabcs-data clip art; see
+:data:`skavc._text_space.ZERO_SHOT_TEMPERATURE`): it came out at 0.98, i.e. the raw mixture is
+already about as confident as it is right there.
 """
 
 import numpy as np
@@ -31,17 +33,13 @@ from ._text_space import (
     embed_texts,
     sharpen,
     transfer_matrix,
+    ZERO_SHOT_TEMPERATURE,
 )
 
 __all__ = ["CALIBRATION_TEMPERATURE", "classify_scene", "fit_scene_heads", "zero_shot"]
 
-#: Temperature of the zero-shot label probabilities (``P ** (1 / T)``, renormalised). Fitted by
-#: negative log-likelihood on the qabcs-data pictures of the "animals" and "toys" categories
-#: (object names as labels; ``benchmarks/bench_scene.py --calibrate``); the other categories
-#: measure it (fitted 0.980; expected calibration error of the top-1 confidence on "instrument" +
-#: "misc": 0.10 at T = 1, 0.11 at 0.98, 0.34 at the earlier 0.5). About 1: the raw mixture is
-#: already about as confident as it is right on these pictures.
-CALIBRATION_TEMPERATURE = 0.98
+#: Temperature of the zero-shot label probabilities (:data:`skavc._text_space.ZERO_SHOT_TEMPERATURE`).
+CALIBRATION_TEMPERATURE = ZERO_SHOT_TEMPERATURE
 
 
 def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio_posteriors=None,
