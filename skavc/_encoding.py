@@ -162,8 +162,9 @@ class EncodingContext:
         self.log = log
         if effective_n_jobs(n_jobs) > 1 and any(_on_gpu(e) for e in (audio_encoder, visual_encoder)):
             warnings.warn(
-                "n_jobs > 1 with encoders on CUDA measured about 100x slower than n_jobs=1 on an H200 "
-                "(a bug in the threaded GPU path, docs/gpu.md): use n_jobs=1 with device='cuda'",
+                "n_jobs > 1 with encoders on CUDA was measured about 100x slower than n_jobs=1 on an "
+                "H200; the fix (one device thread per encoder) is not yet measured on a GPU "
+                "(docs/gpu.md): if transform is slow, use n_jobs=1 with device='cuda'",
                 RuntimeWarning, stacklevel=3)
         cache = check_memory(memory).cache
         self._encoded = {

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from skavc.encoders import OnnxEncoder, available_providers
-from skavc.encoders._cache import atomic_write_bytes, cached_graph
+from skavc._validation import atomic_write_bytes
+from skavc.encoders._cache import cached_graph
 from skavc.encoders._graph import GraphBuilder
 
 
@@ -221,3 +222,30 @@ def test_unpickled_builtin_encoder_opens_one_session_across_threads():
     with ThreadPoolExecutor(8) as pool:
         sessions = set(pool.map(lambda _: id(restored.onnx.session), range(16)))
     assert len(sessions) == 1
+
+
+def test_device_thread_makes_every_session_call_of_concurrent_callers(monkeypatch):
+    """On CUDA every session call goes to one long-lived thread (per-thread provider contexts
+    made joblib's fresh threads ~100x slower on an H200); here the CPU takes that path."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skavc.encoders import make_visual_encoder
+
+    enc = make_visual_encoder("efficientnet-lite0", device="cpu", batch_size=8, coalesce=True).onnx
+    monkeypatch.setattr(type(enc), "_calls_on_device_thread", lambda self: True)
+    seen = set()
+    run_batch = type(enc)._run_batch
+
+    def recording(self, feed, output_names):
+        seen.add(threading.current_thread().name)
+        return run_batch(self, feed, output_names)
+
+    monkeypatch.setattr(type(enc), "_run_batch", recording)
+    frames = np.random.RandomState(0).randint(0, 256, size=(12, 3, 32, 32, 3)).astype(np.uint8)
+    expected = [enc.run({"frames": f}, ["embedding"])[0] for f in frames]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda f: enc.run({"frames": f}, ["embedding"])[0], frames))
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+    assert len(seen) == 1 and next(iter(seen)).startswith("skavc-")

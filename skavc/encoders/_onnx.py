@@ -155,6 +155,7 @@ class OnnxEncoder:
         self._queue_cv = threading.Condition()
         self._pending = []
         self._busy = False
+        self._device_thread = None
 
     # -- session -----------------------------------------------------------------
     def _read_model(self):
@@ -271,10 +272,31 @@ class OnnxEncoder:
         if n < batch_size and self._use(self.coalesce):
             return self._run_coalesced(arrays, output_names)
         chunks = [
-            self._run_batch({k: v[start : start + batch_size] for k, v in arrays.items()}, output_names)
+            self._on_device_thread(self._run_batch, {k: v[start : start + batch_size] for k, v in arrays.items()},
+                                   output_names)
             for start in range(0, n, batch_size)
         ]
         return _concatenate(chunks)
+
+    def _calls_on_device_thread(self):
+        return self.on_gpu
+
+    def _on_device_thread(self, func, *args):
+        """``func(*args)``, on the one long-lived thread that makes every CUDA call of this encoder.
+
+        onnxruntime's CUDA provider keeps a context per calling thread (cuDNN and cuBLAS handles,
+        I/O bindings here): joblib's worker threads, new for every ``transform``, would each
+        build one. Measured on an H200 before this: ``n_jobs=-1`` ran ``transform`` at about 1
+        clip/s against 137 with ``n_jobs=1`` (docs/benchmarks.md). On the CPU calls run in place.
+        """
+        if not self._calls_on_device_thread():
+            return func(*args)
+        with self._lock:
+            if self._device_thread is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._device_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"skavc-{self.name}")
+        return self._device_thread.submit(func, *args).result()
 
     def _run_batch(self, feed, output_names):
         """One session call (through reused I/O bindings when enabled).
@@ -354,7 +376,7 @@ class OnnxEncoder:
                 self._busy = True
                 cv.release()
                 try:
-                    _serve(group, self._run_batch)
+                    self._on_device_thread(_serve, group, self._run_batch)
                 finally:
                     cv.acquire()
                     self._busy = False
@@ -379,7 +401,7 @@ class OnnxEncoder:
     # -- pickling ----------------------------------------------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_session", "_lock", "_local", "_queue_cv", "_pending", "_busy"):
+        for key in ("_session", "_lock", "_local", "_queue_cv", "_pending", "_busy", "_device_thread"):
             state.pop(key, None)
         return state
 
