@@ -131,6 +131,14 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Only when fitted with ``sync=True``.
     localization_head_ : LocalizationHead
         Only when fitted with ``localization=True``.
+    audio_class_head_ : AudioClassHead
+        Only when fitted with ``scene=True``: predicts the frames' class
+        posteriors from the sound.
+    text_map_ : TextMap or None
+        Only when fitted with ``scene=True``; None without captions in ``y``.
+    text_weight_ : float
+        Only when fitted with ``scene=True``: the text map's weight against the
+        zero-shot probabilities (0 without captions).
 
     Examples
     --------
