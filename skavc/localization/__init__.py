@@ -35,7 +35,9 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 
 from .._validation import check_option
-from ..features import sample_frame_indices, window_means
+# audio_envelope, audio_changes, frame_changes and window_means lived here before features/:
+# still importable from here.
+from ..features import audio_changes, audio_envelope, frame_changes, sample_frame_indices, window_means
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
 from ._maps import (
     FUSION_PRIOR_POWER,
@@ -68,6 +70,10 @@ __all__ = [
     "synchrony_evidence",
     "synchrony_maps",
     "upsample_bilinear",
+    "audio_changes",
+    "audio_envelope",
+    "frame_changes",
+    "window_means",
 ]
 
 METHODS = ("auto", "learned", "synchrony", "fused")

@@ -21,7 +21,9 @@ arguments; ``AVCorrespondence.predict_offset`` and ``sync_curve`` delegate to th
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
+from .._encoding import clip_tracks  # lived here before _encoding: still importable from here
 from .._validation import check_option
+from ..features import grid_times, resample_track  # likewise
 from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
 from ._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
@@ -37,14 +39,17 @@ __all__ = [
     "SYNC_CONFIDENCE_THRESHOLD",
     "SYNC_RATE",
     "SyncHead",
+    "clip_tracks",
     "context_windows",
     "diagonal_curve",
     "estimate_offset",
     "fit_sync_head",
+    "grid_times",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
     "peak_offset",
+    "resample_track",
     "resolve_method",
     "signal_sync_curve",
     "sync_curves",
