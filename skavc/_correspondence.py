@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import describe, localization, retrieval, scene, sync
+from . import describe, localization, retrieval, scene, separation, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
 from ._inputs import check_collection
@@ -727,6 +727,40 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         results = self.expected_sounds([frames] if single else frames)
         sentences = [describe.describe_sentence(r) for r in results]
         return sentences[0] if single else sentences
+
+    def separate(self, mixed_audio, target_visual, *, sample_rate=None, region=None, return_residual=False,
+                 return_confidence=False):
+        """The sound of what ``target_visual`` shows, taken out of ``mixed_audio`` (training-free).
+
+        Parameters
+        ----------
+        mixed_audio : array-like of shape (n_samples,)
+            Mono mixture.
+        target_visual : ndarray of shape (T, H, W, 3), uint8
+            Frames at :attr:`video_frame_rate`, aligned with the mixture, in which the target
+            moves when it sounds (the timing route: motion-informed NMF,
+            :func:`skavc.separation.separate`). One picture ``(H, W, 3)`` (the appearance route)
+            raises ``NotImplementedError``.
+        sample_rate : int or None, default=None
+            Rate of ``mixed_audio``; None means :attr:`audio_sample_rate`. Any rate works (the
+            output keeps it).
+        region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W), default=None
+            Where the target is in the frames: a box in pixels or weights (a ``localize`` map).
+        return_residual : bool, default=False
+            Also return ``mixed_audio - target`` (they sum to the mixture exactly).
+        return_confidence : bool, default=False
+            Also return the confidence in [0, 1] that the target is heard in the mixture; a
+            target that is not in it gives a low confidence and a near-silent output.
+
+        Returns
+        -------
+        target : ndarray of shape (n_samples,), float32
+        residual : ndarray of shape (n_samples,), float32, only when ``return_residual``
+        confidence : float, only when ``return_confidence``
+        """
+        rate = self.audio_sample_rate if sample_rate is None else sample_rate
+        return separation.separate(mixed_audio, rate, target_visual, self.video_frame_rate, region=region,
+                                   return_residual=return_residual, return_confidence=return_confidence)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -58,3 +58,9 @@ def test_bench_scene_prints_its_table():
     assert set(rows) == {"seen classes (test clips)", "unseen classes"}
     assert all(int(n) > 0 and 0 <= float(acc) <= 1 for n, acc in rows.values())
     assert "| total |" in out and "qabcs" not in out.split("Timings")[1]  # never downloads in tests
+
+
+def test_bench_separation_prints_its_table():
+    out = _run("bench_separation.py", "--n-clips", "2", "--sources", "2", "--no-real")
+    for row in ("timing route", "unguided NMF", "ideal ratio mask"):
+        assert row in out

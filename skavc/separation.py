@@ -1,0 +1,328 @@
+"""Visually guided source separation: the sound of what you point at.
+
+:func:`separate` takes a mixture and the frames of the source wanted (the *timing route*,
+training-free): the mixture's magnitude spectrogram is factorised by NMF, each component's
+activation is scored by how it follows the target's visual motion (motion-informed NMF, Parekh
+et al. 2017; onset coincidence, Barzelay and Schechner 2007), and a soft (Wiener-like) mask built
+from the components that follow the motion is applied to the mixture's STFT and inverted with the
+mixture's phase.
+
+Steps and constants (all times in seconds, independent of the sample rate):
+
+1. STFT: Hann window of ``n_fft = 2 ** round(log2(0.064 * sample_rate))`` samples (1024 at
+   16 kHz, 64 ms), hop ``n_fft // 4`` (256, 16 ms), centred frames (``scipy.signal.stft``
+   with zero boundary padding), so frame ``m`` is centred on sample ``m * hop``.
+2. NMF of the magnitude ``|X|`` (``sklearn.decomposition.NMF``, Kullback-Leibler divergence,
+   multiplicative updates, ``init="nndsvda"``, ``random_state=0``, ``n_components`` (default
+   16), ``max_iter=300``): ``|X| ~ W H``.
+3. Visual motion: :func:`skavc.features.motion_energy` of the target frames (or, with
+   ``region``, the camera-compensated :func:`skavc.features.frame_changes` averaged over the
+   region's blocks), placed at :func:`skavc.features.motion_energy_times` and interpolated onto
+   the STFT frame times. Two tracks: the motion itself and its positive rise (motion onsets).
+4. Scores: each activation row of ``H`` (and its positive rise, the activation's onsets) is
+   smoothed by a Gaussian of ``tolerance`` seconds (default 0.04: a video frame at 25 fps), and
+   so are the motion tracks; a component's score is the mean of the Pearson correlations
+   activation/motion and onset/onset. The *null* is the same score against the motion shifted
+   circularly by every lag of at least ``min_shift`` seconds (0.25) from 0: a component
+   follows the motion when its score stands out of its null, ``z = (score - mean(null)) /
+   std(null)`` (pooled over components).
+5. Soft assignment: ``w_k = sigmoid((z_k - 2) / 0.5)``; the target's estimated magnitude is
+   ``V_t = W diag(w) H``, the rest's ``V_r = W diag(1 - w) H``, the mask
+   ``M = V_t^2 / (V_t^2 + V_r^2)``.
+6. Confidence: the best component's z against the null of the best component's z under the
+   shifted motions, mapped to [0, 1] (:func:`_confidence`); the mask is multiplied by the
+   confidence, so a target whose motion matches no component gives a near-silent output
+   (the confidence is below 0.1 there: at least 20 dB quieter than the mixture) instead of a
+   confident half of the mixture.
+7. Inverse STFT with the mixture's phase, cut to the mixture's length; the residual is
+   ``mixture - target`` exactly.
+
+The appearance route (one picture of the target, Gao and Grauman 2018 AV-NMF) is not
+implemented: a ``(H, W, 3)`` picture raises ``NotImplementedError``.
+
+Documented behaviour on the edges: all-zero (or near-silent) audio gives zeros and confidence 0;
+static frames (no motion) give zeros and confidence 0; a mixture too short for a chance level
+(under about ``2 * min_shift`` = 0.5 s) gives zeros and confidence 0; frames longer than the audio are cut,
+frames shorter than the audio by more than one frame raise ``ValueError``; the output is float32
+and never NaN.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy import signal as sp_signal
+from scipy.ndimage import gaussian_filter1d
+from sklearn.decomposition import NMF
+from sklearn.exceptions import ConvergenceWarning
+
+from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
+from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times
+
+__all__ = ["factorise", "separate", "stft_settings", "wiener_mask"]
+
+_WINDOW_SECONDS = 0.064      # STFT window: 1024 samples at 16 kHz
+_HOP_FRACTION = 4            # hop = n_fft // 4
+_NMF_MAX_ITER = 300
+_ONSET_WEIGHT = 0.5          # score: weight of onset coincidence against motion/activation correlation
+_ASSIGN_Z = 2.0              # z at which a component counts half as target
+_ASSIGN_WIDTH = 0.5          # softness of the assignment sigmoid, in z units
+_CONFIDENCE_Z = 2.5          # best-component z (against the null of best z's) at confidence 0.5
+_CONFIDENCE_WIDTH = 0.5
+_SILENCE_RMS = 1e-6          # full-scale RMS below which the mixture counts as silence
+_MIN_SAMPLE_RATE = 1000
+
+
+def stft_settings(sample_rate):
+    """``(n_fft, hop)`` used at ``sample_rate``: a 64 ms Hann window (a power of two), hop a quarter."""
+    n_fft = int(2 ** round(np.log2(_WINDOW_SECONDS * sample_rate)))
+    n_fft = max(n_fft, 16)
+    return n_fft, n_fft // _HOP_FRACTION
+
+
+def _stft(audio, n_fft, hop):
+    _, _, X = sp_signal.stft(audio.astype(np.float64), nperseg=n_fft, noverlap=n_fft - hop, window="hann",
+                             boundary="zeros", padded=True)
+    return X
+
+
+def _istft(X, n_fft, hop, n):
+    _, y = sp_signal.istft(X, nperseg=n_fft, noverlap=n_fft - hop, window="hann", boundary=True)
+    out = np.zeros(n)
+    m = min(n, y.size)
+    out[:m] = y[:m]
+    return out
+
+
+def factorise(V, n_components):
+    """KL-NMF of a magnitude spectrogram ``V`` (F, M): bases ``W`` (F, K) and activations ``H`` (K, M).
+
+    ``sklearn.decomposition.NMF`` (Kullback-Leibler, multiplicative updates, ``init="nndsvda"``,
+    ``random_state=0``, 300 iterations); ``K = min(n_components, min(F, M) - 1)`` (at least 1).
+    """
+    K = min(n_components, max(1, min(V.shape) - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        nmf = NMF(n_components=K, beta_loss="kullback-leibler", solver="mu", init="nndsvda",
+                  random_state=0, max_iter=_NMF_MAX_ITER)
+        # sklearn factorises the (frames, bins) matrix: V.T ~ H.T @ W.T
+        H = nmf.fit_transform(V.T).T
+    return nmf.components_.T, H
+
+
+def wiener_mask(W, H, weights):
+    """Soft mask ``V_t^2 / (V_t^2 + V_r^2)`` of the components weighted by ``weights`` (K,) in [0, 1]."""
+    Vt = (W * weights) @ H
+    Vr = (W * (1.0 - weights)) @ H
+    return Vt ** 2 / np.maximum(Vt ** 2 + Vr ** 2, 1e-20)
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+def _check_region(region, frames):
+    """``None``, a box (x0, y0, x1, y1) in pixels, or a (T, H, W) non-negative weight mask."""
+    T, H, W, _ = frames.shape
+    if region is None:
+        return None
+    arr = np.asarray(region)
+    if arr.ndim == 1:
+        if arr.size != 4 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr.tolist()):
+            raise ValueError(f"region must be a box (x0, y0, x1, y1) in pixels or a (T, H, W) weight mask; "
+                             f"got {region!r}")
+        x0, y0, x1, y1 = (int(round(float(v))) for v in arr)
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, W), min(y1, H)
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise ValueError(f"region box {tuple(arr.tolist())} does not overlap the {W}x{H} frames "
+                             "(expected x0 < x1, y0 < y1 in pixels)")
+        mask = np.zeros((H, W), dtype=np.float32)
+        mask[y0:y1, x0:x1] = 1.0
+        return np.broadcast_to(mask, (T, H, W))
+    if arr.ndim == 2:
+        arr = np.broadcast_to(arr, (T,) + arr.shape)
+    if arr.ndim != 3 or arr.shape[1:] != (H, W) or arr.shape[0] < T:
+        raise ValueError(f"region mask must have shape (T, H, W) = ({T}, {H}, {W}) like the frames (or (H, W)); "
+                         f"got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        raise TypeError(f"region mask must be numeric weights; got dtype {arr.dtype}")
+    arr = arr[:T].astype(np.float32)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError("region mask must hold finite weights >= 0")
+    if not np.any(arr > 0):
+        raise ValueError("region mask is zero everywhere: nothing to point at")
+    return arr
+
+
+def _check_coverage(n_frames, fps, n_samples, sample_rate):
+    """Frames must cover the audio to within one frame; return how many frames are used."""
+    duration = n_samples / sample_rate
+    covered = n_frames / fps
+    if covered < duration - 1.0 / fps - 1e-9:
+        raise ValueError(
+            f"target_frames cover {covered:.3f} s ({n_frames} frames at {fps:g} fps) but mixed_audio lasts "
+            f"{duration:.3f} s: the frames must cover the mixture to within one frame "
+            f"(trim the audio or pass frames for all of it)"
+        )
+    return min(n_frames, int(np.ceil(duration * fps)) + 1)
+
+
+# ---------------------------------------------------------------------------
+# Motion and scores
+# ---------------------------------------------------------------------------
+
+
+def _region_motion(frames, weights):
+    """Camera-compensated block change averaged over the region's weights, (T,)."""
+    k = block_size(frames.shape[1], frames.shape[2])
+    grey = grey_blocks(frames, k)
+    T, h, w = grey.shape
+    wb = weights[:, : h * k, : w * k].reshape(T, h, k, w, k).mean(axis=(2, 4))
+    changes = np.abs(frame_changes(grey))
+    total = wb.sum(axis=(1, 2))
+    energy = (changes * wb).sum(axis=(1, 2)) / np.maximum(total, 1e-12)
+    energy[total <= 0] = 0.0
+    return energy
+
+
+def _rise(x):
+    return np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.maximum(np.diff(x, axis=-1), 0.0)], axis=-1)
+
+
+def _standardise(x):
+    x = x - x.mean(axis=-1, keepdims=True)
+    sd = np.sqrt((x * x).mean(axis=-1, keepdims=True))
+    return np.where(sd > 0, x / np.where(sd > 0, sd, 1.0), 0.0)
+
+
+def _scores(acts, motion, sigma, shifts):
+    """Scores (K,) of each activation against the motion, and (n_shifts, K) against shifted motion."""
+    a = _standardise(gaussian_filter1d(acts, sigma, axis=-1, mode="nearest"))
+    ao = _standardise(gaussian_filter1d(_rise(acts), sigma, axis=-1, mode="nearest"))
+    m = _standardise(gaussian_filter1d(motion, sigma, mode="nearest"))
+    mo = _standardise(gaussian_filter1d(_rise(motion), sigma, mode="nearest"))
+    M = acts.shape[-1]
+    lags = np.concatenate([[0], shifts])
+    ms = np.stack([np.roll(m, s) for s in lags])          # (L, M)
+    mos = np.stack([np.roll(mo, s) for s in lags])
+    s = ((1 - _ONSET_WEIGHT) * (ms @ a.T) + _ONSET_WEIGHT * (mos @ ao.T)) / M   # (L, K)
+    return s[0], s[1:]
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _confidence(z_best):
+    """[0, 1] from the best component's z against the null of best z's."""
+    return float(_sigmoid((z_best - _CONFIDENCE_Z) / _CONFIDENCE_WIDTH))
+
+
+# ---------------------------------------------------------------------------
+# The task
+# ---------------------------------------------------------------------------
+
+
+def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, return_residual=False,
+             return_confidence=False, n_components=16, tolerance=0.04, min_shift=0.25,
+             return_details=False):
+    """The sound of the source that moves like ``target_frames``, taken out of ``mixed_audio``.
+
+    Parameters
+    ----------
+    mixed_audio : array-like of shape (n_samples,)
+        Mono mixture, any rate (the STFT is sized in seconds: :func:`stft_settings`).
+    sample_rate : int
+        Rate of ``mixed_audio`` in Hz (>= 1000). The output has the same rate and length.
+    target_frames : ndarray of shape (T, H, W, 3), uint8
+        Frames aligned with the mixture (frame ``f`` shows the instant ``f / fps``) in which the
+        target moves when it sounds: the target alone, or full frames with ``region``. They must
+        cover the mixture to within one frame; frames beyond the end of the audio are ignored.
+        A single picture ``(H, W, 3)`` (the appearance route) is not implemented yet.
+    fps : float
+        Frame rate of ``target_frames``.
+    region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W) or (H, W), default=None
+        Where the target is in the frames: a box in pixels (``x1``, ``y1`` exclusive) or
+        non-negative weights per pixel (a ``localize`` map). Only the motion inside it counts.
+    return_residual : bool, default=False
+        Also return ``mixed_audio - target`` (exactly: the two sum to the mixture).
+    return_confidence : bool, default=False
+        Also return the confidence in [0, 1] that the target is heard in the mixture.
+    n_components : int, default=16
+        NMF components.
+    tolerance : float, default=0.04
+        Seconds of Gaussian smoothing (sd) applied to activations and motion before they are
+        compared: how far an audio onset may be from the motion's and still count.
+    min_shift : float, default=0.25
+        Smallest circular shift, in seconds, of the motion in the chance (null) scores.
+    return_details : bool, default=False
+        Also return a dict with the NMF (``W``, ``H``), the scores, z's, weights and the mask.
+
+    Returns
+    -------
+    target : ndarray of shape (n_samples,), float32
+    residual : ndarray of shape (n_samples,), float32
+        With ``return_residual``.
+    confidence : float
+        With ``return_confidence``.
+    details : dict
+        With ``return_details``.
+    """
+    audio = check_audio(mixed_audio, name="mixed_audio")
+    sample_rate = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
+    fps = check_real(fps, name="fps", positive=True)
+    arr = np.asarray(target_frames)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        raise NotImplementedError(
+            "target_frames is one picture (H, W, 3): the appearance route (a picture of the target, "
+            "no motion) is not implemented; pass frames (T, H, W, 3) aligned with the mixture")
+    frames = check_frames(arr, name="target_frames")
+    n_components = check_int(n_components, name="n_components", minimum=1)
+    tolerance = check_real(tolerance, name="tolerance", minimum=0.0)
+    min_shift = check_real(min_shift, name="min_shift", positive=True)
+    weights = _check_region(region, frames)
+    n_used = _check_coverage(frames.shape[0], fps, audio.size, sample_rate)
+    frames = frames[:n_used]
+    if weights is not None:
+        weights = weights[:n_used]
+
+    n = audio.size
+    n_fft, hop = stft_settings(sample_rate)
+    details = {"n_fft": n_fft, "hop": hop}
+    target, confidence = np.zeros(n), 0.0
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    motion = motion_energy(frames) if weights is None else _region_motion(frames, weights)
+    if rms > _SILENCE_RMS and np.any(motion > 0) and n >= 2:
+        X = _stft(audio, n_fft, hop)
+        V = np.abs(X)
+        times = np.arange(V.shape[1]) * hop / sample_rate
+        track = np.interp(times, motion_energy_times(frames.shape[0], fps), motion)
+        Wf, H = factorise(V, n_components)
+        M = V.shape[1]
+        step = max(1, int(round(min_shift * sample_rate / hop)))
+        shifts = np.arange(step, M - step + 1)
+        sigma = max(tolerance * sample_rate / hop, 1e-3)
+        if shifts.size >= 2 and np.any(H.sum(axis=1) > 0):
+            score, null = _scores(H, track, sigma, shifts)
+            mu, sd = null.mean(), null.std()
+            sd = sd if sd > 1e-12 else 1.0
+            z = (score - mu) / sd
+            z_null_best = ((null - mu) / sd).max(axis=1)
+            zb_mu, zb_sd = z_null_best.mean(), max(z_null_best.std(), 1e-6)
+            z_best = (z.max() - zb_mu) / zb_sd
+            confidence = _confidence(z_best)
+            w = _sigmoid((z - _ASSIGN_Z) / _ASSIGN_WIDTH)
+            mask = confidence * wiener_mask(Wf, H, w)
+            target = _istft(mask * X, n_fft, hop, n)
+            details.update(W=Wf, H=H, scores=score, z=z, z_best=z_best, weights=w, mask=mask, track=track)
+    target = np.nan_to_num(target).astype(np.float32)
+    out = [target]
+    if return_residual:
+        out.append(audio - target)
+    if return_confidence:
+        out.append(confidence)
+    if return_details:
+        out.append(details)
+    return out[0] if len(out) == 1 else tuple(out)

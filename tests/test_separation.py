@@ -1,0 +1,143 @@
+"""Visually guided separation (skavc.separation, timing route) and the separation metrics."""
+
+import numpy as np
+import pytest
+
+from skavc.datasets import make_av_clips
+from skavc.metrics import separation_scores, si_sdr
+from skavc.separation import separate
+
+mir_eval = pytest.importorskip("mir_eval")
+
+N_CLIPS = 8
+
+
+@pytest.fixture(scope="module")
+def two_sources():
+    return make_av_clips(n_clips=N_CLIPS, n_sources=2, duration=2.0, random_state=0)
+
+
+def _energy_db(x):
+    return 10 * np.log10(np.sum(np.asarray(x, np.float64) ** 2) + 1e-30)
+
+
+def test_guided_by_target_frames_improves_sdr_by_6_db(two_sources):
+    clips, truth = two_sources
+    gains, confidences = [], []
+    for i, clip in enumerate(clips):
+        ref = truth.sources[i][:1]
+        est, conf = separate(clip.audio, clip.sample_rate, truth.source_frames[i][0], clip.fps,
+                             return_confidence=True)
+        sdr_mix = separation_scores(ref, clip.audio[None])[0][0]
+        sdr_est = separation_scores(ref, est[None])[0][0]
+        gains.append(sdr_est - sdr_mix)
+        confidences.append(conf)
+    # measured on these 8 clips: median +16.0 dB
+    assert np.median(gains) >= 6.0, gains
+    assert np.median(confidences) > 0.5
+
+
+def test_length_rate_residual_and_absent_target(two_sources):
+    clips, truth = two_sources
+    clip = clips[0]
+    target, residual, conf = separate(clip.audio, clip.sample_rate, truth.source_frames[0][0], clip.fps,
+                                      return_residual=True, return_confidence=True)
+    assert target.shape == residual.shape == clip.audio.shape
+    assert target.dtype == np.float32 and np.all(np.isfinite(target))
+    np.testing.assert_allclose(target + residual, clip.audio, atol=1e-6)
+    # another clip's source frames: this target is not in the mixture
+    absent, absent_conf = separate(clip.audio, clip.sample_rate, truth.source_frames[1][0], clip.fps,
+                                   return_confidence=True)
+    assert _energy_db(clip.audio) - _energy_db(absent) >= 20.0
+    assert absent_conf < conf and absent_conf < 0.5
+    # any rate: the STFT is sized in seconds, the output keeps the input's length
+    half = clip.audio[::2]
+    out = separate(half, clip.sample_rate // 2, truth.source_frames[0][0], clip.fps)
+    assert out.shape == half.shape and np.all(np.isfinite(out))
+
+
+def test_silence_and_static_frames_give_silence(two_sources):
+    clips, truth = two_sources
+    clip = clips[0]
+    out, res, conf = separate(np.zeros_like(clip.audio), clip.sample_rate, truth.source_frames[0][0], clip.fps,
+                              return_residual=True, return_confidence=True)
+    assert np.all(out == 0) and np.all(res == 0) and conf == 0.0
+    static = np.repeat(truth.source_frames[0][0][:1], clip.n_frames, axis=0)
+    out, conf = separate(clip.audio, clip.sample_rate, static, clip.fps, return_confidence=True)
+    assert np.all(out == 0) and conf == 0.0
+
+
+def _box(center, radius, shape, margin=1.6):
+    (x, y), (H, W) = center, shape
+    r = margin * radius
+    return (max(0, int(x - r)), max(0, int(y - r)), min(W, int(x + r) + 1), min(H, int(y + r) + 1))
+
+
+def test_region_points_at_one_of_two_sources(two_sources):
+    clips, truth = two_sources
+    wins = 0
+    for i in range(3):
+        clip = clips[i]
+        H, W = clip.frames.shape[1:3]
+        outs = []
+        for j in range(2):
+            box = _box(truth.centers[i][j].mean(axis=0), truth.radii[i][j], (H, W))
+            outs.append(separate(clip.audio, clip.sample_rate, clip.frames, clip.fps, region=box))
+        assert not np.allclose(outs[0], outs[1])
+        # each output is closer (higher SI-SDR) to its own source than to the other
+        for j in range(2):
+            own = si_sdr(truth.sources[i][j], outs[j] + 1e-9)
+            other = si_sdr(truth.sources[i][1 - j], outs[j] + 1e-9)
+            wins += own > other
+    assert wins >= 5, wins  # of 6
+    # a (T, H, W) weight mask works too: the target's own pixels
+    mask = truth.instance_masks[0][0].astype(np.float32)
+    out = separate(clips[0].audio, clips[0].sample_rate, clips[0].frames, clips[0].fps, region=mask)
+    assert si_sdr(truth.sources[0][0], out + 1e-9) > si_sdr(truth.sources[0][1], out + 1e-9)
+
+
+def test_bad_input_errors(two_sources):
+    clips, truth = two_sources
+    clip, frames = clips[0], truth.source_frames[0][0]
+    a, sr, fps = clip.audio, clip.sample_rate, clip.fps
+    with pytest.raises(ValueError, match="mixed_audio is empty"):
+        separate(np.zeros(0, np.float32), sr, frames, fps)
+    with pytest.raises(ValueError, match="mixed_audio must be mono"):
+        separate(np.stack([a, a]), sr, frames, fps)
+    with pytest.raises(ValueError, match="mixed_audio contains NaN"):
+        separate(np.full_like(a, np.nan), sr, frames, fps)
+    with pytest.raises(ValueError, match="sample_rate"):
+        separate(a, 16000.5, frames, fps)
+    with pytest.raises(ValueError, match="target_frames cover"):
+        separate(a, sr, frames[: frames.shape[0] // 2], fps)
+    with pytest.raises(ValueError, match="target_frames cover"):
+        separate(a, sr // 2, frames, fps)  # same samples read at half the rate: twice as long
+    separate(a, sr, frames[:-1], fps)  # one frame short: accepted
+    with pytest.raises(TypeError, match="target_frames must be uint8"):
+        separate(a, sr, frames.astype(np.float32), fps)
+    with pytest.raises(ValueError, match="target_frames must have shape"):
+        separate(a, sr, frames[..., 0], fps)
+    with pytest.raises(NotImplementedError, match="appearance route"):
+        separate(a, sr, frames[0], fps)
+    with pytest.raises(ValueError, match="region"):
+        separate(a, sr, frames, fps, region=(500, 500, 600, 600))
+    with pytest.raises(ValueError, match="region"):
+        separate(a, sr, frames, fps, region=np.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match="fps"):
+        separate(a, sr, frames, 0)
+
+
+def test_metrics():
+    rng = np.random.RandomState(0)
+    s = rng.standard_normal((2, 4000))
+    assert si_sdr(s[0], 3 * s[0]) > 100
+    noisy = s[0] + 0.1 * s[1]
+    assert abs(si_sdr(s[0], noisy) - 20.0) < 0.5
+    sdr, sir, sar = separation_scores(s, s + 0.01 * rng.standard_normal(s.shape))
+    assert sdr.shape == (2,) and np.all(sdr > 30)
+    sdr, _, _ = separation_scores(s[0], np.zeros(4000))  # silent estimate: very low, not an error
+    assert sdr[0] == -np.inf
+    with pytest.raises(ValueError, match="same shape"):
+        separation_scores(s, s[:1])
+    with pytest.raises(ValueError, match="all zero"):
+        si_sdr(np.zeros(10), np.ones(10))
