@@ -87,6 +87,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ImageNet posteriors from the sound, so :meth:`classify_scene` hears what
         the camera misses) and, when ``y`` holds label or caption strings, the
         map from the shared space into the text space.
+    separation : bool, default=False
+        Also learn, in :meth:`fit`, a few spectral bases from each training clip's
+        audio, tagged with its visual embedding, so that :meth:`separate` can take
+        one picture of the target (the appearance route).
     text_encoder : {"minilm-l6"}, default="minilm-l6"
         Sentence encoder of label strings and sound names (all-MiniLM-L6-v2).
     fps : float, default=25.0
@@ -169,6 +173,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "sync_epochs": [Interval(Integral, 1, None, closed="left")],
         "localization": ["boolean"],
         "scene": ["boolean"],
+        "separation": ["boolean"],
         "text_encoder": [StrOptions(set(TEXT_ENCODERS))],
         "fps": [Interval(Real, 0, None, closed="neither")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -200,6 +205,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         sync_epochs=30,
         localization=False,
         scene=False,
+        separation=False,
         text_encoder="minilm-l6",
         fps=25.0,
         device="auto",
@@ -227,6 +233,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.sync_epochs = sync_epochs
         self.localization = localization
         self.scene = scene
+        self.separation = separation
         self.text_encoder = text_encoder
         self.fps = fps
         self.device = device
@@ -380,6 +387,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             self.localization_head_ = localization.fit_localization_head(
                 self._context(), X, self._embed_audio_features, rng=self._rng, alpha=self.alpha,
                 log=progress_logger(self.verbose, self._log, "localisation"))
+        self.__dict__.pop("separation_bases_", None)
+        if self.separation:
+            context = self._context()
+            audio = context.map(lambda item, where: context.clip(item, where).audio, X)
+            visual = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual")
+            self.separation_bases_ = separation.AppearanceBases().fit(audio, context.sample_rate, visual)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -736,11 +749,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         mixed_audio : array-like of shape (n_samples,)
             Mono mixture.
-        target_visual : ndarray of shape (T, H, W, 3), uint8
+        target_visual : ndarray of shape (T, H, W, 3) or (H, W, 3), uint8
             Frames at :attr:`video_frame_rate`, aligned with the mixture, in which the target
-            moves when it sounds (the timing route: motion-informed NMF,
-            :func:`skavc.separation.separate`). One picture ``(H, W, 3)`` (the appearance route)
-            raises ``NotImplementedError``.
+            moves when it sounds (the timing route, training-free: motion-informed NMF,
+            :func:`skavc.separation.separate`); or one picture of the target (the appearance
+            route, :func:`skavc.separation.separate_by_appearance`: needs ``fit`` with
+            ``separation=True``; separates by what such things sound like).
         sample_rate : int or None, default=None
             Rate of ``mixed_audio``; None means :attr:`audio_sample_rate`. Any rate works (the
             output keeps it).
@@ -759,6 +773,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         confidence : float, only when ``return_confidence``
         """
         rate = self.audio_sample_rate if sample_rate is None else sample_rate
+        picture = np.asarray(target_visual)
+        if picture.ndim == 3 and picture.shape[-1] == 3:
+            check_is_fitted(self, "separation_bases_", msg=(
+                "separating by one picture (the appearance route) needs fit(X, separation=True) first; "
+                "or pass frames (T, H, W, 3) in which the target moves with its sound"))
+            embedding = self.transform_visual([picture[None]])[0]
+            return separation.separate_by_appearance(mixed_audio, rate, embedding, self.separation_bases_,
+                                                     return_residual=return_residual,
+                                                     return_confidence=return_confidence)
         return separation.separate(mixed_audio, rate, target_visual, self.video_frame_rate, region=region,
                                    return_residual=return_residual, return_confidence=return_confidence)
 

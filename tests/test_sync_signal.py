@@ -272,3 +272,35 @@ def test_sync_metrics():
         sync_accuracy(y, pred, -1)
     with pytest.raises(ValueError, match="y_true must be a non-empty"):
         sync_mean_absolute_error([], [])
+
+
+# ---------------------------------------------------------------------------
+# Padding (issue 13): digital silence at the ends of a shifted track
+# ---------------------------------------------------------------------------
+
+
+def test_zero_padding_is_no_onset():
+    rng = np.random.RandomState(0)
+    audio = (0.05 * rng.standard_normal(2 * SR)).astype(np.float32)  # steady background, no event
+    padded = np.concatenate([np.zeros(SR // 2, np.float32), audio])
+    env, times = onset_envelope(padded, SR, hop_seconds=0.01)
+    ref, _ = onset_envelope(audio, SR, hop_seconds=0.01)
+    assert env.max() < 2 * ref.max() + 1.0  # no jump from the -80 dB floor into the recording
+    # a lone click in digital silence is a recording of silence, not padding: still an onset
+    click = np.zeros(SR, np.float32)
+    click[SR // 2] = 0.9
+    env, times = onset_envelope(click, SR, hop_seconds=0.01)
+    assert abs(times[np.argmax(env)] - 0.5) <= 0.01
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_zero_padded_delay_does_not_capture_the_estimate(seed):
+    """Audio delayed by padding exact zeros at its start (a user's misaligned file): the estimate
+    follows the delay instead of the jump from digital silence into the recording."""
+    audio, sr, frames, fps = _impulses(0.0, 25.0, duration=4.0, seed=seed)
+    audio = audio + (0.05 * np.random.RandomState(seed).standard_normal(audio.size)).astype(np.float32)
+    for delay in (0.3, 0.6):
+        n = int(delay * SR)
+        late = np.concatenate([np.zeros(n, np.float32), audio[:-n]])
+        est, _ = estimate_offset(late, SR, frames, fps)
+        assert abs(est + delay) <= 1 / fps

@@ -22,6 +22,7 @@ __all__ = ["audio_changes", "audio_envelope", "onset_envelope"]
 
 _NOISE_FLOOR_FACTOR = 2.0    # onset envelope: log(M + factor * median_t(M)) per mel band
 _ABS_FLOOR_DB = -80.0        # onset envelope: anything quieter is silence (dB re full-scale sine)
+_PAD_QUANTILE = 0.1          # onset envelope: digital silence at either end takes this quantile's level
 _MEL_F_SP = 200.0 / 3        # Slaney mel scale: Hz per mel below 1 kHz ...
 _MEL_MIN_LOG_MEL = 1000.0 / _MEL_F_SP  # ... where its logarithmic part begins (15 mel) ...
 _MEL_LOGSTEP = np.log(6.4) / 27.0      # ... with this step in log(Hz) per mel
@@ -139,6 +140,22 @@ def _mel_filters(sample_rate, n_fft, n_mels):
     return weights
 
 
+def _edge_silence_frames(audio, hop, win, n_frames):
+    """Frames of :func:`_power_spectrogram` whose window holds only the exact zeros (digital
+    silence) that lead or trail ``audio``: (n_frames,) bool. Frame ``k`` covers samples
+    ``k * hop - win // 2`` to ``k * hop - win // 2 + win``. All True when the audio is all zeros;
+    exact zeros inside the recording (between two sounds) do not count, nor do edge zeros that
+    fill more than half of the frames."""
+    nonzero = np.flatnonzero(audio)
+    if nonzero.size == 0:
+        return np.ones(n_frames, dtype=bool)
+    start = np.arange(n_frames) * hop - win // 2
+    padded = (start + win <= nonzero[0]) | (start > nonzero[-1])
+    # Most of the clip in digital silence: a few sounds recorded in silence (a lone click),
+    # not a padded track; its silence is real.
+    return padded if padded.mean() <= 0.5 else np.zeros(n_frames, dtype=bool)
+
+
 def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None, n_mels=40):
     """Onset strength: log-mel spectral flux, half-wave rectified (as ``librosa.onset.onset_strength``).
 
@@ -146,7 +163,10 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
     frame ``k`` centred on sample ``k * hop``) is pooled into ``n_mels`` mel bands and
     compressed as ``10 log10(M + 2 median_t(M))`` per band, with an absolute floor of -80 dB
     below a full-scale sine: a steady noise floor or hum then adds almost no flux, and silence
-    none. The envelope is the mean over bands of the positive increase from one frame to the
+    none. Exact digital silence leading or trailing the audio (the padding of a shifted or
+    trimmed track) takes the level of the recording's quietest frames (per band, 10th
+    percentile) and is left out of the median, so the step into the recording is no onset.
+    The envelope is the mean over bands of the positive increase from one frame to the
     next.
 
     Parameters
@@ -186,7 +206,16 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
     n_fft = int(2 ** np.ceil(np.log2(win)))
     power = _power_spectrogram(audio, hop, win, n_fft)
     mel = _mel_filters(sample_rate, n_fft, n_mels) @ power
-    mel = mel + _NOISE_FLOOR_FACTOR * np.median(mel, axis=1, keepdims=True)
+    padded = _edge_silence_frames(audio, hop, win, mel.shape[1])
+    if padded.any() and not padded.all():
+        # Exact digital silence at either end is padding (a shifted or trimmed track), not a
+        # quiet recording: at the -80 dB floor the step from it into the recording would be
+        # the biggest "onset" of the clip and capture any alignment. It is given the level of
+        # the recording's own quietest frames (per band, 10th percentile) instead, as if the
+        # track had been padded with its own background noise.
+        mel[:, padded] = np.quantile(mel[:, ~padded], _PAD_QUANTILE, axis=1)[:, None]
+    mel = mel + _NOISE_FLOOR_FACTOR * np.median(mel[:, ~padded] if not padded.all() else mel,
+                                                 axis=1, keepdims=True)
     log_mel = 10.0 * np.log10(np.maximum(mel, 10.0 ** (_ABS_FLOOR_DB / 10.0)))
     envelope = np.zeros(log_mel.shape[1])
     envelope[1:] = np.maximum(np.diff(log_mel, axis=1), 0.0).mean(axis=0)

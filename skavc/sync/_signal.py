@@ -125,6 +125,25 @@ def _standardise(x):
     return x / s
 
 
+def _unpadded(audio, sample_rate, grid):
+    """Grid times not inside the exact zeros (digital silence) leading or trailing ``audio``."""
+    nonzero = np.flatnonzero(audio)
+    if nonzero.size == 0:
+        return np.ones(grid.size, dtype=bool)
+    known = (grid >= nonzero[0] / sample_rate) & (grid <= (nonzero[-1] + 1) / sample_rate)
+    # Most of the clip in digital silence: a recording of a few sounds in silence (a lone
+    # click), not a padded track; its silence is real.
+    return known if known.mean() >= 0.5 else np.ones(grid.size, dtype=bool)
+
+
+def _standardise_known(x, known):
+    """:func:`_standardise` over the ``known`` entries; the others are set to 0 (the mean)."""
+    out = np.zeros_like(x)
+    if known.any():
+        out[known] = _standardise(x[known])
+    return out
+
+
 def null_standardise(scores):
     """Express an agreement curve in units of its own chance level.
 
@@ -287,7 +306,13 @@ def _agreement_curve(audio, sample_rate, frames, fps, max_offset, resolution, na
     if naive:
         lags, scores = _pearson_per_lag(a, m, all_lags)
     else:
-        a = _standardise(_compress(a))
+        # Exact digital silence leading or trailing the audio is padding (a shifted or trimmed
+        # track): it says nothing about when things move, so it is set to the mean (0 after
+        # standardising) instead of reading as "no sound here", which otherwise pulls the
+        # peak towards the alignment that lays the padding over the least motion.
+        known = _unpadded(audio, sample_rate, grid)
+        a = _compress(a)
+        a = _standardise_known(a, known)
         m = _standardise(_compress(m))
         lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
     keep = np.abs(lags) <= max_lag
