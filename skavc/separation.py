@@ -355,13 +355,17 @@ class AppearanceBases:
     n_neighbours : int, default=5
         Training clips whose bases make the target dictionary: those whose visual embedding is
         closest to the picture's.
+    rest_fraction : float, default=0.5
+        Share of the training clips, the least like the picture, whose bases make the rest's
+        dictionary.
     n_iter : int, default=100
         Multiplicative updates of the mixture's activations at call time.
     """
 
-    def __init__(self, n_bases=4, n_neighbours=5, n_iter=100):
+    def __init__(self, n_bases=4, n_neighbours=5, rest_fraction=0.5, n_iter=100):
         self.n_bases = n_bases
         self.n_neighbours = n_neighbours
+        self.rest_fraction = rest_fraction
         self.n_iter = n_iter
 
     def fit(self, audio, sample_rate, visual_embeddings):
@@ -385,7 +389,8 @@ class AppearanceBases:
         """
         order = np.argsort(self.embeddings_ @ np.asarray(embedding, dtype=np.float64))[::-1]
         m = int(min(self.n_neighbours, max(1, order.size // 2)))
-        target, rest = order[:m], order[max(m, order.size // 2):]
+        start = max(m, int(round(order.size * (1.0 - self.rest_fraction))))
+        target, rest = order[:m], order[start:]
         flat = lambda idx: np.concatenate(list(self.bases_[idx]), axis=1)  # noqa: E731
         return flat(target), flat(rest)
 

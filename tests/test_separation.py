@@ -141,3 +141,25 @@ def test_metrics():
         separation_scores(s, s[:1])
     with pytest.raises(ValueError, match="all zero"):
         si_sdr(np.zeros(10), np.ones(10))
+
+
+def test_the_appearance_route_needs_fit_and_keeps_length_and_sum(two_sources, memory):
+    from sklearn.exceptions import NotFittedError
+
+    from skavc import AVCorrespondence
+
+    clips, truth = two_sources
+    picture = truth.source_frames[0][0][0]
+    with pytest.raises(NotFittedError, match="separation=True"):
+        AVCorrespondence().separate(clips[0].audio, picture)
+    train, _ = make_av_clips(n_clips=12, duration=1.0, frame_size=(64, 64), random_state=7)
+    model = AVCorrespondence(separation=True, epochs=5, embedding_dim=16, memory=memory, random_state=0).fit(train)
+    target, residual, confidence = model.separate(clips[0].audio, picture, return_residual=True,
+                                                  return_confidence=True)
+    assert target.shape == clips[0].audio.shape and target.dtype == np.float32
+    np.testing.assert_allclose(target + residual, clips[0].audio, atol=1e-6)
+    assert 0.0 <= confidence <= 1.0 and np.all(np.isfinite(target))
+    with pytest.raises(ValueError, match="sample_rate must be 16000"):
+        model.separate(clips[0].audio[::2], picture, sample_rate=8000)
+    silent = model.separate(np.zeros(16000, np.float32), picture)
+    assert not np.any(silent)
