@@ -15,9 +15,10 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import describe, localization, retrieval, scene, separation, sync
+from ._clip import AVClip
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
-from ._inputs import check_collection
+from ._inputs import check_collection, resolve_audio
 from ._text_space import check_labels
 from ._training import Adam, progress_logger, run_epochs, train_epoch
 from ._validation import check_int, check_sample_rate
@@ -82,6 +83,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     localization : bool, default=False
         Also train the spatial (sound-source localisation) head in :meth:`fit`
         with a multiple-instance contrastive loss over the 7x7 feature map.
+    timing : bool, default=True
+        Make :meth:`correspondence` weigh timing too: ``fit`` learns (logistic
+        regression on the training clips against the same clips with another
+        clip's frames) how the semantic cosine and the peak of the training-free
+        sync curve combine into the probability that sound and frames are one
+        event. Matching instances, not only classes, needs it.
     scene : bool, default=False
         Also train, in :meth:`fit`, the audio class head (predicts the frames'
         ImageNet posteriors from the sound, so :meth:`classify_scene` hears what
@@ -172,6 +179,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "max_offset": [Interval(Real, 0, None, closed="neither")],
         "sync_epochs": [Interval(Integral, 1, None, closed="left")],
         "localization": ["boolean"],
+        "timing": ["boolean"],
         "scene": ["boolean"],
         "separation": ["boolean"],
         "text_encoder": [StrOptions(set(TEXT_ENCODERS))],
@@ -204,6 +212,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         max_offset=1.0,
         sync_epochs=30,
         localization=False,
+        timing=True,
         scene=False,
         separation=False,
         text_encoder="minilm-l6",
@@ -232,6 +241,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.max_offset = max_offset
         self.sync_epochs = sync_epochs
         self.localization = localization
+        self.timing = timing
         self.scene = scene
         self.separation = separation
         self.text_encoder = text_encoder
@@ -289,6 +299,24 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         if A is not None:
             Z = Z + self._embed_audio_features(A)
         return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+    def _sync_evidence(self, context, pairs):
+        """Peak of the training-free sync curve of each (audio, frames) clip, in chance units."""
+        return sync.peak_evidence(sync.sync_curves(context, pairs, "signal", max_offset=self.max_offset))
+
+    def _fit_timing(self, X, A, V):
+        """Coefficients combining cosine and sync evidence (:func:`skavc.sync.fit_timing`): each clip
+        against itself and against the next clip's frames (a different event)."""
+        context = self._context()
+        clips = context.map(context.clip, X)
+        other = np.roll(np.arange(len(clips)), 1)
+        Ea = self._embed_audio_features(A)
+        Ev = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float64)
+        mixed = [AVClip(clips[i].audio, clips[i].sample_rate, clips[j].frames, clips[j].fps)
+                 for i, j in enumerate(other)]
+        cosines = np.r_[np.sum(Ea * Ev, axis=1), np.sum(Ea * Ev[other], axis=1)]
+        peaks = np.r_[self._sync_evidence(context, clips), self._sync_evidence(context, mixed)]
+        return sync.fit_timing(cosines, peaks, np.r_[np.ones(len(clips)), np.zeros(len(clips))])
 
     def _embed_audio_features(self, A):
         """Unit-norm audio embeddings of pooled audio encoder features (n, Fa), float64."""
@@ -387,6 +415,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             self.localization_head_ = localization.fit_localization_head(
                 self._context(), X, self._embed_audio_features, rng=self._rng, alpha=self.alpha,
                 log=progress_logger(self.verbose, self._log, "localisation"))
+        self.__dict__.pop("timing_", None)
+        if self.timing:
+            self.timing_ = self._fit_timing(X, A, V)
         self.__dict__.pop("separation_bases_", None)
         if self.separation:
             context = self._context()
@@ -494,21 +525,35 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             [f"{prefix}_audio{i}" for i in range(d)] + [f"{prefix}_visual{i}" for i in range(d)], dtype=object
         )
 
-    def correspondence(self, X):
+    def correspondence(self, X, timing=None):
         """How well each clip's sound matches its pictures.
 
         Parameters
         ----------
         X : sequence of AVClip, (audio, frames) pairs or video paths
 
+        timing : bool or None, default=None
+            Weigh the timing evidence in (:func:`skavc.sync.timing_probability`); None
+            means when the model was fitted with ``timing=True``. False gives the plain
+            cosine.
+
         Returns
         -------
         scores : ndarray of shape (n_clips,)
-            Cosine similarity of the audio and visual embeddings, in [-1, 1];
-            higher means a better match.
+            With timing: the probability, in [0, 1], that the sound and the frames are
+            one event, from the cosine of their embeddings and the peak of their
+            training-free sync curve. Without: the cosine, in [-1, 1]. Higher means a
+            better match either way.
         """
         Ea, Ev = self._embed_pairs(X)
-        return np.sum(Ea.astype(np.float64) * Ev, axis=1)
+        cosines = np.sum(Ea.astype(np.float64) * Ev, axis=1)
+        coefficients = getattr(self, "timing_", None)
+        if timing is False or coefficients is None:
+            if timing:
+                raise ValueError("timing=True needs a model fitted with timing=True")
+            return cosines
+        peaks = self._sync_evidence(self._context(), check_collection(X))
+        return sync.timing_probability(coefficients, cosines, peaks)
 
     def score(self, X, y=None):
         """Cross-modal retrieval recall@1 among the clips of ``X``, both directions averaged.
@@ -622,7 +667,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         maps = [r[0] for r in results]
         return (maps, [r[1] for r in results]) if return_confidence else maps
 
-    def retrieve_visuals(self, audio, visual_database, top_k=10, sample_rate=None):
+    def retrieve_visuals(self, audio, visual_database, top_k=10, sample_rate=None, rerank=None):
         """Videos whose pictures best fit a sound.
 
         Parameters
@@ -636,17 +681,49 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Matches per query (all items when the database is smaller).
         sample_rate : int or None, default=None
             Rate of bare query waveforms; None means ``audio_sample_rate``.
+        rerank : int or None, default=None
+            Re-score the best ``rerank`` candidates with :meth:`correspondence` (the
+            query's sound against each candidate's frames, timing included), so the
+            right instance wins among look-alikes. Needs clips (not embeddings) as the
+            database; the scores returned are then :meth:`correspondence`'s.
 
         Returns
         -------
         matches : list of (int, float), or a list of such lists for a batch
             Database index and cosine similarity, best first.
         """
-        return retrieval.retrieve(audio, visual_database, top_k, modality="audio",
-                                  embed_query=lambda items: self.transform_audio(items, sample_rate=sample_rate),
-                                  embed_database=self.transform_visual)
+        query = dict(modality="audio", embed_query=lambda items: self.transform_audio(items, sample_rate=sample_rate),
+                     embed_database=self.transform_visual)
+        if rerank is None:
+            return retrieval.retrieve(audio, visual_database, top_k, **query)
+        context = self._context()
+        rate = context.sample_rate if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
 
-    def retrieve_audio(self, frames, audio_database, top_k=10):
+        def pair(item, candidate):
+            sound = resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where="the query")
+            frames, fps = context.frames(candidate, "the candidate")
+            return AVClip(sound, context.sample_rate, frames, fps)
+
+        return self._reranked(audio, visual_database, top_k, rerank, query, pair)
+
+    def _reranked(self, queries, database, top_k, rerank, query, pair):
+        """The best ``rerank`` matches of each query re-scored by :meth:`correspondence` of ``pair(q, d)``."""
+        k, rerank = check_int(top_k, name="top_k", minimum=1), check_int(rerank, name="rerank", minimum=1)
+        if isinstance(database, np.ndarray) and database.dtype != object or hasattr(database, "search"):
+            raise ValueError("rerank needs clips (AVClip objects, (audio, frames) pairs or paths) as the database: "
+                             "their sound or frames are scored again with their timing; got embeddings")
+        items, is_batch = retrieval.split_queries(queries, query["modality"])
+        database = check_collection(database, name="the database")
+        matches = retrieval.retrieve(items, database, max(k, rerank), **query)
+        results = []
+        for item, found in zip(items, matches):
+            candidates = [index for index, _ in found[:rerank]]
+            scores = self.correspondence([pair(item, database[index]) for index in candidates])
+            order = np.argsort(-scores, kind="stable")[:k]
+            results.append([(candidates[i], float(scores[i])) for i in order])
+        return results if is_batch else results[0]
+
+    def retrieve_audio(self, frames, audio_database, top_k=10, rerank=None):
         """Sounds that best fit a video's pictures.
 
         Parameters
@@ -659,13 +736,26 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         top_k : int, default=10
             Matches per query (all items when the database is smaller).
 
+        rerank : int or None, default=None
+            Re-score the best ``rerank`` candidates with :meth:`correspondence` (each
+            candidate's sound against the query's frames, timing included). Needs clips
+            as the database.
+
         Returns
         -------
         matches : list of (int, float), or a list of such lists for a batch
             Database index and cosine similarity, best first.
         """
-        return retrieval.retrieve(frames, audio_database, top_k, modality="visual",
-                                  embed_query=self.transform_visual, embed_database=self.transform_audio)
+        query = dict(modality="visual", embed_query=self.transform_visual, embed_database=self.transform_audio)
+        if rerank is None:
+            return retrieval.retrieve(frames, audio_database, top_k, **query)
+        context = self._context()
+
+        def pair(item, candidate):
+            picture, fps = context.frames(item, "the query")
+            return AVClip(context.clip(candidate, "the candidate").audio, context.sample_rate, picture, fps)
+
+        return self._reranked(frames, audio_database, top_k, rerank, query, pair)
 
     def classify_scene(self, X, labels):
         """Probability of each label for each clip ("what is happening here, among these?").

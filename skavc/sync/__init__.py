@@ -44,15 +44,18 @@ __all__ = [
     "diagonal_curve",
     "estimate_offset",
     "fit_sync_head",
+    "fit_timing",
     "grid_times",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
+    "peak_evidence",
     "peak_offset",
     "resample_track",
     "resolve_method",
     "signal_sync_curve",
     "sync_curves",
+    "timing_probability",
 ]
 
 METHODS = ("auto", "learned", "signal", "naive")
@@ -119,3 +122,37 @@ def fit_sync_head(context, X, *, epochs, rng, learning_rate=1e-3, alpha=1e-4, lo
     return SyncHead(learning_rate=learning_rate, alpha=alpha).fit(
         [t[0] for t in tracks], [t[1] for t in tracks], epochs, rng, log
     )
+
+
+def peak_evidence(curves):
+    """Each curve's best score, in chance units (0 for a flat curve): the timing evidence, (n_clips,)."""
+    return np.array([float(np.max(scores)) if np.ptp(scores) > 0 else 0.0 for _, scores in curves])
+
+
+def fit_timing(cosines, peaks, same_event):
+    """How the semantic cosine and the sync evidence combine into P(one event), by logistic regression.
+
+    Parameters
+    ----------
+    cosines, peaks : ndarray of shape (n_pairs,)
+        Cosine of a pair's audio and visual embeddings; the peak of its training-free sync curve
+        (:func:`peak_evidence`).
+    same_event : ndarray of shape (n_pairs,), bool
+        Whether the audio and the frames come from the same clip.
+
+    Returns
+    -------
+    coefficients : ndarray of shape (3,)
+        Weights of the cosine and of the peak, and the intercept (:func:`timing_probability`).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.column_stack([cosines, peaks])
+    model = LogisticRegression(C=1.0, class_weight="balanced").fit(features, np.asarray(same_event, dtype=int))
+    return np.r_[model.coef_[0], model.intercept_]
+
+
+def timing_probability(coefficients, cosines, peaks):
+    """P(the sound and the frames are one event) from :func:`fit_timing`'s coefficients, (n,)."""
+    z = coefficients[0] * np.asarray(cosines) + coefficients[1] * np.asarray(peaks) + coefficients[2]
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
