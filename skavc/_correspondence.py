@@ -435,9 +435,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         inputs do not drift): make the first batch representative.
 
         Only the correspondence heads learn here: the sync and localisation
-        heads (``sync=True``, ``localization=True``) are trained by :meth:`fit`,
-        and without them :meth:`predict_offset` and :meth:`localize` use their
-        training-free methods (``method="auto"``).
+        heads (``sync=True``, ``localization=True``), the timing combination
+        (``timing=True``), the scene heads and the separation bases are trained
+        by :meth:`fit`; without them :meth:`predict_offset` and :meth:`localize`
+        use their training-free methods (``method="auto"``) and
+        :meth:`correspondence` the plain cosine.
 
         Parameters
         ----------
