@@ -216,6 +216,17 @@ def _scores(acts, motion, sigma, shifts):
     return s[0], s[1:]
 
 
+def _result(audio, target, confidence, return_residual, details=None):
+    """``target`` (float32, never NaN), then the residual (``audio - target``, so the two sum to the
+    mixture), the confidence and the details, each when asked for (not None)."""
+    target = np.nan_to_num(target).astype(np.float32)
+    out = [target]
+    if return_residual:
+        out.append(audio - target)
+    out += [x for x in (confidence, details) if x is not None]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -322,15 +333,8 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
             mask = confidence * wiener_mask(Wf, H, w)
             target = _istft(mask * X, n_fft, hop, n)
             details.update(W=Wf, H=H, scores=score, z=z, z_best=z_best, weights=w, mask=mask, track=track)
-    target = np.nan_to_num(target).astype(np.float32)
-    out = [target]
-    if return_residual:
-        out.append(audio - target)
-    if return_confidence:
-        out.append(confidence)
-    if return_details:
-        out.append(details)
-    return out[0] if len(out) == 1 else tuple(out)
+    return _result(audio, target, confidence if return_confidence else None, return_residual,
+                   details if return_details else None)
 
 
 # ---------------------------------------------------------------------------
@@ -440,10 +444,4 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
         confidence = float(_sigmoid((share - _SHARE_MID) / _SHARE_WIDTH))
         mask = Vt ** 2 / np.maximum(Vt ** 2 + Vr ** 2, 1e-20)
         target = _istft(X * (confidence * mask), n_fft, hop, n)
-    target = np.nan_to_num(target).astype(np.float32)
-    out = [target]
-    if return_residual:
-        out.append(audio - target)
-    if return_confidence:
-        out.append(confidence)
-    return out[0] if len(out) == 1 else tuple(out)
+    return _result(audio, target, confidence if return_confidence else None, return_residual)
