@@ -132,24 +132,23 @@ def _sync(args):
 def _localize(args):
     import numpy as np
 
-    from . import AVCorrespondence, load_clip
+    from . import AVClip, save_clip
     from .localization import SOURCE_THRESHOLD
-    from .plotting import save_heatmap_frames
+    from .plotting import overlay_frames, save_heatmap_frames
 
-    if args.model:
-        import joblib
-
-        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
-    else:
-        model = AVCorrespondence()
-    clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
+    model, clip = _load(args)
     (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
                                             refine=not args.no_refine)
     found = confidence >= SOURCE_THRESHOLD
     print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
           f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")
-    paths = save_heatmap_frames(clip.frames, maps, args.out, every=args.every)
-    print(f"{len(paths)} heat-map frames written to {args.out}")
+    if args.out:
+        overlaid = overlay_frames(clip.frames, maps)
+        path = save_clip(AVClip(clip.audio, clip.sample_rate, overlaid, clip.fps), args.out, pad_odd=True)
+        print(f"video with the maps over the frames and the original sound written to {path}")
+    if args.png:
+        paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every)
+        print(f"{len(paths)} heat-map frames written to {args.png}")
     return 0
 
 
@@ -242,12 +241,14 @@ def build_parser():
     sync.add_argument("--plot", metavar="PNG", help="write the sync curve to this PNG file")
     sync.set_defaults(func=_sync)
 
-    loc = sub.add_parser("localize", help="heat maps of where the sound comes from, as PNG frames")
+    loc = sub.add_parser("localize", help="heat maps of where the sound comes from: a video, or PNG frames")
     loc.add_argument("video")
-    loc.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG frames (created)")
+    loc.add_argument("--out", metavar="VIDEO", help="video file (mp4, mkv, ...) of the frames with the maps "
+                     "blended in and the original sound")
+    loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames to this folder (created)")
     loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"])
     loc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
-    loc.add_argument("--every", type=int, default=1, help="write every N-th frame")
+    loc.add_argument("--every", type=int, default=1, help="with --png: write every N-th frame")
     loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
     loc.set_defaults(func=_localize)
 

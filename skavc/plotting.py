@@ -77,6 +77,39 @@ def _overlay(frame, heat, cmap, threshold, strength=0.6):
     return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
+def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
+    """Frames with their localisation maps blended over them (as :func:`save_heatmap_frames` draws them).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), uint8
+    maps : ndarray of shape (T, H, W), in [0, 1]
+    threshold : float, default=0.5
+        Map value whose outline is drawn white.
+    cmap : str, default="inferno"
+
+    Returns
+    -------
+    overlaid : ndarray of shape (T, H, W, 3), uint8
+    """
+    import numpy as np
+
+    frames, maps = _check_frames_and_maps(frames, maps)
+    colormap = _pyplot().get_cmap(cmap)
+    return np.stack([_overlay(f, m, colormap, threshold) for f, m in zip(frames, maps)])
+
+
+def _check_frames_and_maps(frames, maps):
+    import numpy as np
+
+    frames, maps = np.asarray(frames), np.asarray(maps)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3); got {frames.dtype} {frames.shape}")
+    if maps.shape != frames.shape[:3]:
+        raise ValueError(f"maps must have shape {frames.shape[:3]} (T, H, W) to match frames; got {maps.shape}")
+    return frames, maps
+
+
 def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="inferno", prefix="frame"):
     """Write frames with a localisation map blended over them, one PNG per frame.
 
@@ -104,11 +137,7 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     """
     import numpy as np
 
-    frames, maps = np.asarray(frames), np.asarray(maps)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3); got {frames.dtype} {frames.shape}")
-    if maps.shape != frames.shape[:3]:
-        raise ValueError(f"maps must have shape {frames.shape[:3]} (T, H, W) to match frames; got {maps.shape}")
+    frames, maps = _check_frames_and_maps(frames, maps)
     if int(every) < 1:
         raise ValueError(f"every must be >= 1; got {every!r}")
     plt = _pyplot()

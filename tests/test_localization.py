@@ -219,8 +219,13 @@ def test_cli_localize(tmp_path, data, capsys):
     path = tmp_path / "clip.mp4"
     save_clip(data[0][15], path)
     out = tmp_path / "frames"
-    assert main(["localize", str(path), "--out", str(out), "--every", "10"]) == 0
+    video = tmp_path / "overlay.mp4"
+    assert main(["localize", str(path), "--out", str(video), "--png", str(out), "--every", "10"]) == 0
     printed = capsys.readouterr().out
     assert "sound source visible in" in printed and "heat-map frames written" in printed
     assert sorted(os.listdir(out)) == [f"frame_{t:05d}.png" for t in range(0, 50, 10)]
-    assert main(["localize", str(path), "--out", str(out), "--method", "learned"]) == 2  # no fitted model
+    from skavc.io import load_clip
+
+    written = load_clip(video)  # one playable video, the maps blended in, the original sound kept
+    assert written.n_frames == data[0][15].n_frames and abs(written.duration - data[0][15].duration) < 0.05
+    assert main(["localize", str(path), "--png", str(out), "--method", "learned"]) == 2  # no fitted model
