@@ -41,7 +41,7 @@ the recording (16 kHz mono) with the picture repeated for as long as the sound l
 5. (``--calibrate``) the zero-shot temperature fitted by NLL on the "animals" and "toys"
    pictures (their names as labels), and the expected calibration error (10 bins, top-1
    confidence) on "instrument" + "misc" (their names as labels) at T = 1, the current
-   ``skavc.scene.CALIBRATION_TEMPERATURE`` and the fitted T.
+   ``skavc._text_space.ZERO_SHOT_TEMPERATURE`` and the fitted T.
 
 Then the timings of each step, and the machine line at the top.
 """
@@ -61,7 +61,7 @@ import numpy as np
 
 from skavc import AVClip, AVCorrespondence
 from skavc import scene as scene_module
-from skavc._text_space import embed_texts, fit_temperature, sharpen
+from skavc._text_space import ZERO_SHOT_TEMPERATURE, embed_texts, fit_temperature, sharpen
 from skavc._vocabularies import audioset_names
 from skavc.datasets import make_av_clips
 
@@ -330,9 +330,9 @@ def calibrate(model, P, names, categories):
     probs_fit, probs_eval = unsharpened(fit_mask), unsharpened(~fit_mask)
     y_fit, y_eval = np.arange(fit_mask.sum()), np.arange((~fit_mask).sum())
     T = fit_temperature(probs_fit, y_fit)
-    current = scene_module.CALIBRATION_TEMPERATURE
+    current = ZERO_SHOT_TEMPERATURE
     rows = []
-    for what, t in [("raw mixture", 1.0), ("current CALIBRATION_TEMPERATURE", current), ("fitted", T)]:
+    for what, t in [("raw mixture", 1.0), ("current ZERO_SHOT_TEMPERATURE", current), ("fitted", T)]:
         rows.append([what, f"{t:.3f}", expected_calibration_error(sharpen(probs_eval, t), y_eval),
                      nll(sharpen(probs_eval, t), y_eval), expected_calibration_error(sharpen(probs_fit, t), y_fit),
                      float(sharpen(probs_eval, t).max(axis=1).mean())])

@@ -717,12 +717,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         items, is_batch = retrieval.split_queries(queries, query["modality"])
         database = check_collection(database, name="the database")
         matches = retrieval.retrieve(items, database, max(k, rerank), **query)
-        results = []
-        for item, found in zip(items, matches):
-            candidates = [index for index, _ in found[:rerank]]
-            scores = self.correspondence([pair(item, database[index]) for index in candidates])
-            order = np.argsort(-scores, kind="stable")[:k]
-            results.append([(candidates[i], float(scores[i])) for i in order])
+        candidates = [[index for index, _ in found[:rerank]] for found in matches]
+        # One correspondence call for every (query, candidate) pair: one parallel map, one batch.
+        scores = self.correspondence([pair(item, database[index])
+                                      for item, indices in zip(items, candidates) for index in indices])
+        results, start = [], 0
+        for indices in candidates:
+            own = scores[start : start + len(indices)]
+            start += len(indices)
+            results.append([(indices[i], float(own[i])) for i in np.argsort(-own, kind="stable")[:k]])
         return results if is_batch else results[0]
 
     def retrieve_audio(self, frames, audio_database, top_k=10, rerank=None):
@@ -780,8 +783,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         labels = check_labels(labels)
         X = check_collection(X)
         context = self._context()
-        A, V, P = context.pooled(X, self.n_visual_frames, class_posteriors=True)
         audio_head, text_map = getattr(self, "audio_class_head_", None), getattr(self, "text_map_", None)
+        if audio_head is None and text_map is None:  # zero-shot: the frames alone, no audio encoded
+            A, (V, P) = None, context.pooled_visual(X, self.n_visual_frames, class_posteriors=True)
+        else:
+            A, V, P = context.pooled(X, self.n_visual_frames, class_posteriors=True)
         return scene.classify_scene(
             P, labels, text_encoder=self._text_encoder(), class_names=context.class_names,
             audio_posteriors=None if audio_head is None else audio_head.predict_proba(

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
+from scipy.special import softmax
 from sklearn.utils.validation import check_memory
 from threadpoolctl import threadpool_limits
 
@@ -95,11 +96,9 @@ def _encode_class_logits(frames, encoder, encoder_key):
     return encoder.class_logits(frames)
 
 
-def softmax(logits, axis=-1):
-    """Probabilities from logits along ``axis`` (float64, max-subtracted)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = np.exp(z - z.max(axis=axis, keepdims=True))
-    return z / z.sum(axis=axis, keepdims=True)
+def _encode_frames_and_logits(frames, encoder, encoder_key):
+    """Per-frame features and classifier logits from one run of the graph."""
+    return encoder.encode_with_class_logits(frames)
 
 
 def _on_gpu(encoder):
@@ -172,6 +171,7 @@ class EncodingContext:
             "frames": (cache(_encode_frames, ignore=["encoder"]), visual_encoder),
             "maps": (cache(_encode_frame_maps, ignore=["encoder"]), visual_encoder),
             "logits": (cache(_encode_class_logits, ignore=["encoder"]), visual_encoder),
+            "frames+logits": (cache(_encode_frames_and_logits, ignore=["encoder"]), visual_encoder),
         }
 
     @property
@@ -207,15 +207,24 @@ class EncodingContext:
             )
         return self._encode("maps", frames)
 
-    def encode_class_posteriors(self, frames):
-        """Per-frame class probabilities of the visual encoder's classifier, (T, n_classes) float64."""
+    def _require_class_logits(self):
         if not getattr(self.visual_encoder, "has_class_logits", False):
             raise ValueError(
                 f"the visual encoder {self.visual_encoder.name!r} has no classifier over named classes, "
                 "which zero-shot scene labels and sound descriptions need: use the built-in "
                 "'efficientnet-lite0' (ImageNet-1k)"
             )
-        return softmax(self._encode("logits", frames))
+
+    def encode_class_posteriors(self, frames):
+        """Per-frame class probabilities of the visual encoder's classifier, (T, n_classes) float64."""
+        self._require_class_logits()
+        return softmax(np.asarray(self._encode("logits", frames), dtype=np.float64), axis=1)
+
+    def encode_frames_and_class_posteriors(self, frames):
+        """:meth:`encode_frames` and :meth:`encode_class_posteriors` of the same frames, one graph run."""
+        self._require_class_logits()
+        features, logits = self._encode("frames+logits", frames)
+        return features, softmax(np.asarray(logits, dtype=np.float64), axis=1)
 
     @property
     def class_names(self):
@@ -291,10 +300,10 @@ class EncodingContext:
         def job(item, where):
             frames = resolve_frames(item, sample_rate=self.sample_rate, where=where,
                                     frame_sampler=lambda n: sample_frame_indices(n, n_visual_frames))
-            features = self.encode_frames(frames).mean(axis=0)
             if not class_posteriors:
-                return features
-            return features, self.encode_class_posteriors(frames).mean(axis=0)
+                return self.encode_frames(frames).mean(axis=0)
+            features, posteriors = self.encode_frames_and_class_posteriors(frames)
+            return features.mean(axis=0), posteriors.mean(axis=0)
 
         return job
 
@@ -340,9 +349,13 @@ class EncodingContext:
         """Pooled audio features, (n_clips, n_audio_features) float64; bare waveforms at ``input_rate``."""
         return np.stack(self.map(self._pooled_audio_job(input_rate), X)).astype(np.float64)
 
-    def pooled_visual(self, X, n_visual_frames):
-        """Pooled visual features of ``n_visual_frames`` sampled frames, (n_clips, n_visual_features) float64."""
-        return np.stack(self.map(self._pooled_visual_job(n_visual_frames), X)).astype(np.float64)
+    def pooled_visual(self, X, n_visual_frames, class_posteriors=False):
+        """Pooled visual features of ``n_visual_frames`` sampled frames, (n_clips, n_visual_features) float64;
+        with ``class_posteriors``, also the classifier's pooled posteriors (n_clips, n_classes)."""
+        pooled = self.map(self._pooled_visual_job(n_visual_frames, class_posteriors), X)
+        if not class_posteriors:
+            return np.stack(pooled).astype(np.float64)
+        return np.stack([p[0] for p in pooled]).astype(np.float64), np.stack([p[1] for p in pooled])
 
     def frames(self, item, where):
         """All frames of one item and their rate: uint8 (T, H, W, 3) and frames per second.

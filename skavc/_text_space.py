@@ -20,9 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
+from scipy.special import log_softmax, softmax
 
-from ._encoding import softmax
 from ._training import Adam, minibatches, run_epochs
 
 #: Temperature of zero-shot probabilities (``P ** (1 / T)``, renormalised), for scene labels and
@@ -206,7 +205,7 @@ class AudioClassHead:
 
     def predict_proba(self, audio_features):
         """Posteriors over all ``n_outputs_`` classes, (n, K), from (n, d) preprocessed audio features."""
-        p = softmax(np.asarray(audio_features, dtype=np.float64) @ self.params_["W"] + self.params_["b"])
+        p = softmax(np.asarray(audio_features, dtype=np.float64) @ self.params_["W"] + self.params_["b"], axis=1)
         out = np.empty((p.shape[0], self.n_outputs_))
         other = np.setdiff1d(np.arange(self.n_outputs_), self.classes_)
         out[:, other] = p[:, -1:] / max(other.size, 1)

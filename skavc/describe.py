@@ -18,6 +18,7 @@ returns, e.g. "Expected: dog (0.41), bark (0.22), howl (0.09); sound events like
 """
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from ._text_space import ZERO_SHOT_TEMPERATURE, combine_experts, embed_texts, sharpen, transfer_matrix
 from ._vocabularies import audioset_names
@@ -56,17 +57,11 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     rise = np.maximum(np.diff(energy, prepend=energy[:1]), 0.0)
     level = np.median(rise)
     spread = 1.4826 * np.median(np.abs(rise - level))
-    bar = max(level + threshold * spread, 1.0)
-    peaks = [t for t in range(1, rise.size - 1)
-             if rise[t] >= bar and rise[t] >= rise[t - 1] and rise[t] > rise[t + 1]]
-    if rise.size > 1 and rise[-1] >= bar and rise[-1] > rise[-2]:
-        peaks.append(rise.size - 1)
-    times = motion_energy_times(energy.size, fps)
-    kept = []
-    for t in sorted(peaks, key=lambda t: -rise[t]):  # strongest first, then drop near neighbours
-        if all(abs(times[t] - times[k]) >= min_gap for k in kept):
-            kept.append(t)
-    return np.sort(np.maximum(times[kept], 0.0))
+    # Local maxima above the bar, the strongest kept where two are closer than min_gap; a zero
+    # appended so that a rise in the last frame can count.
+    peaks, _ = find_peaks(np.append(rise, 0.0), height=max(level + threshold * spread, 1.0),
+                          distance=max(1, int(np.ceil(min_gap * fps - 1e-9))))
+    return np.maximum(motion_energy_times(energy.size, fps)[peaks], 0.0)
 
 
 def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_map=None, text_weight=0.5,
@@ -100,8 +95,10 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
     def job(item, where):
         frames, fps = context.frames(item[None] if _is_image(item) else item, where)
         idx = sample_frame_indices(frames.shape[0], n_visual_frames)
-        posteriors = context.encode_class_posteriors(frames[idx]).mean(axis=0)
-        features = context.encode_frames(frames[idx]).mean(axis=0) if text_map is not None else None
+        if text_map is None:
+            features, posteriors = None, context.encode_class_posteriors(frames[idx]).mean(axis=0)
+        else:
+            features, posteriors = (x.mean(axis=0) for x in context.encode_frames_and_class_posteriors(frames[idx]))
         return posteriors, features, motion_onsets(frames, fps)
 
     results = context.map(job, X)

@@ -16,7 +16,7 @@ combined in log space:
   :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
   labels never seen in training are scored by their text, seen ones sharpen.
 
-The zero-shot probabilities get a calibration temperature (:data:`CALIBRATION_TEMPERATURE`),
+The zero-shot probabilities get a calibration temperature,
 fitted by negative log-likelihood on real pictures with real sounds (qabcs-data clip art; see
 :data:`skavc._text_space.ZERO_SHOT_TEMPERATURE`): it came out at 0.98, i.e. the raw mixture is
 already about as confident as it is right there.
@@ -25,6 +25,7 @@ already about as confident as it is right there.
 import numpy as np
 
 from ._text_space import (
+    ZERO_SHOT_TEMPERATURE,
     AudioClassHead,
     fit_expert_weight,
     TextMap,
@@ -33,17 +34,13 @@ from ._text_space import (
     embed_texts,
     sharpen,
     transfer_matrix,
-    ZERO_SHOT_TEMPERATURE,
 )
 
-__all__ = ["CALIBRATION_TEMPERATURE", "classify_scene", "fit_scene_heads", "zero_shot"]
-
-#: Temperature of the zero-shot label probabilities (:data:`skavc._text_space.ZERO_SHOT_TEMPERATURE`).
-CALIBRATION_TEMPERATURE = ZERO_SHOT_TEMPERATURE
+__all__ = ["classify_scene", "fit_scene_heads", "zero_shot"]
 
 
 def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio_posteriors=None,
-                   joint_embeddings=None, text_map=None, text_weight=0.5, temperature=CALIBRATION_TEMPERATURE):
+                   joint_embeddings=None, text_map=None, text_weight=0.5, temperature=ZERO_SHOT_TEMPERATURE):
     """Probabilities of ``labels`` for each clip.
 
     Parameters
@@ -80,7 +77,7 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
 
 
 def zero_shot(class_posteriors, label_embeddings, *, text_encoder, class_names, audio_posteriors=None,
-              temperature=CALIBRATION_TEMPERATURE):
+              temperature=ZERO_SHOT_TEMPERATURE):
     """The zero-shot part: class posteriors (with the audio's, as a product of experts) handed to
     the labels through the text space and sharpened, (n_clips, n_labels)."""
     transfer = transfer_matrix(embed_texts(text_encoder, class_names), label_embeddings)

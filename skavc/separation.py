@@ -58,6 +58,7 @@ import warnings
 import numpy as np
 from scipy import signal as sp_signal
 from scipy.ndimage import gaussian_filter1d
+from scipy.special import expit
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
@@ -227,13 +228,9 @@ def _result(audio, target, confidence, return_residual, details=None):
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 def _confidence(z_best):
     """[0, 1] from the best component's z against the null of best z's."""
-    return float(_sigmoid((z_best - _CONFIDENCE_Z) / _CONFIDENCE_WIDTH))
+    return float(expit((z_best - _CONFIDENCE_Z) / _CONFIDENCE_WIDTH))
 
 
 # ---------------------------------------------------------------------------
@@ -329,7 +326,7 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
             zb_mu, zb_sd = z_null_best.mean(), max(z_null_best.std(), 1e-6)
             z_best = (z.max() - zb_mu) / zb_sd
             confidence = _confidence(z_best)
-            w = _sigmoid((z - _ASSIGN_Z) / _ASSIGN_WIDTH)
+            w = expit((z - _ASSIGN_Z) / _ASSIGN_WIDTH)
             mask = confidence * wiener_mask(Wf, H, w)
             target = _istft(mask * X, n_fft, hop, n)
             details.update(W=Wf, H=H, scores=score, z=z, z_best=z_best, weights=w, mask=mask, track=track)
@@ -441,7 +438,7 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
         k = Wt.shape[1]
         Vt, Vr = Wt @ H[:k], Wr @ H[k:]
         share = float(Vt.sum() / max((Vt + Vr).sum(), 1e-12))
-        confidence = float(_sigmoid((share - _SHARE_MID) / _SHARE_WIDTH))
+        confidence = float(expit((share - _SHARE_MID) / _SHARE_WIDTH))
         mask = Vt ** 2 / np.maximum(Vt ** 2 + Vr ** 2, 1e-20)
         target = _istft(X * (confidence * mask), n_fft, hop, n)
     return _result(audio, target, confidence if return_confidence else None, return_residual)

@@ -21,7 +21,6 @@ from skavc.features import (
     shift_frames,
     window_means,
 )
-from skavc.features.audio import _mel_filters
 
 SR = 16000
 
@@ -230,13 +229,6 @@ def test_audio_changes_follow_a_step():
     assert changes.shape == (25,) and changes[0] == 0
     assert np.argmax(changes) in (12, 13) and changes.min() > -1e-12
     np.testing.assert_allclose(changes.sum(), 0.3, rtol=1e-6)        # from silence to RMS 0.3
-
-
-def test_mel_filters_match_librosa():
-    librosa = pytest.importorskip("librosa")
-    for sr, n_fft, n_mels in [(16000, 512, 40), (16000, 256, 23), (22050, 1024, 64), (8000, 64, 10)]:
-        np.testing.assert_array_equal(_mel_filters(sr, n_fft, n_mels),
-                                      librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, norm=None))
 
 
 def test_onset_envelope_shape_and_timing():

@@ -154,3 +154,14 @@ def test_unseen_labels_are_scored_by_their_text(fitted, data):
     assert P.shape == (4, 3) and np.all(np.isfinite(P))
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
     assert np.ptp(P) > 0  # the labels' text tells them apart
+
+
+def test_zero_shot_classification_encodes_no_audio(photos, monkeypatch):
+    from skavc.encoders import WhisperTinyEncoder
+
+    def refuse(self, audio):
+        raise AssertionError("the audio encoder ran for a zero-shot (frames only) classification")
+
+    monkeypatch.setattr(WhisperTinyEncoder, "encode", refuse)
+    P = AVCorrespondence().classify_scene(photos, ["a temple", "a daisy"])
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)

@@ -141,6 +141,11 @@ class EfficientNetLite0Encoder(_BuiltinEncoder):
         """ImageNet-1k logits per frame, (n_frames, 1000) float32; :attr:`class_names` names them."""
         return self.onnx.run({"frames": frames}, ["logits"])[0]
 
+    def encode_with_class_logits(self, frames):
+        """:meth:`encode` and :meth:`class_logits` of the same frames from one run of the graph."""
+        features, logits = self.onnx.run({"frames": frames}, ["embedding", "logits"])
+        return features, logits
+
     @property
     def class_names(self):
         """The 1000 ImageNet-1k class names, in the order of :meth:`class_logits`'s columns."""

@@ -23,9 +23,6 @@ __all__ = ["audio_changes", "audio_envelope", "onset_envelope"]
 _NOISE_FLOOR_FACTOR = 2.0    # onset envelope: log(M + factor * median_t(M)) per mel band
 _ABS_FLOOR_DB = -80.0        # onset envelope: anything quieter is silence (dB re full-scale sine)
 _PAD_QUANTILE = 0.1          # onset envelope: digital silence at either end takes this quantile's level
-_MEL_F_SP = 200.0 / 3        # Slaney mel scale: Hz per mel below 1 kHz ...
-_MEL_MIN_LOG_MEL = 1000.0 / _MEL_F_SP  # ... where its logarithmic part begins (15 mel) ...
-_MEL_LOGSTEP = np.log(6.4) / 27.0      # ... with this step in log(Hz) per mel
 
 
 def audio_envelope(audio, sample_rate, times, window):
@@ -108,38 +105,6 @@ def _power_spectrogram(audio, hop, win, n_fft):
     return (np.abs(spec) ** 2).T * (4.0 / window.sum() ** 2)
 
 
-def _hz_to_mel(hz):
-    """Slaney's mel scale (linear below 1 kHz, logarithmic above), as ``librosa.hz_to_mel``."""
-    hz = np.asarray(hz, dtype=np.float64)
-    log_part = _MEL_MIN_LOG_MEL + np.log(np.maximum(hz, 1000.0) / 1000.0) / _MEL_LOGSTEP
-    return np.where(hz >= 1000.0, log_part, hz / _MEL_F_SP)
-
-
-def _mel_to_hz(mel):
-    """Inverse of :func:`_hz_to_mel`, as ``librosa.mel_to_hz``."""
-    mel = np.asarray(mel, dtype=np.float64)
-    log_part = 1000.0 * np.exp(_MEL_LOGSTEP * (mel - _MEL_MIN_LOG_MEL))
-    return np.where(mel >= _MEL_MIN_LOG_MEL, log_part, _MEL_F_SP * mel)
-
-
-def _mel_filters(sample_rate, n_fft, n_mels):
-    """Triangular mel filterbank (n_mels, n_fft // 2 + 1), float32, peaks 1, 0 Hz to Nyquist.
-
-    The same weights as ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels,
-    norm=None)`` (Slaney mel scale, no area normalisation).
-    """
-    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(float(sample_rate) / 2), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fft_freqs)
-    weights = np.zeros((n_mels, fft_freqs.size), dtype=np.float32)
-    for i in range(n_mels):
-        lower = -ramps[i] / fdiff[i]
-        upper = ramps[i + 2] / fdiff[i + 1]
-        weights[i] = np.maximum(0, np.minimum(lower, upper))
-    return weights
-
-
 def _edge_silence_frames(audio, hop, win, n_frames):
     """Frames of :func:`_power_spectrogram` whose window holds only the exact zeros (digital
     silence) that lead or trail ``audio``: (n_frames,) bool. Frame ``k`` covers samples
@@ -204,8 +169,10 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
     hop = max(1, int(round(hop_seconds * sample_rate)))
     win = max(hop, 2, int(round(window_seconds * sample_rate)))
     n_fft = int(2 ** np.ceil(np.log2(win)))
+    import librosa  # here, not at the top: importing it takes about a second and only this needs it
+
     power = _power_spectrogram(audio, hop, win, n_fft)
-    mel = _mel_filters(sample_rate, n_fft, n_mels) @ power
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, norm=None) @ power
     padded = _edge_silence_frames(audio, hop, win, mel.shape[1])
     if padded.any() and not padded.all():
         # Exact digital silence at either end is padding (a shifted or trimmed track), not a

@@ -3,11 +3,12 @@ multiple-instance InfoNCE loss (Objects that Sound / LVS / EZ-VSL) and Platt-cal
 held out of its training."""
 
 import numpy as np
+from scipy.special import expit
 
 from .._head import make_preprocessor, symmetric_cross_entropy
 from .._training import Adam, minibatches, run_epochs
 from ..features import audio_envelope, window_means
-from ._maps import logistic, upsample_bilinear
+from ._maps import upsample_bilinear
 
 # Learned maps: audio windows quieter than this (dBFS RMS) are silence, which has no source.
 _SILENCE_DB = -50.0
@@ -251,14 +252,14 @@ class LocalizationHead:
     def maps(self, feature_maps, audio_embeddings):
         """Calibrated probability, per position, that it holds the sound's source: (T, h, w) in [0, 1]."""
         slope, intercept = self.calibration_
-        return logistic(slope * self.similarity(feature_maps, audio_embeddings) + intercept)
+        return expit(slope * self.similarity(feature_maps, audio_embeddings) + intercept)
 
 
 def silence_gate(audio, sample_rate, times, window):
     """Per time, 0 for silence and 1 for sound: logistic in the window's RMS level around -50 dBFS."""
     rms = audio_envelope(audio, sample_rate, np.asarray(times, dtype=np.float64), window)
     db = 20 * np.log10(np.maximum(rms, 1e-10))
-    return logistic((db - _SILENCE_DB) / 2.0)
+    return expit((db - _SILENCE_DB) / 2.0)
 
 
 def learned_evidence(probabilities, size, gate=None):

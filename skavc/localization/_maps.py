@@ -19,11 +19,6 @@ _REFINE_BINS = 8
 _REFINE_BLUR = 0.025
 
 
-def logistic(x):
-    """``1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2`` (no overflow), float64."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
-
-
 def _interp_matrix(n_out, n_in, cell=None):
     """Linear interpolation weights (n_out, n_in) between cell centres (half-pixel convention).
 

@@ -8,9 +8,10 @@ removed) and how much the audio's RMS envelope changes over the same interval. T
 """
 
 import numpy as np
+from scipy.special import expit
 
 from ..features import audio_changes, block_size, frame_changes, grey_blocks
-from ._maps import evidence_to_maps, logistic, refine_shape, upsample_bilinear
+from ._maps import evidence_to_maps, refine_shape, upsample_bilinear
 
 # Synchrony shape: a cell is half-way lit at this fraction of the frame's peak correlation ...
 _SYNC_FRACTION = 0.62
@@ -174,9 +175,9 @@ def synchrony_shape_confidence(rho, n_eff):
 
     smooth = gaussian_filter(np.asarray(rho, dtype=np.float64), (0, _PEAK_SMOOTH, _PEAK_SMOOTH), mode="nearest")
     peak = smooth.reshape(smooth.shape[0], -1).max(axis=1)
-    confidence = np.where(peak > 0, logistic((significance(peak, n_eff) - _SYNC_Z0) / _SYNC_ZSCALE), 0.0)
+    confidence = np.where(peak > 0, expit((significance(peak, n_eff) - _SYNC_Z0) / _SYNC_ZSCALE), 0.0)
     relative = rho / np.maximum(peak, 1e-12)[:, None, None]
-    shape = np.where(peak[:, None, None] > 0, logistic((relative - _SYNC_FRACTION) / _SYNC_SOFTNESS), 0.0)
+    shape = np.where(peak[:, None, None] > 0, expit((relative - _SYNC_FRACTION) / _SYNC_SOFTNESS), 0.0)
     return shape, confidence
 
 

@@ -19,6 +19,7 @@ arguments; ``AVCorrespondence.predict_offset`` and ``sync_curve`` delegate to th
 """
 
 import numpy as np
+from scipy.special import expit
 from sklearn.exceptions import NotFittedError
 
 from .._encoding import clip_tracks  # lived here before _encoding: still importable from here
@@ -154,5 +155,4 @@ def fit_timing(cosines, peaks, same_event):
 
 def timing_probability(coefficients, cosines, peaks):
     """P(the sound and the frames are one event) from :func:`fit_timing`'s coefficients, (n,)."""
-    z = coefficients[0] * np.asarray(cosines) + coefficients[1] * np.asarray(peaks) + coefficients[2]
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    return expit(coefficients[0] * np.asarray(cosines) + coefficients[1] * np.asarray(peaks) + coefficients[2])
