@@ -154,8 +154,24 @@ class EfficientNetLite0Encoder(_BuiltinEncoder):
         return imagenet_class_names()
 
 
+WHISPER_WINDOWS = ("native", "30s")
+
+
 class WhisperTinyEncoder(_BuiltinEncoder):
-    """Whisper tiny.en encoder: a middle and the final layer, concatenated, at 50 steps per second."""
+    """Whisper tiny.en encoder: a middle and the final layer, concatenated, at 50 steps per second.
+
+    Parameters
+    ----------
+    device, n_threads, batch_size, precision, io_binding, coalesce
+        As for every built-in encoder.
+    window : {"native", "30s"}, default="native"
+        "native" encodes the audio at its own length (the positional table is sliced, nothing
+        is padded: cheapest, and a clip's steps attend only to the clip). "30s" zero-pads the
+        audio to Whisper's 30 s training window, as Whisper itself does, encodes the whole
+        window (1500 steps, the cost of 30 s of audio whatever the length) and keeps the steps
+        covering the audio, so both give the same number of steps, on the same time grid. The
+        registry name "whisper-tiny-30s" is this encoder with ``window="30s"``.
+    """
 
     name = "whisper-tiny"
     kind = "audio"
@@ -163,9 +179,65 @@ class WhisperTinyEncoder(_BuiltinEncoder):
     sample_rate = 16000
     frame_rate = 50.0
     n_features = 768
+    window = "native"  # also what models pickled before the option existed unpickle with
     # Whisper was trained on 30 s windows; longer audio is encoded window by window.
     _max_mel_frames = 3000
     _min_samples = 1600
+
+    def __init__(self, device="auto", n_threads=None, batch_size=None, precision="fp32", io_binding=None,
+                 coalesce=None, window=None):
+        window = type(self).window if window is None else window
+        if window not in WHISPER_WINDOWS:
+            raise ValueError(f"window must be one of {WHISPER_WINDOWS}; got {window!r}")
+        super().__init__(device=device, n_threads=n_threads, batch_size=batch_size, precision=precision,
+                         io_binding=io_binding, coalesce=coalesce)
+        self.window = window
+
+    @property
+    def cache_key(self):
+        """Name and graph sha256 (as every built-in), plus the window when it is not the native one.
+
+        The base name is used for both registry names, so ``"whisper-tiny-30s"`` and
+        ``WhisperTinyEncoder(window="30s")`` share cached outputs, and native keys are the ones
+        they were before the option existed.
+        """
+        key = (WhisperTinyEncoder.name, self.sha256)
+        return key if self.window == "native" else key + (f"window={self.window}",)
+
+    def for_runtime(self, device="auto", n_threads=None, precision="fp32"):
+        """A new encoder of this kind and window with the estimator's ``device``, ``n_threads`` and ``precision``."""
+        return type(self)(device=device, n_threads=n_threads, precision=precision, batch_size=self.batch_size,
+                          io_binding=self.io_binding, coalesce=self.coalesce, window=self.window)
+
+    def __repr__(self):
+        extra = "" if self.window == type(self).window else f", window={self.window!r}"
+        return f"{type(self).__name__}(device={self.device!r}, precision={self.precision!r}{extra})"
+
+    def _n_steps(self, n_samples):
+        # Steps of the native encoding: log-mel frames of the (at least _min_samples) audio,
+        # made even, halved by the stride-2 convolution.
+        n_mel = max(n_samples, self._min_samples) // 160
+        return (n_mel + 1) // 2
+
+    def _run_windows(self, mel):
+        parts = []
+        for start in range(0, mel.shape[1], self._max_mel_frames):
+            chunk = mel[:, start : start + self._max_mel_frames]
+            mid, final = self.onnx.run({"mel": chunk[None]}, ["hidden_mid", "hidden_final"])
+            parts.append(np.concatenate([mid[0], final[0]], axis=1))
+        return np.concatenate(parts, axis=0)
+
+    def _encode_30s_windows(self, audio):
+        """Every step of the zero-padded 30 s windows, (1500 * n_windows, 768), and how many cover audio."""
+        from ._whisper import whisper_log_mel
+
+        window = self._max_mel_frames * 160  # 480000 samples
+        n_windows = max(1, -(-audio.shape[0] // window))
+        padded = np.zeros(n_windows * window, dtype=np.float32)
+        padded[: audio.shape[0]] = audio
+        # One log-mel over the padded audio: its floor (max - 8) comes from the audio, and the
+        # padding reads as Whisper's silence, as in whisper.pad_or_trim + log_mel_spectrogram.
+        return self._run_windows(whisper_log_mel(padded)), self._n_steps(audio.shape[0])
 
     def encode(self, audio):
         """Time-resolved features of one waveform.
@@ -178,22 +250,27 @@ class WhisperTinyEncoder(_BuiltinEncoder):
         Returns
         -------
         features : ndarray of shape (n_steps, 768), float32
-            ``n_steps`` is about ``50 * duration``; columns 0-383 are the middle
-            layer, 384-767 the final layer (after its layer norm).
+            ``n_steps`` is about ``50 * duration`` (the same for both windows); columns 0-383
+            are the middle layer, 384-767 the final layer (after its layer norm).
         """
         from ._whisper import whisper_log_mel
 
+        if self.window == "30s":
+            steps, n_steps = self._encode_30s_windows(audio)
+            return steps[:n_steps]
         if audio.shape[0] < self._min_samples:  # the STFT needs some context
             audio = np.pad(audio, (0, self._min_samples - audio.shape[0]))
         mel = whisper_log_mel(audio)
         if mel.shape[1] % 2:  # the stride-2 convolution wants an even length
             mel = np.concatenate([mel, mel[:, -1:]], axis=1)
-        parts = []
-        for start in range(0, mel.shape[1], self._max_mel_frames):
-            chunk = mel[:, start : start + self._max_mel_frames]
-            mid, final = self.onnx.run({"mel": chunk[None]}, ["hidden_mid", "hidden_final"])
-            parts.append(np.concatenate([mid[0], final[0]], axis=1))
-        return np.concatenate(parts, axis=0)
+        return self._run_windows(mel)
+
+
+class WhisperTiny30sEncoder(WhisperTinyEncoder):
+    """:class:`WhisperTinyEncoder` with ``window="30s"``: Whisper's zero-padded 30 s window."""
+
+    name = "whisper-tiny-30s"
+    window = "30s"
 
 
 def mel_images(audio, sample_rate=16000, n_mels=128, window=0.96, step=0.25, top_db=80.0):
@@ -249,7 +326,11 @@ class EffnetMelEncoder(EfficientNetLite0Encoder):
         return self.onnx.run({"frames": images}, ["embedding"])[0]
 
 
-AUDIO_ENCODERS = {"whisper-tiny": WhisperTinyEncoder, "effnet-mel": EffnetMelEncoder}
+AUDIO_ENCODERS = {
+    "whisper-tiny": WhisperTinyEncoder,
+    "whisper-tiny-30s": WhisperTiny30sEncoder,
+    "effnet-mel": EffnetMelEncoder,
+}
 VISUAL_ENCODERS = {"efficientnet-lite0": EfficientNetLite0Encoder}
 
 
