@@ -67,11 +67,15 @@ def test_grey_blocks_is_the_luma_mean_of_each_block():
     np.testing.assert_allclose(grey[1, 1], 0.587 * 200 / 3, rtol=1e-6)  # rows 3-5: one green row
 
 
-def test_grey_blocks_chunking_does_not_change_the_result(monkeypatch):
-    frames = np.random.RandomState(0).randint(0, 256, size=(7, 20, 30, 3)).astype(np.uint8)
-    whole = grey_blocks(frames, 2)
-    monkeypatch.setattr(video, "_CHUNK_VALUES", 20 * 30 * 3 * 2)  # two frames at a time
-    np.testing.assert_array_equal(grey_blocks(frames, 2), whole)
+@pytest.mark.parametrize("k", [1, 2, 5, 260])  # 260: row sums beyond uint16
+def test_colour_blocks_is_the_mean_colour_of_each_block(k):
+    frames = np.random.RandomState(0).randint(0, 256, size=(2, 263, 271, 3)).astype(np.uint8)
+    h, w = 263 // k, 271 // k
+    expected = frames[:, : h * k, : w * k].reshape(2, h, k, w, k, 3).mean(axis=(2, 4))
+    colour = video.colour_blocks(frames, k)
+    assert colour.shape == (2, h, w, 3) and colour.dtype == np.float32
+    np.testing.assert_allclose(colour, expected, rtol=1e-6)
+    np.testing.assert_allclose(grey_blocks(frames, k), expected @ [0.299, 0.587, 0.114], rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------

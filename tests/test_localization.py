@@ -9,7 +9,17 @@ from sklearn.exceptions import NotFittedError
 from skavc import AVClip, AVCorrespondence
 from skavc.datasets import make_av_clips
 from skavc.features import window_means
-from skavc.localization import SOURCE_THRESHOLD, mil_loss_and_grads, synchrony_maps, upsample_bilinear
+from skavc.localization import (
+    SOURCE_THRESHOLD,
+    evidence_to_maps,
+    mil_loss_and_grads,
+    refine_shape,
+    shape_to_maps,
+    synchrony_cells,
+    synchrony_maps,
+    upsample_bilinear,
+)
+from skavc.localization import _maps
 from skavc.localization._learned import init_spatial_params
 from skavc.metrics import auc_ciou, ciou, frame_ciou
 
@@ -86,6 +96,41 @@ def test_upsample_bilinear_holds_constants_and_centres():
     assert up.shape == (1, 4, 6)
     assert up[0, 0, 0] == 0 and up[0, -1, -1] == 3  # held beyond the outermost centres
     np.testing.assert_allclose(upsample_bilinear(np.full((2, 7, 7), 0.3), (13, 29)), 0.3, rtol=1e-6)
+
+
+def _interpolation_matrix(n_out, n_in, cell):
+    """Dense bilinear weights (n_out, n_in), half-pixel convention, values held beyond the centres."""
+    pos = np.clip((np.arange(n_out) + 0.5) / cell - 0.5, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    R = np.zeros((n_out, n_in))
+    np.add.at(R, (np.arange(n_out), lo), 1 - (pos - lo))
+    np.add.at(R, (np.arange(n_out), np.minimum(lo + 1, n_in - 1)), pos - lo)
+    return R
+
+
+@pytest.mark.parametrize("grid, size, cell", [((7, 7), (45, 61), None), ((36, 64), (720, 1280), 20),
+                                              ((5, 1), (17, 4), 2.5), ((4, 6), (30, 40), (6.0, 7.5))])
+def test_upsample_bilinear_is_the_separable_interpolation(grid, size, cell, monkeypatch):
+    maps = np.random.RandomState(0).rand(5, *grid).astype(np.float32)
+    cy, cx = _maps.cell_sizes(size, grid, cell)
+    expected = np.einsum("yh,thw,xw->tyx", _interpolation_matrix(size[0], grid[0], cy), maps,
+                         _interpolation_matrix(size[1], grid[1], cx))
+    monkeypatch.setattr(_maps, "_RESIZE_CHUNK", 2)  # chunks of frames: the same result
+    np.testing.assert_allclose(upsample_bilinear(maps, size, cell), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(181, 397), (300, 520)])
+def test_maps_refined_on_blocks_match_refining_the_full_size_shape(size, monkeypatch):
+    (clip,), _ = make_av_clips(n_clips=1, duration=1.5, frame_size=size, random_state=5)
+    shape, confidence, cell = synchrony_cells(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    full = evidence_to_maps(refine_shape(clip.frames, upsample_bilinear(shape, size, cell=cell)), confidence)
+    monkeypatch.setattr(_maps, "_REFINE_CHUNK", 3)  # chunks of frames: the same result
+    maps = shape_to_maps(clip.frames, shape, confidence, cell)
+    assert maps.shape == full.shape and maps.dtype == np.float32 and np.all((maps >= 0) & (maps <= 1))
+    # Equal but on the blocks that straddle a cell centre (sampled there, averaged in the other).
+    assert np.mean(np.abs(maps - full)) < 1e-3
+    source, source_full = maps >= SOURCE_THRESHOLD, full >= SOURCE_THRESHOLD
+    assert source.any() and np.sum(source & source_full) / np.sum(source | source_full) > 0.99
 
 
 def test_window_means_is_cut_at_the_clip_ends():

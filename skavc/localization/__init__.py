@@ -19,7 +19,10 @@ frames' own size, and a per-frame source confidence ``(T,)`` in [0, 1]):
 Each method gives *evidence*, a ``shape`` (T, H, W) in [0, 1] (near 1 where the
 source most likely is) and a ``confidence`` (T,) that a visible source is
 sounding at all; by default the shape is then sharpened to the outline of what
-the frame shows there (:func:`refine_shape`). The map is ``confidence * shape``:
+the frame shows there (:func:`refine_shape`). Evidence stays on its grid of cells
+and is refined (and fused) on blocks of at most 256 pixels a side; only the maps
+are made at the frames' size (:func:`shape_to_maps`: 8 s of 720p at 30 fps take
+about 1.2 s on one core, benchmarks/bench_localization_speed.py). The map is ``confidence * shape``:
 it is never renormalised per frame, so a pixel counts as sounding when its value
 is >= :data:`SOURCE_THRESHOLD` (0.5), which needs a frame confidence of 0.5 too.
 Silence, off-screen sound or no moving source give low confidence and so a dark
@@ -39,16 +42,20 @@ from .._validation import check_option
 # still importable from here.
 from ..features import audio_changes, audio_envelope, frame_changes, sample_frame_indices, window_means
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
+from ..features import block_size
 from ._maps import (
     FUSION_PRIOR_POWER,
     FUSIONS,
     SOURCE_THRESHOLD,
+    cells_to_blocks,
     evidence_to_maps,
     fuse_evidence,
+    refine_blocks,
     refine_shape,
+    shape_to_maps,
     upsample_bilinear,
 )
-from ._synchrony import synchrony_correlation, synchrony_evidence, synchrony_maps
+from ._synchrony import frame_peaks, synchrony_cells, synchrony_correlation, synchrony_evidence, synchrony_maps
 
 __all__ = [
     "FUSION_PRIOR_POWER",
@@ -63,9 +70,12 @@ __all__ = [
     "learned_evidence",
     "localize_clips",
     "mil_loss_and_grads",
+    "refine_blocks",
     "refine_shape",
     "resolve_method",
+    "shape_to_maps",
     "silence_gate",
+    "synchrony_cells",
     "synchrony_correlation",
     "synchrony_evidence",
     "synchrony_maps",
@@ -79,6 +89,9 @@ __all__ = [
 METHODS = ("auto", "learned", "synchrony", "fused")
 # Frames encoded at once when localising: a long video's feature maps would not fit in memory.
 _CHUNK_FRAMES = 256
+# Evidence is refined (and fused) on blocks of at most this many pixels along the longer frame
+# side (refine_shape's default), and only the final maps are made at the frames' own size.
+_WORK_SIZE = 256
 
 
 def resolve_method(method, localization_head):
@@ -100,8 +113,12 @@ def _audio_window_embeddings(context, embed_audio, audio, times, window):
     return embed_audio(window_means(steps, context.audio_rate, times, window))
 
 
-def learned_clip_evidence(context, head, embed_audio, clip):
-    """One clip's learned (shape, confidence), the confidence silence-gated."""
+def learned_clip_evidence(context, head, embed_audio, clip, *, full_size=True):
+    """One clip's learned (shape, confidence), the confidence silence-gated.
+
+    The shape is at the frames' size, or with ``full_size=False`` on the head's grid of cells
+    (which tile the frame).
+    """
     times = np.arange(clip.n_frames) / clip.fps
     A = _audio_window_embeddings(context, embed_audio, clip.audio, times, head.audio_window)
     probabilities = np.concatenate([
@@ -109,7 +126,7 @@ def learned_clip_evidence(context, head, embed_audio, clip):
         for t0 in range(0, clip.n_frames, _CHUNK_FRAMES)
     ])
     gate = silence_gate(clip.audio, clip.sample_rate, times, head.audio_window)
-    return learned_evidence(probabilities, clip.frames.shape[1:3], gate)
+    return learned_evidence(probabilities, clip.frames.shape[1:3] if full_size else None, gate)
 
 
 def localize_clips(context, X, method, *, localization_head=None, embed_audio=None, refine=True,
@@ -142,20 +159,23 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
 
     def job(item, where):
         clip = context.clip(item, where)
+        size = clip.frames.shape[1:3]
         if method in ("synchrony", "fused"):
-            synchrony = synchrony_evidence(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+            s_shape, s_confidence, s_cell = synchrony_cells(clip.audio, clip.sample_rate, clip.frames, clip.fps)
         if method in ("learned", "fused"):
-            learned = learned_clip_evidence(context, localization_head, embed_audio, clip)
+            l_shape, l_confidence = learned_clip_evidence(context, localization_head, embed_audio, clip,
+                                                          full_size=False)
         if method == "synchrony":
-            shape, confidence = synchrony
+            shape, confidence, cell = s_shape, s_confidence, s_cell
         elif method == "learned":
-            shape, confidence = learned
-        else:
-            shape, confidence = fuse_evidence(learned, synchrony, fusion)
-        if refine:
-            shape = refine_shape(clip.frames, shape)
-        maps = evidence_to_maps(shape, confidence)
-        return maps, maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
+            shape, confidence, cell = l_shape, l_confidence, None
+        else:  # the two grids differ: fused on the refinement's blocks
+            k = block_size(*size, _WORK_SIZE)
+            shape, confidence = fuse_evidence((cells_to_blocks(l_shape, size, k), l_confidence),
+                                              (cells_to_blocks(s_shape, size, k, s_cell), s_confidence), fusion)
+            cell = k
+        maps = shape_to_maps(clip.frames, shape, confidence, cell, refine=refine, max_size=_WORK_SIZE)
+        return maps, frame_peaks(maps)
 
     return context.map(job, X)
 

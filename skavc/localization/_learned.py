@@ -262,27 +262,29 @@ def silence_gate(audio, sample_rate, times, window):
     return expit((db - _SILENCE_DB) / 2.0)
 
 
-def learned_evidence(probabilities, size, gate=None):
+def learned_evidence(probabilities, size=None, gate=None):
     """Shape and confidence from the learned head's calibrated per-position probabilities.
 
     Parameters
     ----------
     probabilities : ndarray of shape (T, h, w)
         :meth:`LocalizationHead.maps`.
-    size : (int, int)
-        ``(H, W)`` of the frames.
+    size : (int, int) or None
+        ``(H, W)`` of the frames; None keeps the shape on the head's grid (its cells tile the frame).
     gate : ndarray of shape (T,) or None
         Multiplies the confidence (:func:`silence_gate`).
 
     Returns
     -------
-    shape : ndarray of shape (T, H, W), float32 in [0, 1]
+    shape : ndarray of shape (T, H, W) (or (T, h, w) without ``size``), float32 in [0, 1]
         The probabilities relative to the frame's best position.
     confidence : ndarray of shape (T,)
         The best position's probability (times ``gate``).
     """
     peak = probabilities.reshape(probabilities.shape[0], -1).max(axis=1)
-    shape = upsample_bilinear(probabilities / np.maximum(peak, 1e-12)[:, None, None], size)
+    shape = (probabilities / np.maximum(peak, 1e-12)[:, None, None]).astype(np.float32)
+    if size is not None:
+        shape = upsample_bilinear(shape, size)
     return shape, peak if gate is None else peak * gate
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..features import audio_changes, block_size, frame_changes, grey_blocks
-from ._maps import evidence_to_maps, refine_shape, upsample_bilinear
+from ._maps import shape_to_maps, upsample_bilinear
 
 # Synchrony shape: a cell is half-way lit at this fraction of the frame's peak correlation ...
 _SYNC_FRACTION = 0.62
@@ -181,6 +181,30 @@ def synchrony_shape_confidence(rho, n_eff):
     return shape, confidence
 
 
+def synchrony_cells(audio, sample_rate, frames, fps, **kwargs):
+    """Training-free shape (on the grid of cells) and confidence of one clip's source.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+    sample_rate : int
+    frames : ndarray of shape (T, H, W, 3), uint8
+    fps : float
+    **kwargs
+        Passed to :func:`synchrony_correlation`.
+
+    Returns
+    -------
+    shape : ndarray of shape (T, h, w), float32 in [0, 1]
+    confidence : ndarray of shape (T,)
+    cell : int
+        Cell side in pixels.
+    """
+    rho, n_eff, k = synchrony_correlation(audio, sample_rate, frames, fps, **kwargs)
+    shape, confidence = synchrony_shape_confidence(rho, n_eff)
+    return shape.astype(np.float32), confidence, k
+
+
 def synchrony_evidence(audio, sample_rate, frames, fps, **kwargs):
     """Training-free shape and confidence of one clip's source, from audio-visual synchrony.
 
@@ -199,10 +223,8 @@ def synchrony_evidence(audio, sample_rate, frames, fps, **kwargs):
         Bilinearly resized from the cell grid.
     confidence : ndarray of shape (T,)
     """
-    rho, n_eff, k = synchrony_correlation(audio, sample_rate, frames, fps, **kwargs)
-    shape, confidence = synchrony_shape_confidence(rho, n_eff)
+    shape, confidence, k = synchrony_cells(audio, sample_rate, frames, fps, **kwargs)
     return upsample_bilinear(shape, frames.shape[1:3], cell=k), confidence
-
 
 
 def synchrony_maps(audio, sample_rate, frames, fps, refine=True, **kwargs):
@@ -215,7 +237,7 @@ def synchrony_maps(audio, sample_rate, frames, fps, refine=True, **kwargs):
     frames : ndarray of shape (T, H, W, 3), uint8
     fps : float
     refine : bool, default=True
-        Sharpen the shape with :func:`refine_shape`.
+        Sharpen the shape with the colour refinement (:func:`skavc.localization.shape_to_maps`).
     **kwargs
         Passed to :func:`synchrony_correlation`.
 
@@ -224,8 +246,11 @@ def synchrony_maps(audio, sample_rate, frames, fps, refine=True, **kwargs):
     maps : ndarray of shape (T, H, W), float32 in [0, 1]
     confidence : ndarray of shape (T,)
     """
-    shape, confidence = synchrony_evidence(audio, sample_rate, frames, fps, **kwargs)
-    if refine:
-        shape = refine_shape(frames, shape)
-    maps = evidence_to_maps(shape, confidence)
-    return maps, maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
+    shape, confidence, k = synchrony_cells(audio, sample_rate, frames, fps, **kwargs)
+    maps = shape_to_maps(frames, shape, confidence, cell=k, refine=refine)
+    return maps, frame_peaks(maps)
+
+
+def frame_peaks(maps):
+    """Each frame's largest map value, (T,) float64."""
+    return maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
