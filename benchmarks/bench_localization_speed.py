@@ -10,8 +10,17 @@ the frames' full size, in float64 where numpy defaulted to it), copied below as
 (the machine is shared: wall time is noisy, CPU time less so); "x real time" is video seconds
 per wall second; peak memory is what ``tracemalloc`` saw numpy allocate in one more run.
 
+With ``--cli`` it also times ``skavc localize VIDEO --out out.mp4`` stage by stage, as the
+command ran before (commit 97a2da7: ``overlay_frames`` blending every pixel in float with a
+matplotlib colormap call per frame, copied below as ``reference_overlay_frames``, then the whole
+overlaid video handed to ``save_clip``: libx264 preset "medium") and as it runs now (a 256-level
+blend table, the frames streamed to ``save_heatmap_video``: libx264 preset "veryfast"), the two
+interleaved in one process; it reports the largest difference between the two overlays in
+uint8 levels and the numpy memory each overlay-and-encode stage peaked at.
+
     python benchmarks/bench_localization_speed.py                  # 8 s of 720p, refine on and off
     python benchmarks/bench_localization_speed.py --cli            # also `skavc localize --out`, by stage
+    python benchmarks/bench_localization_speed.py --cli-only       # only `skavc localize --out`
     python benchmarks/bench_localization_speed.py --video in.mp4   # a video of your own
 """
 
@@ -123,6 +132,32 @@ def reference_localize(clip, refine=True):
 
 
 # ---------------------------------------------------------------------------
+# The pre-change overlay of `skavc localize --out` (97a2da7), kept here to be timed against.
+# ---------------------------------------------------------------------------
+
+
+def _reference_overlay(frame, heat, cmap, threshold, strength=0.6):
+    rgb = frame.astype(np.float32) / 255.0
+    colour = cmap(np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
+    alpha = (strength * np.clip(heat, 0.0, 1.0))[..., None]
+    out = rgb * (1 - alpha) + colour * alpha
+    inside = heat >= threshold
+    edge = np.zeros_like(inside)
+    edge[:-1] |= inside[:-1] != inside[1:]
+    edge[:, :-1] |= inside[:, :-1] != inside[:, 1:]
+    out[edge & inside] = 1.0
+    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def reference_overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
+    """Old ``skavc.plotting.overlay_frames``: per frame, a matplotlib colormap call and a float blend."""
+    import matplotlib
+
+    colormap = matplotlib.colormaps[cmap]
+    return np.stack([_reference_overlay(f, m, colormap, threshold) for f, m in zip(frames, maps)])
+
+
+# ---------------------------------------------------------------------------
 # The benchmark
 # ---------------------------------------------------------------------------
 
@@ -163,24 +198,76 @@ def _agreement(new, reference):
     return float(diff.max()), float(diff.mean()), float(np.abs(new_conf - ref_conf).max()), float(iou)
 
 
-def _cli_stages(clip, out_dir):
-    """Seconds of each stage of ``skavc localize VIDEO --out out.mp4`` (as skavc/cli.py runs it)."""
+def _cli_stages(clip, out_dir, repeat):
+    """Best-of-``repeat`` seconds of each stage of ``skavc localize VIDEO --out out.mp4``, before
+    (97a2da7) and now, interleaved; the largest overlay difference; each overlay-and-encode
+    stage's peak numpy memory (MB); the video's length (s); the new file read back."""
     from skavc import load_clip, save_clip
-    from skavc.plotting import overlay_frames
+    from skavc.plotting import overlay_frames, save_heatmap_video
 
     video = save_clip(clip, os.path.join(out_dir, "in.mp4"))
     model = AVCorrespondence()
-    stages = []
-    loaded, wall, _ = _timed(lambda: load_clip(video, sample_rate=model.audio_sample_rate))
-    stages.append(("decode", wall))
-    (maps,), wall, _ = _timed(lambda: model.localize([loaded]))
-    stages.append(("localize", wall))
-    overlaid, wall, _ = _timed(lambda: overlay_frames(loaded.frames, maps))
-    stages.append(("overlay_frames", wall))
-    _, wall, _ = _timed(lambda: save_clip(AVClip(loaded.audio, loaded.sample_rate, overlaid, loaded.fps),
-                                          os.path.join(out_dir, "out.mp4"), pad_odd=True))
-    stages.append(("encode out.mp4", wall))
-    return stages, loaded.n_frames / loaded.fps
+    old_out, new_out = os.path.join(out_dir, "old.mp4"), os.path.join(out_dir, "new.mp4")
+    times = {}
+
+    def timed(name, func):
+        result, wall, _ = _timed(func)
+        times.setdefault(name, []).append(wall)
+        return result
+
+    def old_stage(loaded, maps):  # as skavc/cli.py ran at 97a2da7
+        overlaid = timed("old overlay", lambda: reference_overlay_frames(loaded.frames, maps))
+        timed("old encode", lambda: save_clip(AVClip(loaded.audio, loaded.sample_rate, overlaid, loaded.fps),
+                                              old_out, pad_odd=True))
+
+    for _ in range(repeat):
+        loaded = timed("decode", lambda: load_clip(video, sample_rate=model.audio_sample_rate))
+        (maps,) = timed("localize", lambda: model.localize([loaded]))
+        old_stage(loaded, maps)
+        new = timed("new overlay", lambda: overlay_frames(loaded.frames, maps))
+        del new
+        timed("new overlay+encode", lambda: save_heatmap_video(loaded, maps, new_out))
+    best = {name: min(walls) for name, walls in times.items()}
+    old = reference_overlay_frames(loaded.frames, maps)
+    diff = np.abs(old.astype(np.int16) - overlay_frames(loaded.frames, maps))
+    max_diff, mean_diff = int(diff.max()), float(diff.mean())
+    del old, diff
+    peak = {"old": _peak_mb(lambda: old_stage(loaded, maps)),
+            "new": _peak_mb(lambda: save_heatmap_video(loaded, maps, new_out))}
+    written = load_clip(new_out)
+    sizes = {"old": os.path.getsize(old_out) / 1e6, "new": os.path.getsize(new_out) / 1e6}
+    return best, (max_diff, mean_diff), peak, loaded.n_frames / loaded.fps, written, sizes
+
+
+def _print_cli(clip, repeat):
+    with tempfile.TemporaryDirectory(prefix="skavc-bench-") as tmp:
+        best, (max_diff, mean_diff), peak, duration, written, sizes = _cli_stages(clip, tmp, repeat)
+    H, W = clip.frames.shape[1:3]
+    old_total = best["decode"] + best["localize"] + best["old overlay"] + best["old encode"]
+    new_total = best["decode"] + best["localize"] + best["new overlay+encode"]
+    rows = [
+        ("decode", best["decode"], best["decode"]),
+        ("localize", best["localize"], best["localize"]),
+        ("overlay_frames (whole video in memory)", best["old overlay"], best["new overlay"]),
+        ("encode out.mp4 (libx264 medium, after the overlay)", best["old encode"], None),
+        ("overlay + encode (old: one after the other; new: streamed, libx264 veryfast)",
+         best["old overlay"] + best["old encode"], best["new overlay+encode"]),
+        ("total", old_total, new_total),
+    ]
+    print()
+    print(f"`skavc localize VIDEO --out out.mp4` by stage ({duration:.1f} s of {W}x{H} video, "
+          f"best of {repeat}, wall s; x real time = video s per wall s):")
+    print("| stage | before (97a2da7) s | x real time | now s | x real time | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, old, new in rows:
+        now = ("—", "—", "—") if new is None else (f"{new:.2f}", f"{duration / new:.2f}", f"{old / new:.2f}")
+        print(f"| {name} | {old:.2f} | {duration / old:.2f} | {now[0]} | {now[1]} | {now[2]} |")
+    print()
+    print(f"overlay now against before: max abs difference {max_diff} uint8 levels, mean {mean_diff:.3f}")
+    print(f"peak numpy memory of overlay + encode: before {peak['old']:.0f} MB, now {peak['new']:.0f} MB")
+    print(f"out.mp4: before {sizes['old']:.2f} MB, now {sizes['new']:.2f} MB; now read back: "
+          f"{written.n_frames} frames, {written.duration:.2f} s with {written.audio.size / written.sample_rate:.2f} s "
+          f"of sound at {written.sample_rate} Hz")
 
 
 def main(argv=None):
@@ -190,6 +277,7 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per row (the best is shown)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cli", action="store_true", help="also time `skavc localize --out`, by stage")
+    parser.add_argument("--cli-only", action="store_true", help="time only `skavc localize --out`, by stage")
     args = parser.parse_args(argv)
 
     if args.video:
@@ -198,6 +286,9 @@ def main(argv=None):
         clip = load_clip(args.video, sample_rate=AVCorrespondence().audio_sample_rate)
     else:
         clip = make_clip(args.duration, seed=args.seed)
+    if args.cli_only:
+        _print_cli(clip, args.repeat)
+        return 0
     seconds = clip.n_frames / clip.fps
     model = AVCorrespondence()
     runs = {
@@ -241,15 +332,7 @@ def main(argv=None):
         print(f"| {'yes' if refine else 'no'} | {max_diff:.2e} | {mean_diff:.2e} | {conf_diff:.2e} | {iou:.4f} |")
 
     if args.cli:
-        with tempfile.TemporaryDirectory(prefix="skavc-bench-") as tmp:
-            stages, duration = _cli_stages(clip, tmp)
-        total = sum(s for _, s in stages)
-        print()
-        print(f"`skavc localize VIDEO --out out.mp4` by stage ({duration:.1f} s of video):")
-        print("| stage | wall s | x real time |")
-        print("|---|---:|---:|")
-        for name, s in stages + [("total", total)]:
-            print(f"| {name} | {s:.2f} | {duration / s:.2f} |")
+        _print_cli(clip, args.repeat)
     return 0
 
 

@@ -132,9 +132,8 @@ def _sync(args):
 def _localize(args):
     import numpy as np
 
-    from . import AVClip, save_clip
     from .localization import SOURCE_THRESHOLD
-    from .plotting import overlay_frames, save_heatmap_frames
+    from .plotting import save_heatmap_frames, save_heatmap_video
 
     model, clip = _load(args)
     (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
@@ -143,8 +142,8 @@ def _localize(args):
     print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
           f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")
     if args.out:
-        overlaid = overlay_frames(clip.frames, maps)
-        path = save_clip(AVClip(clip.audio, clip.sample_rate, overlaid, clip.fps), args.out, pad_odd=True)
+        # frames drawn and encoded one at a time: the overlaid video is never all in memory
+        path = save_heatmap_video(clip, maps, args.out, preset=args.preset)
         print(f"video with the maps over the frames and the original sound written to {path}")
     if args.png:
         paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every)
@@ -245,6 +244,9 @@ def build_parser():
     loc.add_argument("video")
     loc.add_argument("--out", metavar="VIDEO", help="video file (mp4, mkv, ...) of the frames with the maps "
                      "blended in and the original sound")
+    loc.add_argument("--preset", default="veryfast", choices=["ultrafast", "superfast", "veryfast", "faster", "fast",
+                                                              "medium", "slow", "slower", "veryslow"],
+                     help="with --out: x264 speed preset (slower: a smaller file at the same quality)")
     loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames to this folder (created)")
     loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"])
     loc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")

@@ -59,22 +59,80 @@ def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, titl
         plt.close(fig)
 
 
-def _overlay(frame, heat, cmap, threshold, strength=0.6):
-    """One frame with ``heat`` (H, W) in [0, 1] blended in: opacity follows the heat, so a map
-    that is dark (low confidence) leaves the frame as it is; pixels at the threshold's edge
-    are drawn white."""
+_STRENGTH = 0.6  # opacity of a map at 1.0
+_LEVELS = 256  # map levels in the blend table, at least (matplotlib's colormaps have 256 colours)
+_CHUNK_PIXELS = 1 << 17  # pixels blended at once: the temporaries stay in the CPU's cache
+
+
+def _blend_table(cmap, strength=_STRENGTH):
+    """``(table, levels)``: ``table`` (3, levels * 256) uint8, ``table[c, q * 256 + v]`` channel
+    ``c`` of a pixel of value ``v`` under map level ``q`` (the map in [q / levels, (q + 1) / levels)).
+
+    ``levels`` is the smallest multiple of the colormap's number of colours ``N`` that is at
+    least 256 (256 for matplotlib's usual colormaps), so each level lies within one colour.
+
+    The blend is ``v * (1 - a) + 255 * colour * a`` with ``a = strength * heat``, rounded half up,
+    as floats: ``colour`` is the colormap's colour of the level (the colour every map value in
+    it gets: matplotlib picks colour ``floor(value * N)``) and ``heat`` the level's middle, 0 for
+    the first level and 1 for the last, so a zero map leaves a pixel as it is and a map at 1
+    covers it fully. Against blending each pixel's own value a pixel moves by at most
+    ``255 * strength / (2 * levels)`` (0.3) before rounding."""
     import numpy as np
 
-    rgb = frame.astype(np.float32) / 255.0
-    colour = cmap(np.clip(heat, 0.0, 1.0))[..., :3].astype(np.float32)
-    alpha = (strength * np.clip(heat, 0.0, 1.0))[..., None]
-    out = rgb * (1 - alpha) + colour * alpha
-    inside = heat >= threshold
-    edge = np.zeros_like(inside)
-    edge[:-1] |= inside[:-1] != inside[1:]
-    edge[:, :-1] |= inside[:, :-1] != inside[:, 1:]
-    out[edge & inside] = 1.0
-    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    n_colours = max(int(getattr(cmap, "N", _LEVELS)), 1)
+    levels = n_colours * -(-_LEVELS // n_colours)
+    centre = (np.arange(levels) + 0.5) / levels
+    colour = np.asarray(cmap(centre), dtype=np.float64)[:, :3]  # (levels, 3)
+    heat = centre.copy()
+    heat[0], heat[-1] = 0.0, 1.0
+    alpha = strength * heat  # (levels,)
+    value = np.arange(256) / 255.0
+    blended = value[None, :, None] * (1 - alpha)[:, None, None] + (colour * alpha[:, None])[:, None, :]
+    table = np.floor(np.clip(blended, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)  # (level, value, channel)
+    return np.ascontiguousarray(table.transpose(2, 0, 1).reshape(3, -1)), levels
+
+
+def _colour_table(cmap):
+    return _blend_table(_pyplot().get_cmap(cmap) if isinstance(cmap, str) else cmap)
+
+
+def _overlay_into(out, frame, heat, table, threshold):
+    """Write ``frame`` (H, W, 3) uint8 with ``heat`` (H, W) in [0, 1] blended in (``table``: the
+    pair from :func:`_blend_table`) into ``out`` (H, W, 3) uint8, a band of rows at a time: opacity follows
+    the heat, so a map that is dark (low confidence) leaves the frame as it is; pixels at the
+    threshold's edge are drawn white. NaN counts as 0."""
+    import numpy as np
+
+    table, levels = table
+    H, W = heat.shape
+    rows = max(1, _CHUNK_PIXELS // max(W, 1))
+    level = np.empty((min(rows, H), W), dtype=np.float32)
+    base = np.empty(level.shape, dtype=np.intp)
+    index = np.empty(level.shape, dtype=np.intp)
+    channel = np.empty(level.shape, dtype=np.uint8)
+    for y0 in range(0, H, rows):
+        y1 = min(y0 + rows, H)
+        n = y1 - y0
+        lv, b, ix, ch = level[:n], base[:n], index[:n], channel[:n]
+        np.multiply(heat[y0:y1], levels, out=lv, casting="same_kind")
+        np.clip(lv, 0, levels - 1, out=lv)
+        with np.errstate(invalid="ignore"):  # NaN: 0 or the most negative integer, 0 once shifted
+            np.copyto(b, lv, casting="unsafe")  # truncation: the level
+        b <<= 8
+        for c in range(3):
+            np.add(b, frame[y0:y1, :, c], out=ix)
+            np.take(table[c], ix, out=ch, mode="clip")  # clip: no bounds check (they are in range)
+            out[y0:y1, :, c] = ch
+        # the outline: inside pixels whose right or lower neighbour is outside
+        inside = heat[y0 : min(y1 + 1, H)] >= threshold
+        if not inside[:n].any() or inside.all():
+            continue
+        edge = np.zeros((n, W), dtype=bool)
+        np.not_equal(inside[:n, :-1], inside[:n, 1:], out=edge[:, :-1])
+        edge[: inside.shape[0] - 1] |= inside[:-1] != inside[1:]
+        edge &= inside[:n]
+        out[y0:y1][edge] = 255
+    return out
 
 
 def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
@@ -91,12 +149,131 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
     Returns
     -------
     overlaid : ndarray of shape (T, H, W, 3), uint8
+
+    See Also
+    --------
+    save_heatmap_video : the same frames written to a video file as they are made, without
+        holding them all in memory.
     """
     import numpy as np
 
     frames, maps = _check_frames_and_maps(frames, maps)
-    colormap = _pyplot().get_cmap(cmap)
-    return np.stack([_overlay(f, m, colormap, threshold) for f, m in zip(frames, maps)])
+    table = _colour_table(cmap)
+    out = np.empty_like(frames)
+    for t in range(frames.shape[0]):
+        _overlay_into(out[t], frames[t], maps[t], table, threshold)
+    return out
+
+
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video_codec=None, preset="veryfast",
+                       crf=18, audio_codec="aac", audio_bit_rate=192_000):
+    """Write a clip with its localisation maps blended over the frames, and its sound, to a video file.
+
+    The frames are drawn as :func:`overlay_frames` draws them and handed to the encoder one at a
+    time, so memory holds one frame, not the whole video. The file is written atomically (a
+    temporary file, then a rename). An odd width or height is padded by repeating the last
+    row / column (yuv420p needs even sizes).
+
+    Parameters
+    ----------
+    clip : AVClip
+    maps : ndarray of shape (T, H, W), in [0, 1]
+        One per frame of ``clip``.
+    path : str or os.PathLike
+        Output file; the container follows the extension (``.mp4``, ``.mkv``, ...). Its
+        directory must exist.
+    threshold : float, default=0.5
+        Map value whose outline is drawn white.
+    cmap : str, default="inferno"
+    video_codec : str or None, default=None
+        FFmpeg encoder; ``None`` picks ``"libx264"`` (H.264) when PyAV has it, else ``"mpeg4"``.
+        Frames are encoded as yuv420p.
+    preset : str, default="veryfast"
+        x264 / x265 speed preset (``"ultrafast"`` ... ``"veryslow"``); ``"veryfast"`` encodes
+        720p several times faster than x264's default (``"medium"``) for a slightly larger file.
+    crf : int, default=18
+        Constant rate factor for libx264 / libx265 (18: visually lossless).
+    audio_codec : str, default="aac"
+    audio_bit_rate : int or None, default=192000
+
+    Returns
+    -------
+    path : str
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from ._clip import AVClip
+
+    if not isinstance(clip, AVClip):
+        raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
+    frames, maps = _check_frames_and_maps(clip.frames, maps)
+    if preset not in _X264_PRESETS:
+        raise ValueError(f"preset must be one of {_X264_PRESETS}; got {preset!r}")
+    path = os.fsdecode(os.fspath(path))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory does not exist for '{path}': '{directory}'")
+    video_codec = video_codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
+    for kind, codec in (("video_codec", video_codec), ("audio_codec", audio_codec)):
+        if codec not in av.codecs_available:
+            raise ValueError(f"{kind}={codec!r} is not available in this PyAV build")
+    table = _colour_table(cmap)
+    T, H, W, _ = frames.shape
+    height, width = H + H % 2, W + W % 2  # yuv420p: even sizes
+    buffers = [np.empty((height, width, 3), dtype=np.uint8) for _ in range(2)]
+
+    def draw(out, t):
+        _overlay_into(out[:H, :W], frames[t], maps[t], table, threshold)
+        if H % 2:
+            out[H] = out[H - 1]
+        if W % 2:
+            out[:, W] = out[:, W - 1]
+        return out
+
+    rate = Fraction(clip.fps).limit_denominator(100000)
+    try:
+        with atomic_path(path) as tmp, av.open(tmp, "w") as container:
+            vstream = container.add_stream(video_codec, rate=rate)
+            vstream.width, vstream.height = width, height
+            vstream.pix_fmt = "yuv420p"
+            if video_codec in ("libx264", "libx265"):
+                vstream.options = {"crf": str(crf), "preset": preset}
+            else:  # bit-rate-driven codecs: about a bit per pixel, as save_clip
+                vstream.bit_rate = int(max(500_000, width * height * float(clip.fps)))
+            vstream.thread_type = "AUTO"
+            astream = container.add_stream(audio_codec, rate=clip.sample_rate)
+            astream.layout = "mono"
+            if audio_bit_rate is not None and not audio_codec.startswith("pcm_"):
+                astream.bit_rate = int(audio_bit_rate)
+            # frame t + 1 is drawn in a second thread (numpy lets go of the GIL) while frame t
+            # is converted to yuv420p and handed to the encoder
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(draw, buffers[0], 0)
+                for t in range(T):
+                    drawn = pending.result()
+                    if t + 1 < T:
+                        pending = pool.submit(draw, buffers[(t + 1) % 2], t + 1)
+                    frame = av.VideoFrame.from_ndarray(drawn, format="rgb24")  # a copy: buffers are reused
+                    frame.pts = t
+                    container.mux(vstream.encode(frame))
+            container.mux(vstream.encode(None))
+            audio = av.AudioFrame.from_ndarray(np.asarray(clip.audio, dtype=np.float32)[None, :], format="fltp",
+                                               layout="mono")
+            audio.sample_rate = clip.sample_rate
+            audio.pts = 0
+            audio.time_base = Fraction(1, clip.sample_rate)
+            container.mux(astream.encode(audio))
+            container.mux(astream.encode(None))
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ValueError(f"could not write video file '{path}': {exc}") from exc
+    return path
 
 
 def _check_frames_and_maps(frames, maps):
@@ -141,12 +318,13 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     if int(every) < 1:
         raise ValueError(f"every must be >= 1; got {every!r}")
     plt = _pyplot()
-    colormap = plt.get_cmap(cmap)
+    table = _colour_table(cmap)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
+    image = np.empty(frames.shape[1:], dtype=np.uint8)
     for t in range(0, frames.shape[0], int(every)):
         path = os.path.join(os.fspath(out_dir), f"{prefix}_{t:05d}.png")
         with atomic_path(path) as tmp:
-            plt.imsave(tmp, _overlay(frames[t], maps[t], colormap, threshold), format="png")
+            plt.imsave(tmp, _overlay_into(image, frames[t], maps[t], table, threshold), format="png")
         paths.append(path)
     return paths

@@ -256,6 +256,67 @@ def test_save_heatmap_frames(tmp_path):
         save_heatmap_frames(frames, maps[:, :-1], tmp_path / "bad")
 
 
+def _float_overlay(frames, maps, threshold=0.5, cmap="inferno", strength=0.6):
+    """The blend overlay_frames approximates, pixel by pixel in floats (the pre-table code)."""
+    import matplotlib
+
+    heat = np.clip(maps, 0.0, 1.0)
+    colour = matplotlib.colormaps[cmap](heat)[..., :3]
+    alpha = (strength * heat)[..., None]
+    out = frames / 255.0 * (1 - alpha) + colour * alpha
+    inside = maps >= threshold
+    edge = np.zeros_like(inside)
+    edge[:, :-1] |= inside[:, :-1] != inside[:, 1:]
+    edge[:, :, :-1] |= inside[:, :, :-1] != inside[:, :, 1:]
+    out[edge & inside] = 1.0
+    return (np.clip(out, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("cmap", ["inferno", "viridis", "tab10"])
+@pytest.mark.parametrize("shape", [(3, 21, 33), (2, 301, 517), (2, 1, 9), (2, 9, 1)])
+def test_overlay_frames_matches_the_float_blend(shape, cmap):
+    pytest.importorskip("matplotlib")
+    from skavc.plotting import overlay_frames
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    maps = rng.random(shape)
+    maps[0] = 0.0
+    maps[-1, : shape[1] // 2] = 1.0
+    out = overlay_frames(frames, maps, cmap=cmap)
+    assert out.dtype == np.uint8 and out.shape == frames.shape
+    assert np.abs(out.astype(int) - _float_overlay(frames, maps, cmap=cmap)).max() <= 1
+    np.testing.assert_array_equal(out[0], frames[0])  # a zero map leaves the frame as it is
+    np.testing.assert_array_equal(overlay_frames(frames, maps.astype(np.float32), cmap=cmap), out)
+    maps[1, 0, 0] = np.nan  # counts as 0
+    np.testing.assert_array_equal(overlay_frames(frames, maps, cmap=cmap)[1, 0, 0], frames[1, 0, 0])
+
+
+def test_save_heatmap_video(tmp_path):
+    pytest.importorskip("matplotlib")
+    from skavc.io import load_clip
+    from skavc.plotting import overlay_frames, save_heatmap_video
+
+    rng = np.random.default_rng(0)
+    frames = np.full((12, 21, 33, 3), 100, dtype=np.uint8)  # odd sizes: padded to 22 x 34
+    maps = np.zeros((12, 21, 33), dtype=np.float32)
+    maps[:, 5:15, 10:20] = 0.9
+    clip = AVClip(rng.uniform(-0.5, 0.5, 8000).astype(np.float32), 16000, frames, 24.0)
+    path = save_heatmap_video(clip, maps, tmp_path / "out.mp4", preset="ultrafast")
+    written = load_clip(path)
+    assert written.frames.shape == (12, 22, 34, 3) and abs(written.duration - 0.5) < 0.05
+    assert written.audio.size > 0.45 * written.sample_rate  # the sound kept
+    expected = overlay_frames(frames, maps)  # what was encoded, give or take the codec
+    assert np.abs(written.frames[:, :21, :33].astype(int) - expected).mean() < 3
+    with pytest.raises(ValueError, match="preset"):
+        save_heatmap_video(clip, maps, tmp_path / "bad.mp4", preset="warp")
+    with pytest.raises(ValueError, match="maps must have shape"):
+        save_heatmap_video(clip, maps[:, :-1], tmp_path / "bad.mp4")
+    with pytest.raises(FileNotFoundError):
+        save_heatmap_video(clip, maps, tmp_path / "missing" / "out.mp4")
+    assert sorted(os.listdir(tmp_path)) == ["out.mp4"]  # nothing half-written left behind
+
+
 def test_cli_localize(tmp_path, data, capsys):
     pytest.importorskip("matplotlib")
     from skavc.cli import main
