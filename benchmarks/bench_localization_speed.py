@@ -36,12 +36,7 @@ from threadpoolctl import threadpool_limits
 from skavc import AVClip, AVCorrespondence
 from skavc.datasets import make_av_clips
 from skavc.features import audio_changes, block_size, frame_changes
-from skavc.localization._synchrony import (
-    _time_interp,
-    synchrony_shape_confidence,
-    window_weights,
-    windowed_correlation,
-)
+from skavc.localization._synchrony import _time_interp, significance, window_weights, windowed_correlation
 
 # ---------------------------------------------------------------------------
 # The pre-change implementation (8a74178), kept here to be timed against.
@@ -74,6 +69,23 @@ def reference_synchrony_correlation(audio, sample_rate, frames, fps, max_size=64
     rho, n_eff = windowed_correlation(x, a, weights)
     M = _time_interp(T, centres)
     return (M @ rho).reshape(T, h, w), M @ n_eff, k
+
+
+def reference_shape_confidence(rho, n_eff):
+    """Old ``synchrony_shape_confidence``: an absolute logistic in the peak's Fisher z (0.5 at 3.8).
+
+    Since the confidence became relative to the clip's own null (8 circularly shifted copies of
+    the audio, each correlated again) and gated by the sound's presence, the maps of the two
+    differ by the confidence; the agreement table then compares different rules."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.special import expit
+
+    smooth = gaussian_filter(np.asarray(rho, dtype=np.float64), (0, 1.0, 1.0), mode="nearest")
+    peak = smooth.reshape(smooth.shape[0], -1).max(axis=1)
+    confidence = np.where(peak > 0, expit((significance(peak, n_eff) - 3.8) / 0.3), 0.0)
+    relative = rho / np.maximum(peak, 1e-12)[:, None, None]
+    shape = np.where(peak[:, None, None] > 0, expit((relative - 0.62) / 0.05), 0.0)
+    return shape, confidence
 
 
 def _reference_interp_matrix(n_out, n_in, cell=None):
@@ -123,7 +135,7 @@ def reference_localize(clip, refine=True):
     """Old ``localize`` for one clip, method "synchrony": (maps (T, H, W), confidence (T,))."""
     with threadpool_limits(limits=1, user_api="blas"):  # as the estimator's map over clips runs
         rho, n_eff, k = reference_synchrony_correlation(clip.audio, clip.sample_rate, clip.frames, clip.fps)
-        shape, confidence = synchrony_shape_confidence(rho, n_eff)
+        shape, confidence = reference_shape_confidence(rho, n_eff)
         shape = reference_upsample_bilinear(shape, clip.frames.shape[1:3], cell=k)
         if refine:
             shape = reference_refine_shape(clip.frames, shape)

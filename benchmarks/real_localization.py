@@ -29,16 +29,9 @@ spans and the "ambient" spans (sound without a visible event). Scores, per clip 
 (``make_av_clips``, as in bench_localization.py) and scores method="learned" and "fused".
 ``--png DIR`` writes overlays of the synchrony maps on the sounding frames for inspection.
 
-Experimental variants (here only, not in skavc/), rows marked "exp":
-
-* ``sync-onset``: the synchrony correlation computed against the audio's positive
-  log-energy change (onsets, dB) instead of the absolute linear RMS change, so quiet and loud
-  events weigh alike and decays do not count.
-* ``sync-global``: the synchrony correlation over the whole clip (``window=None``) instead of a
-  1 s Gaussian window: more frames behind each correlation, one map for the whole clip.
-* ``+gate``: the confidence times a silence gate relative to the clip's own noise floor
-  (:func:`relative_gate`: logistic around 10 dB over the quietest 10 % of 20 ms blocks, 0.2 s
-  window), where skavc's learned path gates at an absolute -50 dBFS and synchrony not at all.
+The variants first tried here (onsets in dB, a gate relative to the clip's noise floor) are
+now skavc's synchrony method (features.level_rises, features.sound_presence, a per-clip null for
+the confidence); the figures before that change are in docs/benchmarks.md.
 """
 
 import argparse
@@ -116,60 +109,6 @@ def motion_peaks(frames, ts):
 
 
 # ---------------------------------------------------------------------------------------------
-# experimental synchrony variants (benchmark only)
-def relative_gate(clip, window=0.2, above_db=10.0):
-    """Per frame, 0 for the clip's own noise floor and 1 for sound: logistic in the RMS level
-    (``window`` s around the frame) around ``above_db`` dB over the floor (the RMS of the quietest
-    10 % of 20 ms blocks, at least -90 dBFS). Set a priori, not tuned on these clips."""
-    from scipy.special import expit
-
-    from skavc.features import audio_envelope
-
-    n = int(0.02 * clip.sample_rate)
-    blocks = clip.audio[: clip.audio.size // n * n].reshape(-1, n).astype(np.float64)
-    floor = max(float(np.quantile(np.sqrt((blocks**2).mean(axis=1)), 0.1)), 10 ** (-90 / 20))
-    rms = audio_envelope(clip.audio, clip.sample_rate, np.arange(clip.n_frames) / clip.fps, window)
-    db = 20 * np.log10(np.maximum(rms, 1e-10) / floor)
-    return expit((db - above_db) / 2.0)
-
-
-def sync_variant(clip, variant, gate=False):
-    """(maps, confidence) of an experimental synchrony variant, same output format as localize."""
-    from skavc import localization as L
-    from skavc.features import audio_envelope
-
-    if variant == "plain":
-        shape, conf = L.synchrony_evidence(clip.audio, clip.sample_rate, clip.frames, clip.fps)
-    elif variant == "global":
-        shape, conf = L.synchrony_evidence(clip.audio, clip.sample_rate, clip.frames, clip.fps, window=None)
-    elif variant == "onset":
-        from skavc.localization import _synchrony as S
-        from skavc.features import block_size, frame_changes, grey_blocks
-
-        T, H, W, _ = clip.frames.shape
-        k = block_size(H, W, 64)
-        grey = grey_blocks(clip.frames, k)
-        h, w = grey.shape[1:]
-        x = np.abs(frame_changes(grey, max_shift=1, noise_floor=2.0)).reshape(T, -1)
-        env = audio_envelope(clip.audio, clip.sample_rate, np.arange(T) / clip.fps, 1.0 / clip.fps)
-        db = 20 * np.log10(np.maximum(env, 1e-4))
-        a = np.maximum(np.diff(db, prepend=db[0]), 0.0)
-        centres, weights = S.window_weights(T, clip.fps, 1.0, int(round(0.2 * clip.fps)))
-        rho, n_eff = S.windowed_correlation(x, a, weights)
-        M = S._time_interp(T, centres)
-        rho, n_eff = (M @ rho).reshape(T, h, w), M @ n_eff
-        shape, conf = S.synchrony_shape_confidence(rho, n_eff)
-        shape = L.upsample_bilinear(shape, (H, W), cell=k)
-    else:
-        raise ValueError(variant)
-    if gate:
-        conf = conf * relative_gate(clip)
-    shape = L.refine_shape(clip.frames, shape)
-    maps = L.evidence_to_maps(shape, conf)
-    return maps, maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float64)
-
-
-# ---------------------------------------------------------------------------------------------
 def _auroc(pos, neg):
     if len(pos) == 0 or len(neg) == 0:
         return np.nan
@@ -198,7 +137,6 @@ def main(argv=None):
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "skavc-bench" / "real")
     parser.add_argument("--learned", action="store_true", help="also fit the learned head and score learned/fused")
     parser.add_argument("--n-train", type=int, default=100)
-    parser.add_argument("--no-variants", action="store_true", help="skip the experimental variants")
     parser.add_argument("--png", type=Path, default=None, help="write synchrony overlays of sounding frames here")
     args = parser.parse_args(argv)
 
@@ -217,11 +155,6 @@ def main(argv=None):
     methods["synchrony"] = lambda c: base.localize([c], method="synchrony", return_confidence=True)
     methods["synchrony unrefined"] = lambda c: base.localize([c], method="synchrony", return_confidence=True,
                                                              refine=False)
-    if not args.no_variants:
-        methods["exp sync-onset"] = lambda c: ([m] for m in sync_variant(c, "onset"))
-        methods["exp sync-global"] = lambda c: ([m] for m in sync_variant(c, "global"))
-        methods["exp sync+gate"] = lambda c: ([m] for m in sync_variant(c, "plain", gate=True))
-        methods["exp sync-onset+gate"] = lambda c: ([m] for m in sync_variant(c, "onset", gate=True))
     if args.learned:
         from skavc.datasets import make_av_clips
 

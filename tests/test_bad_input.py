@@ -92,7 +92,7 @@ def test_unknown_encoder_name():
         AVCorrespondence(visual_encoder="resnet").fit([(_audio(), _frames())] * 2)
     from skavc.encoders import make_audio_encoder
 
-    with pytest.raises(ValueError, match=r"audio_encoder must be one of \['effnet-mel', 'whisper-tiny'\]"):
+    with pytest.raises(ValueError, match=r"audio_encoder must be one of \['effnet-mel', 'whisper-tiny', 'whisper-tiny-30s'\]"):
         make_audio_encoder("wav2vec9")
 
 

@@ -13,11 +13,13 @@ from skavc.features import (
     frame_changes,
     grey_blocks,
     grid_times,
+    level_rises,
     motion_energy,
     motion_energy_times,
     onset_envelope,
     resample_track,
     sample_frame_indices,
+    sound_presence,
     shift_frames,
     window_means,
 )
@@ -235,6 +237,36 @@ def test_audio_changes_follow_a_step():
     np.testing.assert_allclose(changes.sum(), 0.3, rtol=1e-6)        # from silence to RMS 0.3
 
 
+def test_level_rises_count_onsets_in_db_not_decays():
+    audio = np.zeros(SR, np.float32)
+    audio[: SR // 2] = 0.01                             # -40 dB re RMS 1 ...
+    audio[SR // 2 : 3 * SR // 4] = 0.1                  # ... up 20 dB at 0.5 s, back down at 0.75 s
+    audio[3 * SR // 4 :] = 0.01
+    rises = level_rises(audio, SR, 25, 25.0)
+    assert rises.shape == (25,) and rises[0] == 0 and rises.min() >= 0
+    np.testing.assert_allclose(rises.sum(), 20.0, rtol=1e-6)      # the fall adds nothing
+    assert np.argmax(rises) in (12, 13)
+    silent_then_sound = np.r_[np.zeros(SR // 2), np.full(SR // 2, 0.1)].astype(np.float32)
+    np.testing.assert_allclose(level_rises(silent_then_sound, SR, 25, 25.0).sum(), 60.0, rtol=1e-6)  # from -80 dB
+
+
+def test_sound_presence_is_relative_to_the_clips_noise_floor():
+    rng = np.random.default_rng(0)
+    times = np.arange(20) / 10.0 + 0.05                 # 2 s, every 0.1 s
+    room = rng.normal(0, 10 ** (-45 / 20), 2 * SR)      # room tone at -45 dB, louder than -50 dBFS
+    speech = room.copy()
+    speech[SR : SR + SR // 2] += rng.normal(0, 10 ** (-20 / 20), SR // 2)   # a burst at 1.0-1.5 s
+    presence = sound_presence(speech.astype(np.float32), SR, times, 0.1)
+    assert presence.shape == (20,) and np.all((presence >= 0) & (presence <= 1))
+    assert presence[:9].max() < 0.05 and presence[11:14].min() > 0.95 and presence[16:].max() < 0.05
+    # No quiet moments: a sound heard throughout is present, room tone or hiss throughout is not.
+    motor = rng.normal(0, 10 ** (-20 / 20), 2 * SR).astype(np.float32)
+    assert sound_presence(motor, SR, times, 0.1).min() > 0.95
+    hiss = rng.normal(0, 10 ** (-80 / 20), 2 * SR).astype(np.float32)
+    assert sound_presence(hiss, SR, times, 0.1).max() < 0.05
+    assert np.all(sound_presence(np.zeros(2 * SR, np.float32), SR, times, 0.1) < 1e-3)
+
+
 def test_onset_envelope_shape_and_timing():
     audio = np.zeros(SR, np.float32)
     audio[8000:8800] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(800) / SR)   # onset at 0.5 s
@@ -308,6 +340,9 @@ def test_window_means_grid_times_and_resample_track():
     (lambda: audio_envelope(np.zeros(100, np.float32), SR, [0.0], 0.0), ValueError, "window"),
     (lambda: audio_envelope(np.zeros(100, np.float32), 0, [0.0], 0.1), ValueError, "sample_rate"),
     (lambda: audio_changes(np.zeros(100, np.float32), SR, 0, 25.0), ValueError, "n_frames"),
+    (lambda: level_rises(np.zeros(100, np.float32), SR, 3, 0.0), ValueError, "fps"),
+    (lambda: sound_presence(np.zeros((100, 2), np.float32), SR, [0.0], 0.1), ValueError, "audio must be mono"),
+    (lambda: sound_presence(np.zeros(100, np.float32), SR, [0.0], 0.0), ValueError, "window"),
     (lambda: sample_frame_indices(10, 0), ValueError, "n_samples"),
     (lambda: sample_frame_indices(True, 3), ValueError, "n_frames"),
     (lambda: sample_frame_indices(-1, 3), ValueError, "n_frames"),

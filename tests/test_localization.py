@@ -83,6 +83,36 @@ def test_silence_still_picture_and_offscreen_sound_give_low_confidence(data):
     assert np.mean(np.concatenate(real) >= SOURCE_THRESHOLD) > 0.8
 
 
+def test_synchrony_confidence_is_relative_to_the_clips_own_chance_level(data):
+    from skavc.localization import synchrony_correlation
+    from skavc.localization._synchrony import _smoothed_peaks, synchrony_shape_confidence
+
+    clip = data[0][0]
+    rho, n_eff, _, null_z = synchrony_correlation(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    assert null_z.shape == (8, clip.n_frames)
+    _, confidence = synchrony_shape_confidence(rho, n_eff, null_z)
+    assert np.mean(confidence >= SOURCE_THRESHOLD) > 0.8
+    # The same peaks against a chance level as high as themselves are not confident.
+    _, z = _smoothed_peaks(rho, n_eff)
+    _, at_chance = synchrony_shape_confidence(rho, n_eff, np.stack([z - 0.5, z + 0.5]))
+    assert at_chance.max() < 0.05
+    with pytest.raises(ValueError, match="null_z"):
+        synchrony_shape_confidence(rho, n_eff, null_z[:1])
+    with pytest.raises(ValueError, match="n_null"):
+        synchrony_correlation(clip.audio, clip.sample_rate, clip.frames, clip.fps, n_null=1)
+
+
+def test_synchrony_confidence_is_dark_in_a_pause(data):
+    clip = data[0][0]
+    audio = clip.audio.copy()
+    quiet = slice(int(0.6 * clip.sample_rate), int(1.4 * clip.sample_rate))
+    audio[quiet] = 0.0                                   # a 0.8 s pause in the middle
+    _, (confidence,) = Model().localize([AVClip(audio, clip.sample_rate, clip.frames, clip.fps)],
+                                            method="synchrony", return_confidence=True)
+    times = np.arange(clip.n_frames) / clip.fps
+    assert confidence[(times > 0.9) & (times < 1.1)].max() < 0.05
+
+
 def test_synchrony_maps_function_matches_the_estimator(data):
     clip = data[0][0]
     maps, confidence = synchrony_maps(clip.audio, clip.sample_rate, clip.frames, clip.fps)

@@ -12,6 +12,8 @@ Video (:mod:`skavc.features.video`)
 Audio (:mod:`skavc.features.audio`)
     :func:`audio_envelope`: RMS in windows centred on given times.
     :func:`audio_changes`: the envelope's change from one video frame to the next.
+    :func:`level_rises`: the level's rise in dB from one video frame to the next.
+    :func:`sound_presence`: how clearly the sound stands above the clip's own noise floor.
     :func:`onset_envelope`: log-mel spectral flux (onset strength).
 Time (:mod:`skavc.features.time`)
     :func:`sample_frame_indices`: frames spread evenly over a clip.
@@ -23,7 +25,7 @@ and audio sample ``n`` is heard at ``n / sample_rate``; grey levels in 0-255; a 
 index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0).
 """
 
-from .audio import audio_changes, audio_envelope, onset_envelope
+from .audio import audio_changes, audio_envelope, level_rises, onset_envelope, sound_presence
 from .time import grid_times, resample_track, sample_frame_indices, window_means
 from .video import (
     block_size,
@@ -43,11 +45,13 @@ __all__ = [
     "frame_changes",
     "grey_blocks",
     "grid_times",
+    "level_rises",
     "motion_energy",
     "motion_energy_times",
     "onset_envelope",
     "resample_track",
     "sample_frame_indices",
     "shift_frames",
+    "sound_presence",
     "window_means",
 ]

@@ -6,6 +6,9 @@ Array in, array out, one job each (in the style of ``librosa.onset`` and ``libro
   RMS envelope: windows may overlap, leave gaps, or tile the signal as blocks).
 * :func:`audio_changes`: the change of that envelope from one video frame to the next, the
   audio counterpart of :func:`skavc.features.frame_changes`.
+* :func:`level_rises`: how much the level rises, in dB, from one video frame to the next (onsets
+  of loud and quiet sounds alike, decays ignored).
+* :func:`sound_presence`: how clearly the sound stands above the clip's own noise floor, per time.
 * :func:`onset_envelope`: log-mel spectral flux, half-wave rectified (onset strength).
 
 Conventions. Audio is a mono waveform; sample ``n`` is heard at ``n / sample_rate`` seconds on
@@ -15,14 +18,28 @@ the audio timeline. Amplitudes are in full-scale units (a full-scale sine has am
 
 import numpy as np
 from scipy import fft as sp_fft
+from scipy.special import expit
 
 from .._validation import check_audio, check_int, check_positive, check_real, check_sample_rate
 
-__all__ = ["audio_changes", "audio_envelope", "onset_envelope"]
+__all__ = ["audio_changes", "audio_envelope", "level_rises", "onset_envelope", "sound_presence"]
 
 _NOISE_FLOOR_FACTOR = 2.0    # onset envelope: log(M + factor * median_t(M)) per mel band
 _ABS_FLOOR_DB = -80.0        # onset envelope: anything quieter is silence (dB re full-scale sine)
 _PAD_QUANTILE = 0.1          # onset envelope: digital silence at either end takes this quantile's level
+# Sound presence: the clip's noise floor is the RMS of its quietest 10 % of 20 ms blocks (at least
+# -90 dBFS); a window is "sounding" half-way at 10 dB above it, a soft edge of 2 dB. A clip whose
+# loud blocks (90th percentile) are within 10 dB of its floor has no quiet moments to learn the
+# floor from (a motor running throughout, or room tone only): there the level is judged against
+# -60 dBFS instead. Set before looking at real clips (the webcam's room tone is at -45 dBFS, so an
+# absolute -50 dBFS gate calls it sound); checked on benchmarks/real_localization.py.
+_FLOOR_BLOCK = 0.02
+_FLOOR_QUANTILE = 0.1
+_MIN_FLOOR_DB = -90.0
+_PRESENCE_DB = 10.0
+_PRESENCE_SOFTNESS_DB = 2.0
+_STATIONARY_SPREAD_DB = 10.0
+_STATIONARY_LEVEL_DB = -60.0
 
 
 def audio_envelope(audio, sample_rate, times, window):
@@ -86,6 +103,79 @@ def audio_changes(audio, sample_rate, n_frames, fps):
     fps = check_positive(fps, name="fps")
     env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
     return np.diff(env, prepend=env[:1])
+
+
+def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
+    """Rise of the audio level, in dB, between consecutive video frame times.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        Mono waveform.
+    sample_rate : int
+        Sampling rate in Hz.
+    n_frames : int
+        Number of video frames ``T``, >= 1.
+    fps : float
+        Frame rate; frame ``t`` shows the instant ``t / fps``.
+    floor_db : float, default=-80.0
+        Levels below this (dB re an RMS of 1) count as this level, so that a rise out of
+        digital silence is finite.
+
+    Returns
+    -------
+    rises : ndarray of shape (T,), float64, >= 0
+        ``max(L[t] - L[t - 1], 0)`` with ``L`` the level ``20 log10(RMS)`` over one frame period
+        centred on each frame time (:func:`audio_envelope`), floored at ``floor_db``;
+        ``rises[0] = 0``. On a log scale a quiet onset weighs like a loud one, and a decay
+        (which a picture rarely shows) not at all: the complement of :func:`audio_changes`.
+    """
+    n_frames = check_int(n_frames, name="n_frames", minimum=1)
+    fps = check_positive(fps, name="fps")
+    floor_db = check_real(floor_db, name="floor_db")
+    env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
+    level = 20.0 * np.log10(np.maximum(env, 10.0 ** (floor_db / 20.0)))
+    return np.maximum(np.diff(level, prepend=level[:1]), 0.0)
+
+
+def sound_presence(audio, sample_rate, times, window):
+    """How clearly the sound stands above the clip's own noise floor, around each of ``times``.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        Mono waveform: the whole clip (its floor is estimated from it).
+    sample_rate : int
+        Sampling rate in Hz.
+    times : array-like of shape (n_times,)
+        Seconds on the audio timeline.
+    window : float
+        Seconds of audio around each time whose RMS is judged (:func:`audio_envelope`).
+
+    Returns
+    -------
+    presence : ndarray of shape (n_times,), float64 in [0, 1]
+        ``expit((L - floor - 10) / 2)`` with ``L`` the window's level and ``floor`` the RMS of
+        the clip's quietest 10 % of 20 ms blocks, both in dB (floor at least -90 dBFS): about 0
+        at the clip's noise floor (room tone, hiss, digital silence), 1 from about 15 dB above
+        it. A clip with no quiet moments (its 90th-percentile block within 10 dB of its floor)
+        is judged against -60 dBFS instead, so a sound heard throughout counts as present.
+    """
+    audio = check_audio(audio, name="audio")
+    sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+    n = max(1, int(round(_FLOOR_BLOCK * sample_rate)))
+    blocks = np.asarray(audio[: audio.size // n * n], dtype=np.float64).reshape(-1, n)
+    if blocks.shape[0] == 0:
+        blocks = np.asarray(audio, dtype=np.float64)[None, :]
+    block_rms = np.sqrt((blocks**2).mean(axis=1))
+    min_floor = 10.0 ** (_MIN_FLOOR_DB / 20.0)
+    floor = max(float(np.quantile(block_rms, _FLOOR_QUANTILE)), min_floor)
+    loud = max(float(np.quantile(block_rms, 1.0 - _FLOOR_QUANTILE)), min_floor)
+    if 20.0 * np.log10(loud / floor) < _STATIONARY_SPREAD_DB:
+        floor = 10.0 ** ((_STATIONARY_LEVEL_DB - _PRESENCE_DB) / 20.0)
+    level = audio_envelope(audio, sample_rate, times, window)
+    above = 20.0 * np.log10(np.maximum(level, 1e-12) / floor)
+    return expit((above - _PRESENCE_DB) / _PRESENCE_SOFTNESS_DB)
 
 
 def _power_spectrogram(audio, hop, win, n_fft):

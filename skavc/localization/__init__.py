@@ -7,7 +7,10 @@ frames' own size, and a per-frame source confidence ``(T,)`` in [0, 1]):
   that sound"): per cell of a grid of at most 64 cells a side, the correlation
   over a sliding window (Gaussian, sd 1 s) between how much the cell changes from
   frame to frame (camera shift compensated, frame median and a noise floor
-  removed) and how much the audio's RMS envelope changes over the same interval.
+  removed) and how much the audio changes over the same interval (RMS change and
+  rise in dB); confident where that peak stands above the clip's own chance level
+  (the same with the audio circularly shifted) while the sound stands above the
+  clip's noise floor.
 - learned (Objects that Sound / LVS / EZ-VSL): a linear projection of the visual
   encoder's 7x7 feature map (standardised, PCA-whitened) into the estimator's
   embedding space, trained inside ``fit`` with a multiple-instance InfoNCE loss

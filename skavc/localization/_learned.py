@@ -7,11 +7,8 @@ from scipy.special import expit
 
 from .._head import make_preprocessor, symmetric_cross_entropy
 from .._training import Adam, minibatches, run_epochs
-from ..features import audio_envelope, window_means
+from ..features import sound_presence, window_means
 from ._maps import upsample_bilinear
-
-# Learned maps: audio windows quieter than this (dBFS RMS) are silence, which has no source.
-_SILENCE_DB = -50.0
 
 
 def init_spatial_params(n_features, embedding_dim, rng):
@@ -256,10 +253,9 @@ class LocalizationHead:
 
 
 def silence_gate(audio, sample_rate, times, window):
-    """Per time, 0 for silence and 1 for sound: logistic in the window's RMS level around -50 dBFS."""
-    rms = audio_envelope(audio, sample_rate, np.asarray(times, dtype=np.float64), window)
-    db = 20 * np.log10(np.maximum(rms, 1e-10))
-    return expit((db - _SILENCE_DB) / 2.0)
+    """Per time, 0 for silence and 1 for sound: :func:`skavc.features.sound_presence` (relative to
+    the clip's own noise floor; an absolute -50 dBFS threshold called a webcam's room tone sound)."""
+    return sound_presence(audio, sample_rate, np.asarray(times, dtype=np.float64), window)
 
 
 def learned_evidence(probabilities, size=None, gate=None):
