@@ -36,9 +36,14 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    audio_encoder : {"whisper-tiny", "effnet-mel"} or encoder object, default="whisper-tiny"
+    audio_encoder : {"whisper-tiny", "whisper-tiny-30s", "effnet-mel"} or encoder object, \
+            default="whisper-tiny"
         Pretrained audio encoder. "whisper-tiny": the Whisper tiny.en encoder
-        (a middle and the final layer, mean-pooled over time). "effnet-mel":
+        (a middle and the final layer, mean-pooled over time) run at the audio's own length.
+        "whisper-tiny-30s": the same with the audio zero-padded to Whisper's 30 s window,
+        pooled over the steps that cover the audio (about 25x the encoding time; chosen by
+        5-fold cross-validation on real recordings, it did not beat the default:
+        docs/benchmarks.md, "Defaults chosen on real data"). "effnet-mel":
         ImageNet EfficientNet-Lite0 on log-mel images. Or a user's own ONNX
         export described by :class:`skavc.encoders.OnnxAudioEncoder` (e.g. a CLAP
         audio tower; docs/encoders.md).

@@ -224,7 +224,7 @@ def build_parser():
     demo.add_argument("--duration", type=float, default=2.0)
     demo.add_argument("--test-size", type=float, default=0.25)
     demo.add_argument("--epochs", type=int, default=100)
-    demo.add_argument("--audio-encoder", default="whisper-tiny", choices=["whisper-tiny", "effnet-mel"])
+    demo.add_argument("--audio-encoder", default="whisper-tiny", choices=["whisper-tiny", "whisper-tiny-30s", "effnet-mel"])
     demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     demo.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     demo.add_argument("--n-jobs", type=int, default=None, help="clips decoded and encoded at once (threads)")
