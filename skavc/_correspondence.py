@@ -663,7 +663,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             a still picture leave every pixel below it.
         confidence : list of ndarray of shape (T,), only when ``return_confidence``
             Per clip, each frame's largest map value, in [0, 1]: >= 0.5 means
-            a sound source is visible in that frame.
+            a sound source is visible in that frame. For synchrony (and fused) maps it is
+            measured against the clip's own chance level (the same maps with the audio
+            circularly shifted) and is 0 where nothing sounds above the clip's noise floor. On
+            real video it ranks sounding above silent frames well but stays low (the evidence
+            is rarely above chance there): read it as a ranking within a clip, and see
+            docs/benchmarks.md, "Real video: localisation".
         """
         X = check_collection(X)
         head = getattr(self, "localization_head_", None)
