@@ -125,6 +125,23 @@ def check_option(value, *, name, options):
     return value
 
 
+def check_paired_series(first, second, *, names):
+    """Return two 1-D float64 arrays of one shape, checked: ``first`` non-empty, both finite.
+
+    ``names`` = (name of first, name of second), used in the errors (``ValueError``).
+    """
+    first_name, second_name = names
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    if first.ndim != 1 or first.size == 0:
+        raise ValueError(f"{first_name} must be a non-empty 1-D array; got shape {first.shape}")
+    if second.shape != first.shape:
+        raise ValueError(f"{second_name} must have the shape of {first_name} {first.shape}; got {second.shape}")
+    if not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
+        raise ValueError(f"{first_name} and {second_name} must be finite (no NaN or infinity)")
+    return first, second
+
+
 def _at_least(minimum):
     return "" if minimum is None else f" >= {minimum}"
 

@@ -31,7 +31,7 @@ and may say "nothing here":
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_paired_series, check_real
 
 __all__ = ["auc_ciou", "ciou", "cross_modal_recall", "frame_ciou", "recall_at_k", "sync_accuracy",
            "sync_mean_absolute_error"]
@@ -88,18 +88,6 @@ def cross_modal_recall(audio_embeddings, visual_embeddings, k=1):
 # -- synchronisation ----------------------------------------------------------------
 
 
-def _check_offsets_pair(y_true, y_pred):
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    if y_true.ndim != 1 or y_true.size == 0:
-        raise ValueError(f"y_true must be a non-empty 1-D array of offsets; got shape {y_true.shape}")
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"y_pred must have the shape of y_true {y_true.shape}; got {y_pred.shape}")
-    if not (np.all(np.isfinite(y_true)) and np.all(np.isfinite(y_pred))):
-        raise ValueError("y_true and y_pred must be finite")
-    return y_true, y_pred
-
-
 def sync_accuracy(y_true, y_pred, tolerance):
     """Fraction of offset estimates within ``tolerance`` seconds of the truth.
 
@@ -115,7 +103,7 @@ def sync_accuracy(y_true, y_pred, tolerance):
     -------
     accuracy : float in [0, 1]
     """
-    y_true, y_pred = _check_offsets_pair(y_true, y_pred)
+    y_true, y_pred = check_paired_series(y_true, y_pred, names=("y_true", "y_pred"))
     tolerance = check_real(tolerance, name="tolerance")
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0; got {tolerance!r}")
@@ -134,7 +122,7 @@ def sync_mean_absolute_error(y_true, y_pred):
     -------
     error : float >= 0
     """
-    y_true, y_pred = _check_offsets_pair(y_true, y_pred)
+    y_true, y_pred = check_paired_series(y_true, y_pred, names=("y_true", "y_pred"))
     return float(np.mean(np.abs(y_pred - y_true)))
 
 

@@ -25,7 +25,7 @@ sounding at all; by default the shape is then sharpened to the outline of what
 the frame shows there (:func:`refine_shape`). Evidence stays on its grid of cells
 and is refined (and fused) on blocks of at most 256 pixels a side; only the maps
 are made at the frames' size (:func:`shape_to_maps`: 8 s of 720p at 30 fps take
-about 1.2 s on one core, benchmarks/bench_localization_speed.py). The map is ``confidence * shape``:
+about 1.6 s on one core, benchmarks/bench_localization_speed.py). The map is ``confidence * shape``:
 it is never renormalised per frame, so a pixel counts as sounding when its value
 is >= :data:`SOURCE_THRESHOLD` (0.5), which needs a frame confidence of 0.5 too.
 Silence, off-screen sound or no moving source give low confidence and so a dark
@@ -43,9 +43,9 @@ from sklearn.exceptions import NotFittedError
 from .._validation import check_option
 # audio_envelope, audio_changes, frame_changes and window_means lived here before features/:
 # still importable from here.
-from ..features import audio_changes, audio_envelope, frame_changes, sample_frame_indices, window_means
+from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,
+                        sound_presence, window_means)
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
-from ..features import block_size
 from ._maps import (
     FUSION_PRIOR_POWER,
     FUSIONS,
@@ -128,7 +128,7 @@ def learned_clip_evidence(context, head, embed_audio, clip, *, full_size=True):
         head.maps(context.encode_frame_maps(clip.frames[t0 : t0 + _CHUNK_FRAMES]), A[t0 : t0 + _CHUNK_FRAMES])
         for t0 in range(0, clip.n_frames, _CHUNK_FRAMES)
     ])
-    gate = silence_gate(clip.audio, clip.sample_rate, times, head.audio_window)
+    gate = sound_presence(clip.audio, clip.sample_rate, times, head.audio_window)
     return learned_evidence(probabilities, clip.frames.shape[1:3] if full_size else None, gate)
 
 

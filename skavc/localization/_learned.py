@@ -252,10 +252,9 @@ class LocalizationHead:
         return expit(slope * self.similarity(feature_maps, audio_embeddings) + intercept)
 
 
-def silence_gate(audio, sample_rate, times, window):
-    """Per time, 0 for silence and 1 for sound: :func:`skavc.features.sound_presence` (relative to
-    the clip's own noise floor; an absolute -50 dBFS threshold called a webcam's room tone sound)."""
-    return sound_presence(audio, sample_rate, np.asarray(times, dtype=np.float64), window)
+# The old name of the learned maps' gate (an absolute -50 dBFS threshold, which called a webcam's
+# room tone sound), kept importable; the gate is now sound_presence, relative to the clip's floor.
+silence_gate = sound_presence
 
 
 def learned_evidence(probabilities, size=None, gate=None):
@@ -268,7 +267,7 @@ def learned_evidence(probabilities, size=None, gate=None):
     size : (int, int) or None
         ``(H, W)`` of the frames; None keeps the shape on the head's grid (its cells tile the frame).
     gate : ndarray of shape (T,) or None
-        Multiplies the confidence (:func:`silence_gate`).
+        Multiplies the confidence (:func:`skavc.features.sound_presence`).
 
     Returns
     -------

@@ -43,18 +43,19 @@ _PEAK_SMOOTH = 1.0
 
 
 def windowed_correlation(x, a, weights):
-    """Weighted Pearson correlation of every cell's series with one series, per window.
+    """Weighted Pearson correlation of every cell's series with one series (or several), per window.
 
     Parameters
     ----------
     x : ndarray of shape (T, n_cells)
-    a : ndarray of shape (T,)
+    a : ndarray of shape (T,) or (K, T)
+        One series, or K of them (the cells' statistics are then computed once for all).
     weights : ndarray of shape (n_windows, T)
         Non-negative weights of each window over time.
 
     Returns
     -------
-    rho : ndarray of shape (n_windows, n_cells)
+    rho : ndarray of shape (n_windows, n_cells), or (K, n_windows, n_cells)
         0 where either series is constant within the window.
     n_eff : ndarray of shape (n_windows,)
         Effective number of samples per window, ``(sum w)^2 / sum w^2``.
@@ -63,16 +64,20 @@ def windowed_correlation(x, a, weights):
     n_eff = 1.0 / np.maximum((W**2).sum(axis=1), 1e-12)
     x = np.asarray(x, dtype=np.float64)
     a = np.asarray(a, dtype=np.float64)
-    mx, ma = W @ x, W @ a
-    var_x = np.maximum(W @ (x * x) - mx**2, 0.0)
-    var_a = np.maximum(W @ (a * a) - ma**2, 0.0)[:, None]
-    cov = W @ (x * a[:, None]) - mx * ma[:, None]
+    A = a[None] if a.ndim == 1 else a                                    # (K, T)
+    mx, ex2 = W @ x, W @ (x * x)                                         # (n_windows, n_cells)
+    ma, ea2 = A @ W.T, (A * A) @ W.T                                     # (K, n_windows)
+    var_x = np.maximum(ex2 - mx**2, 0.0)
+    var_a = np.maximum(ea2 - ma**2, 0.0)[..., None]
+    K, n_windows = ma.shape
+    cov = ((W[None] * A[:, None, :]).reshape(K * n_windows, -1) @ x).reshape(K, n_windows, -1)
+    cov -= mx * ma[..., None]
     # Constant series (silence, a still picture) correlate with nothing: 0, not noise over noise.
-    scale_x = np.maximum(np.sqrt((W @ (x * x)).max(axis=1, keepdims=True)), 1e-12)
-    scale_a = np.maximum(np.sqrt(W @ (a * a)), 1e-12)[:, None]
+    scale_x = np.maximum(np.sqrt(ex2.max(axis=1, keepdims=True)), 1e-12)
+    scale_a = np.maximum(np.sqrt(ea2), 1e-12)[..., None]
     ok = (var_x > (1e-6 * scale_x) ** 2) & (var_a > (1e-6 * scale_a) ** 2)
-    rho = np.where(ok, cov / np.sqrt(np.where(ok, var_x * var_a, 1.0)), 0.0)
-    return np.clip(rho, -1.0, 1.0), n_eff
+    rho = np.clip(np.where(ok, cov / np.sqrt(np.where(ok, var_x * var_a, 1.0)), 0.0), -1.0, 1.0)
+    return (rho[0] if a.ndim == 1 else rho), n_eff
 
 
 def window_weights(n_frames, fps, window, hop):
@@ -198,13 +203,12 @@ def synchrony_correlation(audio, sample_rate, frames, fps, *, max_size=64, windo
     a = _audio_series(audio, sample_rate, T, fps)
     centres, weights = window_weights(T, fps, window, int(round(hop * fps)))
     M = _time_interp(T, centres)
-    rho, n_eff = windowed_correlation(x, a, weights)
+    lags = np.round(np.linspace(0.2, 0.8, n_null) * T).astype(int)
+    series = np.stack([a] + [np.roll(a, lag) for lag in lags])
+    rho, n_eff = windowed_correlation(x, series, weights)  # the audio, then its shifted copies
     n_eff = M @ n_eff
-    null_z = np.zeros((n_null, T))
-    for i, lag in enumerate(np.round(np.linspace(0.2, 0.8, n_null) * T).astype(int)):
-        shifted, _ = windowed_correlation(x, np.roll(a, lag), weights)
-        null_z[i] = _smoothed_peaks((M @ shifted).reshape(T, h, w), n_eff)[1]
-    return (M @ rho).reshape(T, h, w), n_eff, k, null_z
+    null_z = np.stack([_smoothed_peaks((M @ shifted).reshape(T, h, w), n_eff)[1] for shifted in rho[1:]])
+    return (M @ rho[0]).reshape(T, h, w), n_eff, k, null_z
 
 
 def synchrony_shape_confidence(rho, n_eff, null_z):

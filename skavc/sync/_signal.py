@@ -35,8 +35,8 @@ cuts).
 import numpy as np
 from scipy import fft as sp_fft
 
-from .._validation import (check_audio, check_frames, check_option, check_positive, check_real,
-                           check_sample_rate)
+from .._validation import (check_audio, check_frames, check_option, check_paired_series, check_positive,
+                           check_real, check_sample_rate)
 from ..features import audio_envelope, motion_energy, motion_energy_times, onset_envelope
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
@@ -79,14 +79,7 @@ def _check_inputs(audio, sample_rate, frames, fps, max_offset, resolution):
 
 
 def _check_curve(offsets, scores):
-    offsets = np.asarray(offsets, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    if offsets.ndim != 1 or offsets.size == 0:
-        raise ValueError(f"offsets must be a non-empty 1-D array; got shape {offsets.shape}")
-    if scores.shape != offsets.shape:
-        raise ValueError(f"scores must have the shape of offsets {offsets.shape}; got {scores.shape}")
-    if not (np.all(np.isfinite(offsets)) and np.all(np.isfinite(scores))):
-        raise ValueError("offsets and scores must be finite (no NaN or infinity)")
+    offsets, scores = check_paired_series(offsets, scores, names=("offsets", "scores"))
     if np.any(np.diff(offsets) <= 0):
         raise ValueError("offsets must be strictly increasing")
     return offsets, scores
