@@ -18,7 +18,6 @@ threads, or the user's joblib backend in chunks, with numpy's BLAS held to one t
 
 import os
 import time
-import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -101,11 +100,6 @@ def _encode_frames_and_logits(frames, encoder, encoder_key):
     return encoder.encode_with_class_logits(frames)
 
 
-def _on_gpu(encoder):
-    onnx = getattr(encoder, "onnx", None)
-    return bool(getattr(onnx, "on_gpu", False))
-
-
 def clip_tracks(audio_features, audio_rate, frame_features, fps, duration, rate=TRACK_RATE):
     """Audio and visual encoder features of one clip on one time grid.
 
@@ -159,12 +153,6 @@ class EncodingContext:
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.log = log
-        if effective_n_jobs(n_jobs) > 1 and any(_on_gpu(e) for e in (audio_encoder, visual_encoder)):
-            warnings.warn(
-                "n_jobs > 1 with encoders on CUDA was measured about 100x slower than n_jobs=1 on an "
-                "H200; the fix (one device thread per encoder) is not yet measured on a GPU "
-                "(docs/gpu.md): if transform is slow, use n_jobs=1 with device='cuda'",
-                RuntimeWarning, stacklevel=3)
         cache = check_memory(memory).cache
         self._encoded = {
             "audio": (cache(_encode_audio, ignore=["encoder"]), audio_encoder),

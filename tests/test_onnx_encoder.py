@@ -127,7 +127,7 @@ def test_io_binding_reuses_buffers_without_aliasing_results_or_inputs():
     assert not np.shares_memory(first, second)
     np.testing.assert_array_equal(frames, before)  # the caller's frames are never written
     np.testing.assert_array_equal(bound.run({"frames": frames})[0], plain.run({"frames": frames})[0])
-    assert len(bound._local.bindings) == 1  # the 5-frame tail is padded to 8: the same buffers
+    assert len(bound._local.shapes) == 1  # the 5-frame tail is padded to 8: the same buffers
 
 
 def _run_in_threads(enc, inputs):
@@ -192,8 +192,8 @@ def test_bucket_sizes_bound_the_number_of_shapes():
     from skavc.encoders._onnx import bucket_size
 
     sizes = [bucket_size(n, 256) for n in range(1, 257)]
-    assert all(n <= s <= 256 for n, s in zip(range(1, 257), sizes))
-    assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 32] + list(range(64, 257, 32))
+    assert all(n <= s <= 256 and s <= max(8, 2 * n) for n, s in zip(range(1, 257), sizes))
+    assert sorted(set(sizes)) == [8, 16, 32, 64, 128, 256]
     assert bucket_size(300, 256) == 300 and bucket_size(5, 4) == 5 and bucket_size(3, 4) == 4
 
 
@@ -201,13 +201,39 @@ def test_io_binding_pads_to_buckets_and_trims():
     rng = np.random.RandomState(2)
     enc = OnnxEncoder(_frames_model(), device="cpu", batch_size=64, io_binding=True)
     plain = OnnxEncoder(_frames_model(), device="cpu", io_binding=False)
-    for n in (3, 5, 33, 40):
+    for n in (3, 5, 9, 33, 40):
         frames = rng.randint(0, 256, size=(n, 4, 4, 3), dtype=np.uint8)
         out = enc.run({"frames": frames})[0]
         assert out.shape == (n, 3)
         np.testing.assert_array_equal(out, plain.run({"frames": frames})[0])
-    shapes = sorted(k[0][0][1][0] for k in enc._local.bindings)
-    assert shapes == [4, 8, 64]  # 3->4, 5->8, 33 and 40->64
+    shapes = sorted(key[0][1][0] for key in enc._local.shapes)
+    assert shapes == [8, 16, 64]  # 3 and 5->8, 9->16, 33 and 40->64
+
+
+def test_device_path_runs_each_shape_on_its_own_session(monkeypatch):
+    """On CUDA a session whose input shape changes rebuilds its cuDNN state (seconds, measured
+    on an H100): there every shape gets its own session, reused while it is among the recent
+    _MAX_SHAPES. Here the CPU takes that path; results are the same as one session's."""
+    from skavc.encoders import _onnx
+
+    rng = np.random.RandomState(3)
+    enc = OnnxEncoder(_frames_model(), device="cpu", batch_size=64, io_binding=True)
+    monkeypatch.setattr(enc, "_calls_on_device_thread", lambda: True)
+    created = []
+    create = enc._create_session
+    monkeypatch.setattr(enc, "_create_session", lambda: created.append(1) or create())
+    plain = OnnxEncoder(_frames_model(), device="cpu", io_binding=False)
+    sizes = [(8, 4, 4), (20, 4, 4), (8, 4, 4), (8, 6, 4), (20, 4, 4)]  # 20 -> 32; (8, 6, 4) a new picture size
+    for n, h, w in sizes:
+        frames = rng.randint(0, 256, size=(n, h, w, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(enc.run({"frames": frames})[0], plain.run({"frames": frames})[0])
+    states = enc._on_device_thread(lambda: dict(enc._local.shapes))  # that thread's shapes
+    sessions = {key[0][1]: state.session for key, state in states.items()}
+    assert len(sessions) == 3 and len({id(s) for s in sessions.values()}) == 3
+    assert len(created) == 3  # the main session (first shape) and two more; repeats reuse theirs
+    for n in range(_onnx._MAX_SHAPES + 2):  # more shapes than are kept: the oldest go
+        enc.run({"frames": rng.randint(0, 256, size=(4, 5 + n, 4, 3), dtype=np.uint8)})
+    assert len(enc._on_device_thread(lambda: dict(enc._local.shapes))) == _onnx._MAX_SHAPES
 
 
 def test_unpickled_builtin_encoder_opens_one_session_across_threads():
@@ -225,8 +251,8 @@ def test_unpickled_builtin_encoder_opens_one_session_across_threads():
 
 
 def test_device_thread_makes_every_session_call_of_concurrent_callers(monkeypatch):
-    """On CUDA every session call goes to one long-lived thread (per-thread provider contexts
-    made joblib's fresh threads ~100x slower on an H200); here the CPU takes that path."""
+    """On CUDA every session call goes to one long-lived thread, which owns the sessions per
+    shape (joblib's fresh threads would each open their own); here the CPU takes that path."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 

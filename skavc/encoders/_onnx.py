@@ -15,8 +15,8 @@ _DEVICES = ("auto", "cpu", "cuda")
 #: 224x224 peaks at 8 frames (202 frames/s; 172 at 1, 184 at 64); a GPU wants
 #: hundreds of frames per call before kernel launches stop dominating.
 AUTO_BATCH_SIZE = {"CPUExecutionProvider": 8, "CUDAExecutionProvider": 256}
-# Bound device buffers kept per thread, one set per distinct batch shape (see `bucket_size`).
-_MAX_BINDINGS = 8
+# Input shapes kept ready per thread: each with its bound buffers and, on CUDA, its own session.
+_MAX_SHAPES = 8
 
 
 def sha256_bytes(data):
@@ -107,8 +107,17 @@ class OnnxEncoder:
     coalesce : bool or None, default=None
         Merge small concurrent calls (one clip's frames from each of several
         threads, e.g. ``AVCorrespondence(n_jobs=-1)``) into one session call of up
-        to ``batch_size`` items, so threads decoding clips on the CPU keep the GPU
-        fed with full batches. None: only on CUDA.
+        to ``batch_size`` items. None: off. On an H100 the merged batches' changing
+        sizes made ``transform`` with ``n_jobs=-1`` 1.7 clips/s against 115.6 unmerged
+        (one session for every shape, before sessions per shape; docs/benchmarks.md).
+
+    Notes
+    -----
+    On CUDA every input shape gets its own session (at most ``_MAX_SHAPES`` per encoder,
+    least recently used dropped). onnxruntime's CUDA convolutions rebuild their cuDNN state
+    whenever a session's input shape differs from its previous run, already-seen shapes
+    included: 2.4-3.1 s per change for EfficientNet-Lite0 with NHWC convolutions on an H100,
+    0.5-0.9 s with NCHW, against 2 ms (8 frames) to 50 ms (128 frames) for a repeated shape.
 
     Attributes
     ----------
@@ -151,7 +160,7 @@ class OnnxEncoder:
         # Locks, thread-local bindings and the coalescing queue cannot be pickled.
         self._session = None
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._local = threading.local()  # per thread: input shapes -> _ShapeState
         self._queue_cv = threading.Condition()
         self._pending = []
         self._busy = False
@@ -269,7 +278,7 @@ class OnnxEncoder:
             raise ValueError("inputs are empty: nothing to encode")
         output_names = list(output_names) if output_names is not None else self.output_names
         batch_size = self.effective_batch_size
-        if n < batch_size and self._use(self.coalesce):
+        if n < batch_size and self.coalesce:
             return self._run_coalesced(arrays, output_names)
         chunks = [
             self._on_device_thread(self._run_batch, {k: v[start : start + batch_size] for k, v in arrays.items()},
@@ -284,10 +293,10 @@ class OnnxEncoder:
     def _on_device_thread(self, func, *args):
         """``func(*args)``, on the one long-lived thread that makes every CUDA call of this encoder.
 
-        onnxruntime's CUDA provider keeps a context per calling thread (cuDNN and cuBLAS handles,
-        I/O bindings here): joblib's worker threads, new for every ``transform``, would each
-        build one. Measured on an H200 before this: ``n_jobs=-1`` ran ``transform`` at about 1
-        clip/s against 137 with ``n_jobs=1`` (docs/benchmarks.md). On the CPU calls run in place.
+        That thread owns the encoder's sessions per shape and their device buffers
+        (:meth:`_shape_state`): joblib's worker threads, new for every ``transform``, would each
+        open their own, and pay onnxruntime's cuDNN set-up (seconds per shape) again. On the CPU
+        calls run in place.
         """
         if not self._calls_on_device_thread():
             return func(*args)
@@ -299,15 +308,15 @@ class OnnxEncoder:
         return self._device_thread.submit(func, *args).result()
 
     def _run_batch(self, feed, output_names):
-        """One session call (through reused I/O bindings when enabled).
+        """One session call, through reused I/O bindings when enabled.
 
         With I/O binding, a batch is padded (its last item repeated) up to
-        :func:`bucket_size`, so that coalesced batches of every size share a few
-        shapes: a few sets of device buffers, and a few cuDNN algorithm searches.
+        :func:`bucket_size`, so that batches of every size share a few shapes:
+        a few sets of device buffers and, on CUDA, a few sessions.
         """
         self.n_session_runs_ += 1
         if not self._use(self.io_binding):
-            return self.session.run(output_names, feed)
+            return self._shape_state(feed).session.run(output_names, feed)
         n = next(iter(feed.values())).shape[0]
         size = bucket_size(n, self.effective_batch_size)
         if size > n:
@@ -316,28 +325,45 @@ class OnnxEncoder:
         results = self._run_bound(feed, output_names).copy_outputs_to_cpu()
         return [r[:n] for r in results] if size > n else results
 
-    def _run_bound(self, feed, output_names):
-        """Run ``feed`` through this thread's ``IOBinding`` for its shapes; returns the binding.
+    def _shape_state(self, feed):
+        """This thread's :class:`_ShapeState` for ``feed``'s input shapes (the most recent ``_MAX_SHAPES``).
 
-        The first run with a shape allocates device inputs and lets onnxruntime
-        allocate the outputs, which are then bound in their turn; later runs copy
-        the new inputs into the same buffers and write into the same outputs.
+        On the CPU every shape runs on the one session. On CUDA (where one thread makes every
+        call) each shape gets a session of its own: its convolutions then never see another shape.
+        """
+        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feed.items()))
+        states = getattr(self._local, "shapes", None)
+        if states is None:
+            states = self._local.shapes = {}
+        state = states.pop(key, None)
+        if state is None:
+            if len(states) >= _MAX_SHAPES:
+                states.pop(next(iter(states)))  # least recently used: its session and buffers go
+            in_use = any(s.session is self.session for s in states.values())
+            per_shape = self._calls_on_device_thread() and in_use
+            state = _ShapeState(self._create_session() if per_shape else self.session)
+        states[key] = state  # most recently used last
+        return state
+
+    def _run_bound(self, feed, output_names):
+        """Run ``feed`` through an ``IOBinding`` kept for its shapes and outputs; returns the binding.
+
+        The first run allocates device inputs and lets onnxruntime allocate the outputs,
+        which are then bound in their turn; later runs copy the new inputs into the same
+        buffers and write into the same outputs.
         """
         import onnxruntime as ort
 
-        device = "cuda" if self.on_gpu else "cpu"
-        key = (tuple((k, v.shape, v.dtype.str) for k, v in sorted(feed.items())), tuple(output_names))
-        cache = getattr(self._local, "bindings", None)
-        if cache is None:
-            cache = self._local.bindings = {}
-        if key in cache:
-            binding, inputs, outputs = cache.pop(key)
+        state = self._shape_state(feed)
+        bound = state.bindings.get(tuple(output_names))
+        if bound is not None:
+            binding, inputs, _ = bound
             for name, value in feed.items():
                 inputs[name].update_inplace(value)
-            cache[key] = (binding, inputs, outputs)  # most recently used last
-            self.session.run_with_iobinding(binding)
+            state.session.run_with_iobinding(binding)
             return binding
-        binding = self.session.io_binding()
+        device = "cuda" if self.on_gpu else "cpu"
+        binding = state.session.io_binding()
         inputs = {}
         for name, value in feed.items():
             # Owned buffers: on the CPU `ortvalue_from_numpy` would wrap (and later
@@ -347,13 +373,11 @@ class OnnxEncoder:
             binding.bind_ortvalue_input(name, inputs[name])
         for name in output_names:
             binding.bind_output(name, device)
-        self.session.run_with_iobinding(binding)
+        state.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
         for name, value in zip(output_names, outputs):
             binding.bind_ortvalue_output(name, value)
-        if len(cache) >= _MAX_BINDINGS:
-            cache.pop(next(iter(cache)))
-        cache[key] = (binding, inputs, outputs)
+        state.bindings[tuple(output_names)] = (binding, inputs, outputs)
         return binding
 
     def _run_coalesced(self, arrays, output_names):
@@ -414,16 +438,26 @@ class OnnxEncoder:
         return f"OnnxEncoder({self.name!r}, model={where}, device={self.device!r}, batch_size={self.batch_size})"
 
 
-def bucket_size(n, batch_size, step=32):
-    """Batch size ``n`` is padded to: the next power of two up to ``step``, then the next multiple of ``step``.
+def bucket_size(n, batch_size, smallest=8):
+    """Batch size ``n`` is padded to: the next power of two, at least ``smallest``, at most ``batch_size``.
 
-    Never above ``max(n, batch_size)``. At most ``log2(step) + batch_size / step`` sizes
-    occur, and padding wastes at most half of a small batch or ``step - 1`` items of a large one.
+    ``n >= batch_size`` stays as it is. For ``batch_size=256`` six sizes occur (8 to 256), so
+    an encoder needs few sessions on CUDA (one per shape; see :class:`OnnxEncoder`). Padding
+    at most doubles a batch: on an H100, 8 and 128 frames take 2 and 50 ms, a new shape
+    2.5 s.
     """
     if n >= batch_size:
         return n
-    size = 1 << (n - 1).bit_length() if n <= step else -(-n // step) * step
+    size = max(smallest, 1 << (n - 1).bit_length())
     return min(size, batch_size)
+
+
+class _ShapeState:
+    """A session that runs one set of input shapes, and its I/O bindings by output names."""
+
+    def __init__(self, session):
+        self.session = session
+        self.bindings = {}  # tuple of output names -> (IOBinding, input OrtValues by name, output OrtValues)
 
 
 class _Request:
