@@ -213,7 +213,8 @@ def test_io_binding_pads_to_buckets_and_trims():
 def test_device_path_runs_each_shape_on_its_own_session(monkeypatch):
     """On CUDA a session whose input shape changes rebuilds its cuDNN state (seconds, measured
     on an H100): there every shape gets its own session, reused while it is among the recent
-    _MAX_SHAPES. Here the CPU takes that path; results are the same as one session's."""
+    _MAX_SHAPES, and no more sessions than that are opened. Here the CPU takes that path;
+    results are the same as one session's."""
     from skavc.encoders import _onnx
 
     rng = np.random.RandomState(3)
@@ -234,6 +235,7 @@ def test_device_path_runs_each_shape_on_its_own_session(monkeypatch):
     for n in range(_onnx._MAX_SHAPES + 2):  # more shapes than are kept: the oldest go
         enc.run({"frames": rng.randint(0, 256, size=(4, 5 + n, 4, 3), dtype=np.uint8)})
     assert len(enc._on_device_thread(lambda: dict(enc._local.shapes))) == _onnx._MAX_SHAPES
+    assert len(created) == _onnx._MAX_SHAPES  # then the oldest shape's session serves the new one
 
 
 def test_unpickled_builtin_encoder_opens_one_session_across_threads():

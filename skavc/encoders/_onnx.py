@@ -113,8 +113,8 @@ class OnnxEncoder:
 
     Notes
     -----
-    On CUDA every input shape gets its own session (at most ``_MAX_SHAPES`` per encoder,
-    least recently used dropped). onnxruntime's CUDA convolutions rebuild their cuDNN state
+    On CUDA every input shape gets its own session (at most ``_MAX_SHAPES`` per encoder; a
+    new shape beyond them takes over the least recently used shape's session). onnxruntime's CUDA convolutions rebuild their cuDNN state
     whenever a session's input shape differs from its previous run, already-seen shapes
     included: 2.4-3.1 s per change for EfficientNet-Lite0 with NHWC convolutions on an H100,
     0.5-0.9 s with NCHW, against 2 ms (8 frames) to 50 ms (128 frames) for a repeated shape.
@@ -329,7 +329,8 @@ class OnnxEncoder:
         """This thread's :class:`_ShapeState` for ``feed``'s input shapes (the most recent ``_MAX_SHAPES``).
 
         On the CPU every shape runs on the one session. On CUDA (where one thread makes every
-        call) each shape gets a session of its own: its convolutions then never see another shape.
+        call) each shape gets a session of its own, at most ``_MAX_SHAPES`` of them: its
+        convolutions then never see another shape.
         """
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(feed.items()))
         states = getattr(self._local, "shapes", None)
@@ -338,10 +339,14 @@ class OnnxEncoder:
         state = states.pop(key, None)
         if state is None:
             if len(states) >= _MAX_SHAPES:
-                states.pop(next(iter(states)))  # least recently used: its session and buffers go
-            in_use = any(s.session is self.session for s in states.values())
-            per_shape = self._calls_on_device_thread() and in_use
-            state = _ShapeState(self._create_session() if per_shape else self.session)
+                # The least recently used shape's buffers go; its session serves the new shape
+                # (re-planned once, as one session for every shape would be each time).
+                session = states.pop(next(iter(states))).session
+            elif self._calls_on_device_thread() and any(s.session is self.session for s in states.values()):
+                session = self._create_session()
+            else:
+                session = self.session
+            state = _ShapeState(session)
         states[key] = state  # most recently used last
         return state
 
