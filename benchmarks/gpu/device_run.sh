@@ -2,8 +2,9 @@
 # Run ON the GPU machine, in the repository root, in the call that carries ".whl" after the
 # onnxruntime-gpu parts were staged into /tmp/w by earlier, chained calls (see docs/gpu.md).
 # Installs everything into /tmp/site and prints the CUDA benchmark tables (visual encoder:
-# skavc fp32/fp16 against PyTorch eager fp32 and fp16 autocast, same host frames, same run).
-# Extra arguments go to bench_encoders.py (default: --frames 4096 --skip audio estimator).
+# skavc fp32/fp16 against PyTorch eager fp32 and fp16 autocast, same host frames, same run),
+# then benchmarks/gpu/estimator_threads.py. Extra arguments go to bench_encoders.py instead of
+# its defaults (--frames 4096 --skip audio estimator) and skip estimator_threads.py.
 set -euo pipefail
 ls /tmp/w/part.* > /dev/null
 cat /tmp/w/part.* > /tmp/w/onnxruntime_gpu-1.31.1-cp312-cp312-manylinux_2_28_x86_64.whl
@@ -15,3 +16,6 @@ python3 -c "import onnxruntime as ort; ort.preload_dlls(); print('onnxruntime', 
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--frames 4096 --skip audio estimator)
 python3 benchmarks/bench_encoders.py --device cuda --precision fp32 fp16 "${args[@]}"
+# Threads, coalescing and changing shapes on CUDA (about a minute when nothing is slow; bounded
+# so that a slow path cannot take the lease).
+[ $# -gt 0 ] || timeout 240 python3 benchmarks/gpu/estimator_threads.py
