@@ -17,7 +17,6 @@ has its own session). Usage::
 import argparse
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -104,7 +103,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     args = parser.parse_args()
-    warnings.simplefilter("ignore", RuntimeWarning)  # the n_jobs-on-CUDA warning this measures
     _instrument()
     encoder_level(args.device)
     estimator_level(args.device)

@@ -114,10 +114,11 @@ class OnnxEncoder:
     Notes
     -----
     On CUDA every input shape gets its own session (at most ``_MAX_SHAPES`` per encoder; a
-    new shape beyond them takes over the least recently used shape's session). onnxruntime's CUDA convolutions rebuild their cuDNN state
-    whenever a session's input shape differs from its previous run, already-seen shapes
-    included: 2.4-3.1 s per change for EfficientNet-Lite0 with NHWC convolutions on an H100,
-    0.5-0.9 s with NCHW, against 2 ms (8 frames) to 50 ms (128 frames) for a repeated shape.
+    new shape beyond them takes over the least recently used shape's session). onnxruntime's
+    CUDA convolutions rebuild their cuDNN state whenever a session's input shape differs from
+    its previous run, already-seen shapes included: 2.4-3.1 s per change for EfficientNet-Lite0
+    with NHWC convolutions on an H100, 0.5-0.9 s with NCHW, against 2 ms (8 frames) to 50 ms
+    (128 frames) for a repeated shape.
 
     Attributes
     ----------
