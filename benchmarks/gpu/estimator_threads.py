@@ -9,12 +9,14 @@ inside session runs (copies to and from the device included) against the wall ti
 says whether the device or the Python side is slow. First, the same at encoder level: 64 calls
 of 8 frames from 1 and from 16 threads, with and without coalescing, and one thread alternating
 8 and 128 frames (on one session, each change of shape cost 2.5 s on an H100; now each shape
-has its own session). Usage::
+has its own session). GPU memory in use is printed after each part. Usage::
 
     python benchmarks/gpu/estimator_threads.py [--device cuda]
 """
 
 import argparse
+import shutil
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +51,15 @@ def _summary(wall):
     sizes = sorted({size for _, size, _ in calls})
     inside = sum(seconds for *_, seconds in calls)
     return f"{len(calls)} session runs, batch sizes {sizes}, {inside:.2f} s inside runs of {wall:.2f} s wall"
+
+
+def _gpu_memory():
+    """Memory in use on the GPU, as nvidia-smi reports it (sessions per shape each keep an arena)."""
+    if shutil.which("nvidia-smi") is None:
+        return "no nvidia-smi"
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    return f"GPU memory used: {out}"
 
 
 def _set_coalesce(encoders, coalesce):
@@ -105,7 +116,9 @@ def main():
     args = parser.parse_args()
     _instrument()
     encoder_level(args.device)
+    print(_gpu_memory(), flush=True)
     estimator_level(args.device)
+    print(_gpu_memory(), flush=True)
 
 
 if __name__ == "__main__":
