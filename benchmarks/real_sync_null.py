@@ -30,7 +30,6 @@ from sklearn.metrics import roc_auc_score
 
 import real_media
 from skavc.datasets import make_av_clips
-from skavc.features import motion_energy, motion_energy_times, onset_envelope
 from skavc.sync import _signal
 
 BLOCK_SECONDS = 0.5
@@ -38,16 +37,11 @@ MAX_OFFSET = 1.0
 
 
 def _series(audio, sample_rate, frames, fps):
-    """The onset and motion series of the signal method, as ``skavc.sync._signal`` prepares them."""
+    """The onset and motion series of the signal method, on its grid."""
     audio, sample_rate, frames, fps, _, resolution = _signal._check_inputs(
         audio, sample_rate, frames, fps, MAX_OFFSET, None)
     grid = _signal._common_grid(audio, sample_rate, frames, fps, resolution)
-    env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
-    motion = _signal._emphasise_rises(motion_energy(frames))
-    a = np.interp(grid, env_times, env)
-    m = np.interp(grid, motion_energy_times(frames.shape[0], fps), motion)
-    a = _signal._standardise_known(_signal._compress(a), _signal._unpadded(audio, sample_rate, grid))
-    m = _signal._standardise(_signal._compress(m))
+    a, m = _signal._signal_series(audio, sample_rate, frames, fps, grid, resolution)
     return a, m, resolution, fps
 
 

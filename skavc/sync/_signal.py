@@ -290,26 +290,27 @@ def _agreement_curve(audio, sample_rate, frames, fps, max_offset, resolution, na
     max_lag = int(min(np.floor(max_offset / resolution + 1e-9), all_lags))
     if naive:
         env, env_times = _block_rms(audio, sample_rate, resolution)
-        motion = _mean_abs_frame_difference(frames)
-    else:
-        env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
-        motion = _emphasise_rises(motion_energy(frames))
-    a = np.interp(grid, env_times, env)
-    m = np.interp(grid, motion_energy_times(frames.shape[0], fps), motion)
-    if naive:
+        a = np.interp(grid, env_times, env)
+        m = np.interp(grid, motion_energy_times(frames.shape[0], fps), _mean_abs_frame_difference(frames))
         lags, scores = _pearson_per_lag(a, m, all_lags)
     else:
-        # Exact digital silence leading or trailing the audio is padding (a shifted or trimmed
-        # track): it says nothing about when things move, so it is set to the mean (0 after
-        # standardising) instead of reading as "no sound here", which otherwise pulls the
-        # peak towards the alignment that lays the padding over the least motion.
-        known = _unpadded(audio, sample_rate, grid)
-        a = _compress(a)
-        a = _standardise_known(a, known)
-        m = _standardise(_compress(m))
+        a, m = _signal_series(audio, sample_rate, frames, fps, grid, resolution)
         lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
     keep = np.abs(lags) <= max_lag
     return lags[keep] * resolution, null_standardise(scores)[keep]
+
+
+def _signal_series(audio, sample_rate, frames, fps, grid, resolution):
+    """The signal method's audio onset and visual motion series on ``grid``, compressed and standardised."""
+    env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
+    a = np.interp(grid, env_times, env)
+    m = np.interp(grid, motion_energy_times(frames.shape[0], fps), _emphasise_rises(motion_energy(frames)))
+    # Exact digital silence leading or trailing the audio is padding (a shifted or trimmed
+    # track): it says nothing about when things move, so it is set to the mean (0 after
+    # standardising) instead of reading as "no sound here", which otherwise pulls the
+    # peak towards the alignment that lays the padding over the least motion.
+    a = _standardise_known(_compress(a), _unpadded(audio, sample_rate, grid))
+    return a, _standardise(_compress(m))
 
 
 # ---------------------------------------------------------------------------
