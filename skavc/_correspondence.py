@@ -394,6 +394,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """
         epochs = check_int(epochs, name="epochs", minimum=1, allow_none=True)
         X = self._check_n_pairs(X)
+        if self.scene and y is not None:
+            y = scene.check_captions(y, len(X))  # before any clip is encoded
         for attr in ("audio_encoder_", "visual_encoder_"):
             self.__dict__.pop(attr, None)  # refit with the current encoder parameters
         if self.scene:

@@ -235,15 +235,16 @@ class TextMap:
     def fit(self, Z, label_embeddings, y):
         """``Z`` (n, p) clip embeddings, ``label_embeddings`` (L, d) of the distinct labels, ``y`` (n,) indices."""
         from sklearn.linear_model import Ridge
-        from sklearn.model_selection import cross_val_predict
+        from sklearn.model_selection import KFold, cross_val_predict
 
         targets = label_embeddings[y]
         self.centre_ = targets.mean(axis=0)
         self.ridge_ = Ridge(alpha=self.alpha).fit(Z, targets - self.centre_)
         # The temperature is fitted on out-of-fold maps: in-sample ones fit their labels too well.
-        folds = int(min(5, np.bincount(y).min()))
-        mapped = (cross_val_predict(Ridge(alpha=self.alpha), Z, targets - self.centre_, cv=folds)
-                  if folds >= 2 else targets - self.centre_)
+        # Plain (not stratified) folds: captions are usually all distinct, and a label seen only
+        # in its own fold is then scored as an unseen one, as it would be on new clips.
+        folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=0)
+        mapped = cross_val_predict(Ridge(alpha=self.alpha), Z, targets - self.centre_, cv=folds)
         cos = _unit_rows(mapped) @ _unit_rows(label_embeddings - self.centre_).T
         fitted = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
         self.temperature_ = max(fitted, TEXT_MAP_MIN_TEMPERATURE)

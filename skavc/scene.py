@@ -86,6 +86,27 @@ def zero_shot(class_posteriors, label_embeddings, *, text_encoder, class_names, 
     return sharpen(posteriors @ transfer, temperature)
 
 
+def check_captions(y, n_clips):
+    """``y`` as a list of ``n_clips`` non-empty strings naming at least two different labels.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad item, or the count.
+    """
+    y = list(y)
+    if len(y) != n_clips:
+        raise ValueError(f"y must hold one non-empty label or caption string per clip ({n_clips}); "
+                         f"got {len(y)} items")
+    for i, v in enumerate(y):
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"y must hold one non-empty label or caption string per clip; "
+                             f"y[{i}] is {v!r}")
+    if len(set(y)) < 2:
+        raise ValueError("y must name at least two different labels: the text map learns to tell them apart")
+    return y
+
+
 def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=None, y=None,
                     text_encoder=None, class_names=None, log=None):
     """Train the audio class head, and with ``y`` (label or caption strings) the text map and its weight.
@@ -116,13 +137,7 @@ def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=N
     audio_head = AudioClassHead().fit(audio_features, class_posteriors, rng, log)
     if y is None:
         return audio_head, None, 0.0
-    y = list(y)
-    if len(y) != len(class_posteriors) or not all(isinstance(v, str) and v.strip() for v in y):
-        raise ValueError(f"y must hold one non-empty label or caption string per clip ({len(class_posteriors)}); "
-                         f"got {len(y)} items{'' if len(y) != len(class_posteriors) else ' with non-strings'}")
-    names, index = np.unique(np.asarray(y, dtype=object).astype(str), return_inverse=True)
-    if names.size < 2:
-        raise ValueError("y must name at least two different labels: the text map learns to tell them apart")
+    names, index = np.unique(check_captions(y, len(class_posteriors)), return_inverse=True)
     label_embeddings = embed_texts(text_encoder, list(names))
     text_map = TextMap().fit(joint_embeddings, label_embeddings, index)
     prior = zero_shot(class_posteriors, label_embeddings, text_encoder=text_encoder, class_names=class_names,

@@ -86,10 +86,31 @@ def test_fitted_model_scores_seen_and_unseen_labels(fitted, data):
     assert model.text_map_ is not None and hasattr(model.audio_class_head_, "classes_")
 
 
-def test_fit_y_must_be_one_string_per_clip(data):
-    clips, truth = data
-    with pytest.raises(ValueError, match="one non-empty label or caption string per clip"):
-        AVCorrespondence(scene=True, epochs=2).fit(clips[:6], list(truth.label_names[:5]))
+@pytest.mark.parametrize("y, match", [
+    (["a"] * 5, r"per clip \(6\); got 5 items"),
+    (["a", "b", "a", " ", "b", "a"], r"y\[3\] is ' '"),
+    (["a", "b", 3, "a", "b", "a"], r"y\[2\] is 3"),
+    (["a"] * 6, "at least two different labels"),
+])
+def test_fit_y_is_checked_before_any_encoding(data, monkeypatch, y, match):
+    from skavc import _correspondence
+
+    clips, _ = data
+    monkeypatch.setattr(_correspondence.EncodingContext, "pooled",
+                        lambda *a, **k: pytest.fail("clips were encoded before y was checked"))
+    with pytest.raises(ValueError, match=match):
+        AVCorrespondence(scene=True, epochs=2).fit(clips[:6], y)
+
+
+def test_text_map_temperature_is_fitted_out_of_fold_also_for_captions():
+    """All-distinct captions: each caption's out-of-fold map never saw it, so on noise its
+    probability stays near chance (in-sample maps would put it near 1)."""
+    from skavc._text_space import TextMap
+
+    rng = np.random.default_rng(0)
+    n = 30
+    text_map = TextMap().fit(rng.normal(size=(n, 8)), rng.normal(size=(n, 16)), np.arange(n))
+    assert text_map.out_of_fold_proba_[np.arange(n), np.arange(n)].mean() < 3.0 / n
 
 
 def test_the_sound_alone_classifies_after_fit(fitted, data):
