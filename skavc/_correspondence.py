@@ -93,7 +93,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         regression on the training clips against the same clips with another
         clip's frames) how the semantic cosine and the peak of the training-free
         sync curve combine into the probability that sound and frames are one
-        event. Matching instances, not only classes, needs it.
+        event. Matching instances, not only classes, needs it. The probability is
+        calibrated on the training clips at a 1:1 prior of matched and mismatched
+        pairs, in-sample (the head was trained on the same positives): it ranks
+        candidates well (docs/benchmarks.md) but is optimistic on new clips.
     scene : bool, default=False
         Also train, in :meth:`fit`, the audio class head (predicts the frames'
         ImageNet posteriors from the sound, so :meth:`classify_scene` hears what
@@ -109,8 +112,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Video frame rate assumed for ``(audio, frames)`` pairs.
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where the encoders run; "auto" takes CUDA when onnxruntime-gpu sees a GPU.
-        On CUDA, ``n_jobs=-1`` lets threads decode clips while the encoders merge
-        their frames into full GPU batches.
+        On CUDA, ``n_jobs=-1`` lets threads decode clips while each encoder's calls
+        run on its one device thread (docs/gpu.md).
     precision : {"fp32", "fp16"}, default="fp32"
         Encoder graphs in float32, or converted to float16 (for CUDA; on the CPU
         onnxruntime runs fp16 graphs in float32 around casts, more slowly).
@@ -155,6 +158,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     text_weight_ : float
         Only when fitted with ``scene=True``: the text map's weight against the
         zero-shot probabilities (0 without captions).
+    timing_ : ndarray of shape (3,)
+        Only when fitted with ``timing=True``: weights of the cosine and of the sync
+        peak, and the intercept (:func:`skavc.sync.timing_probability`).
+    separation_bases_ : AppearanceBases
+        Only when fitted with ``separation=True``.
 
     Examples
     --------
@@ -554,15 +562,20 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             training-free sync curve. Without: the cosine, in [-1, 1]. Higher means a
             better match either way.
         """
+        if timing is not None and not isinstance(timing, (bool, np.bool_)):
+            raise TypeError(f"timing must be True, False or None; got {timing!r}")
+        X = check_collection(X)  # once: a generator can be read only once
         Ea, Ev = self._embed_pairs(X)
         cosines = np.sum(Ea.astype(np.float64) * Ev, axis=1)
         coefficients = getattr(self, "timing_", None)
-        if timing is False or coefficients is None:
-            if timing:
-                raise ValueError("timing=True needs a model fitted with timing=True")
+        if timing is False or (timing is None and coefficients is None):
             return cosines
-        peaks = self._sync_evidence(self._context(), check_collection(X))
-        return sync.timing_probability(coefficients, cosines, peaks)
+        self._check_timing("timing=True")
+        return sync.timing_probability(coefficients, cosines, self._sync_evidence(self._context(), X))
+
+    def _check_timing(self, what):
+        if getattr(self, "timing_", None) is None:
+            raise ValueError(f"{what} needs a model fitted with timing=True")
 
     def score(self, X, y=None):
         """Cross-modal retrieval recall@1 among the clips of ``X``, both directions averaged.
@@ -696,15 +709,16 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         sample_rate : int or None, default=None
             Rate of bare query waveforms; None means ``audio_sample_rate``.
         rerank : int or None, default=None
-            Re-score the best ``rerank`` candidates with :meth:`correspondence` (the
-            query's sound against each candidate's frames, timing included), so the
-            right instance wins among look-alikes. Needs clips (not embeddings) as the
-            database; the scores returned are then :meth:`correspondence`'s.
+            Re-score the best ``rerank`` (>= ``top_k``) candidates with their timing, as
+            :meth:`correspondence` does (the query's sound against each candidate's
+            frames), so the right instance wins among look-alikes. Needs clips (not
+            embeddings) as the database and a model fitted with ``timing=True``.
 
         Returns
         -------
         matches : list of (int, float), or a list of such lists for a batch
-            Database index and cosine similarity, best first.
+            Database index and cosine similarity (with ``rerank``: the probability that
+            the two are one event, :meth:`correspondence`'s), best first.
         """
         query = dict(modality="audio", embed_query=lambda items: self.transform_audio(items, sample_rate=sample_rate),
                      embed_database=self.transform_visual)
@@ -713,31 +727,49 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         context = self._context()
         rate = context.sample_rate if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
 
-        def pair(item, candidate):
-            sound = resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where="the query")
+        def resolve_query(item):
+            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where="the query")
+
+        def pair(sound, candidate):
             frames, fps = context.frames(candidate, "the candidate")
             return AVClip(sound, context.sample_rate, frames, fps)
 
-        return self._reranked(audio, visual_database, top_k, rerank, query, pair)
+        return self._reranked(audio, visual_database, top_k, rerank, query, resolve_query, pair)
 
-    def _reranked(self, queries, database, top_k, rerank, query, pair):
-        """The best ``rerank`` matches of each query re-scored by :meth:`correspondence` of ``pair(q, d)``."""
-        k, rerank = check_int(top_k, name="top_k", minimum=1), check_int(rerank, name="rerank", minimum=1)
+    def _reranked(self, queries, database, top_k, rerank, query, resolve_query, pair):
+        """The best ``rerank`` matches of each query re-scored with their timing.
+
+        The cosines are the retrieval's own; only the sync evidence of each (query,
+        candidate) pair is new: ``pair(resolve_query(q), d)`` is built and scored in one
+        parallel map, each query resolved once.
+        """
+        k = retrieval.check_k(top_k)
+        rerank = check_int(rerank, name="rerank", minimum=k)
+        self._check_timing("rerank")
         if isinstance(database, np.ndarray) and database.dtype != object or hasattr(database, "search"):
             raise ValueError("rerank needs clips (AVClip objects, (audio, frames) pairs or paths) as the database: "
                              "their sound or frames are scored again with their timing; got embeddings")
         items, is_batch = retrieval.split_queries(queries, query["modality"])
         database = check_collection(database, name="the database")
-        matches = retrieval.retrieve(items, database, max(k, rerank), **query)
-        candidates = [[index for index, _ in found[:rerank]] for found in matches]
-        # One correspondence call for every (query, candidate) pair: one parallel map, one batch.
-        scores = self.correspondence([pair(item, database[index])
-                                      for item, indices in zip(items, candidates) for index in indices])
+        matches = [found[:rerank] for found in retrieval.retrieve(items, database, rerank, **query)]
+        resolved = [resolve_query(item) for item in items]
+        context = self._context()
+
+        def peak(job, where):
+            clip = pair(resolved[job[0]], database[job[1]])
+            curve = sync.signal_sync_curve(clip.audio, clip.sample_rate, clip.frames, clip.fps,
+                                           max_offset=self.max_offset)
+            return sync.peak_evidence([curve])[0]
+
+        jobs = [(q, index) for q, found in enumerate(matches) for index, _ in found]
+        peaks = np.asarray(context.map(peak, jobs), dtype=np.float64)
+        cosines = np.array([score for found in matches for _, score in found], dtype=np.float64)
+        scores = sync.timing_probability(self.timing_, cosines, peaks)
         results, start = [], 0
-        for indices in candidates:
-            own = scores[start : start + len(indices)]
-            start += len(indices)
-            results.append([(indices[i], float(own[i])) for i in np.argsort(-own, kind="stable")[:k]])
+        for found in matches:
+            own = scores[start : start + len(found)]
+            start += len(found)
+            results.append([(found[i][0], float(own[i])) for i in np.argsort(-own, kind="stable")[:k]])
         return results if is_batch else results[0]
 
     def retrieve_audio(self, frames, audio_database, top_k=10, rerank=None):
@@ -754,25 +786,29 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Matches per query (all items when the database is smaller).
 
         rerank : int or None, default=None
-            Re-score the best ``rerank`` candidates with :meth:`correspondence` (each
-            candidate's sound against the query's frames, timing included). Needs clips
-            as the database.
+            Re-score the best ``rerank`` (>= ``top_k``) candidates with their timing, as
+            :meth:`correspondence` does (each candidate's sound against the query's
+            frames). Needs clips as the database and a model fitted with ``timing=True``.
 
         Returns
         -------
         matches : list of (int, float), or a list of such lists for a batch
-            Database index and cosine similarity, best first.
+            Database index and cosine similarity (with ``rerank``: the probability that
+            the two are one event, :meth:`correspondence`'s), best first.
         """
         query = dict(modality="visual", embed_query=self.transform_visual, embed_database=self.transform_audio)
         if rerank is None:
             return retrieval.retrieve(frames, audio_database, top_k, **query)
         context = self._context()
 
-        def pair(item, candidate):
-            picture, fps = context.frames(item, "the query")
-            return AVClip(context.clip(candidate, "the candidate").audio, context.sample_rate, picture, fps)
+        def resolve_query(item):
+            return context.frames(item, "the query")
 
-        return self._reranked(frames, audio_database, top_k, rerank, query, pair)
+        def pair(picture, candidate):
+            frames, fps = picture
+            return AVClip(context.clip(candidate, "the candidate").audio, context.sample_rate, frames, fps)
+
+        return self._reranked(frames, audio_database, top_k, rerank, query, resolve_query, pair)
 
     def classify_scene(self, X, labels):
         """Probability of each label for each clip ("what is happening here, among these?").

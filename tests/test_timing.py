@@ -45,18 +45,41 @@ def test_timing_needs_a_model_fitted_with_it(data):
         model.correspondence(clips[:3], timing=True)
 
 
-def test_rerank_rescoring_and_its_errors(fitted, data):
+def test_rerank_scores_are_correspondence_with_timing(fitted, data):
     clips, _ = data
     test = clips[40:48]
     matches = fitted.retrieve_visuals(test[0].audio, test, top_k=3, rerank=5)
-    assert len(matches) == 3 and all(0 <= score <= 1 for _, score in matches)
+    assert len(matches) == 3
     assert [s for _, s in matches] == sorted((s for _, s in matches), reverse=True)
+    expected = fitted.correspondence([AVClip(test[0].audio, test[0].sample_rate, test[i].frames, test[i].fps)
+                                      for i, _ in matches])
+    np.testing.assert_allclose([s for _, s in matches], expected, rtol=1e-4, atol=1e-5)
     batch = fitted.retrieve_audio(test[:2], test, top_k=2, rerank=4)
     assert len(batch) == 2 and all(len(m) == 2 for m in batch)
+    expected = fitted.correspondence([AVClip(test[i].audio, test[i].sample_rate, test[1].frames, test[1].fps)
+                                      for i, _ in batch[1]])
+    np.testing.assert_allclose([s for _, s in batch[1]], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_rerank_errors(fitted, data):
+    clips, _ = data
+    test = clips[40:48]
     with pytest.raises(ValueError, match="rerank needs clips"):
-        fitted.retrieve_visuals(test[0].audio, fitted.transform_visual(test), rerank=3)
-    with pytest.raises(ValueError, match="rerank must be an integer >= 1"):
-        fitted.retrieve_visuals(test[0].audio, test, rerank=0)
+        fitted.retrieve_visuals(test[0].audio, fitted.transform_visual(test), top_k=3, rerank=3)
+    with pytest.raises(ValueError, match="rerank must be an integer >= 3"):
+        fitted.retrieve_visuals(test[0].audio, test, top_k=3, rerank=2)
+    with pytest.raises(ValueError, match="rerank must be an integer"):
+        fitted.retrieve_visuals(test[0].audio, test, top_k=3, rerank=4.5)
+    untimed = AVCorrespondence(epochs=2, embedding_dim=8, timing=False, random_state=0).fit(clips[:6])
+    with pytest.raises(ValueError, match="rerank needs a model fitted with timing=True"):
+        untimed.retrieve_visuals(test[0].audio, test, top_k=1, rerank=2)
+    with pytest.raises(TypeError, match="timing must be True, False or None"):
+        fitted.correspondence(test[:2], timing="yes")
+
+
+def test_correspondence_reads_a_generator_once(fitted, data):
+    clips, _ = data
+    np.testing.assert_allclose(fitted.correspondence(c for c in clips[40:43]), fitted.correspondence(clips[40:43]))
 
 
 def test_timing_probability_is_the_logistic_of_the_fitted_combination():

@@ -145,6 +145,9 @@ def fit_timing(cosines, peaks, same_event):
     -------
     coefficients : ndarray of shape (3,)
         Weights of the cosine and of the peak, and the intercept (:func:`timing_probability`).
+        Fitted on the pairs given, so the probability is calibrated for their mix of same and
+        different events (``class_weight="balanced"``: as if 1:1) and for their cosines; in
+        ``AVCorrespondence.fit`` those are the training clips' own, so it is optimistic on new clips.
     """
     from sklearn.linear_model import LogisticRegression
 
