@@ -903,7 +903,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             ``separation=True``; separates by what such things sound like).
         sample_rate : int or None, default=None
             Rate of ``mixed_audio``; None means :attr:`audio_sample_rate`. Any rate works (the
-            output keeps it).
+            output keeps it; the appearance route works at the rate of its bases and resamples).
         region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W), default=None
             Where the target is in the frames: a box in pixels or weights (a ``localize`` map).
         return_residual : bool, default=False

@@ -174,18 +174,25 @@ def _localize(args):
     if args.png:
         paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every)
         print(f"{len(paths)} heat-map frames written to {args.png}")
+    if not (args.out or args.png):
+        print("nothing written: --out VIDEO writes the video with the maps over it, --png DIR its frames")
     return 0
 
 
-def _load(args):
-    from . import AVCorrespondence, load_clip
+def _model(args):
+    from . import AVCorrespondence
 
     if args.model:
         import joblib
 
-        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
-    else:
-        model = AVCorrespondence()
+        return joblib.load(args.model)  # only load model files you trust (they are pickles)
+    return AVCorrespondence()
+
+
+def _load(args):
+    from . import load_clip
+
+    model = _model(args)
     return model, load_clip(args.video, sample_rate=model.audio_sample_rate)
 
 
@@ -205,32 +212,43 @@ def _describe(args):
     return 0
 
 
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _box(text):
+    """``--region``'s x0,y0,x1,y1 in pixels."""
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise argparse.ArgumentTypeError(f"must be x0,y0,x1,y1 in whole pixels; got {text!r}")
+    return box
+
+
 def _separate(args):
     from pathlib import Path
 
     import numpy as np
     from scipy.io import wavfile
 
-    from . import AVCorrespondence, load_clip
+    from . import load_clip
     from ._validation import atomic_path
 
     rate, mixture = wavfile.read(args.mix)
     if mixture.ndim == 2:
         mixture = mixture.mean(axis=1)
-    if np.issubdtype(mixture.dtype, np.integer):
+    if mixture.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        mixture = (mixture.astype(np.float64) - 128.0) / 128.0
+    elif np.issubdtype(mixture.dtype, np.integer):
         mixture = mixture / float(np.iinfo(mixture.dtype).max)
     mixture = mixture.astype(np.float32)
-    model = AVCorrespondence()
-    if Path(args.target).suffix.lower() in (".png", ".jpg", ".jpeg"):
-        raise NotImplementedError("a picture target (the appearance route) is not implemented yet: "
-                                  "pass a video of the target moving with its sound")
+    model = _model(args)
     frames = load_clip(args.target, fps=model.video_frame_rate, allow_missing_audio=True).frames
-    region = None
-    if args.region:
-        region = tuple(int(v) for v in args.region.split(","))
-        if len(region) != 4:
-            raise ValueError(f"--region must be x0,y0,x1,y1 in pixels; got {args.region!r}")
-    target, confidence = model.separate(mixture, frames, sample_rate=rate, region=region, return_confidence=True)
+    # a picture (PNG, JPEG: one frame) takes the appearance route, which needs --model
+    target_visual = frames[0] if Path(args.target).suffix.lower() in _PICTURE_SUFFIXES else frames
+    target, confidence = model.separate(mixture, target_visual, sample_rate=rate, region=args.region,
+                                        return_confidence=True)
     with atomic_path(args.out) as tmp:
         wavfile.write(tmp, rate, target)
     quieter = 10 * np.log10((np.sum(mixture.astype(np.float64) ** 2) + 1e-30)
@@ -293,9 +311,11 @@ def build_parser():
 
     sep = sub.add_parser("separate", help="the sound of what a video shows, taken out of a mixture (WAV)")
     sep.add_argument("mix", help="the mixture, a WAV file")
-    sep.add_argument("target", help="a video (mp4, ...) of the target moving with its sound; a picture is not supported yet")
+    sep.add_argument("target", help="a video (mp4, ...) of the target moving with its sound, or a picture "
+                     "(PNG, JPEG) of it (needs --model fitted with separation=True)")
     sep.add_argument("--out", required=True, help="WAV file for the target's sound")
-    sep.add_argument("--region", help="x0,y0,x1,y1: the target's box in the video's pixels")
+    sep.add_argument("--region", type=_box, help="x0,y0,x1,y1: the target's box in the video's pixels")
+    sep.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
     sep.set_defaults(func=_separate)
     return parser
 

@@ -62,6 +62,7 @@ from scipy.special import expit
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
+from ._inputs import _resample
 from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
 from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times
 
@@ -118,8 +119,11 @@ def factorise(V, n_components):
 
 def wiener_mask(W, H, weights):
     """Soft mask ``V_t^2 / (V_t^2 + V_r^2)`` of the components weighted by ``weights`` (K,) in [0, 1]."""
-    Vt = (W * weights) @ H
-    Vr = (W * (1.0 - weights)) @ H
+    return _soft_mask((W * weights) @ H, (W * (1.0 - weights)) @ H)
+
+
+def _soft_mask(Vt, Vr):
+    """``Vt^2 / (Vt^2 + Vr^2)``: the target's share of the power, from two magnitude estimates."""
     return Vt ** 2 / np.maximum(Vt ** 2 + Vr ** 2, 1e-20)
 
 
@@ -209,12 +213,18 @@ def _scores(acts, motion, sigma, shifts):
     ao = _standardise(gaussian_filter1d(_rise(acts), sigma, axis=-1, mode="nearest"))
     m = _standardise(gaussian_filter1d(motion, sigma, mode="nearest"))
     mo = _standardise(gaussian_filter1d(_rise(motion), sigma, mode="nearest"))
-    M = acts.shape[-1]
-    lags = np.concatenate([[0], shifts])
-    ms = np.stack([np.roll(m, s) for s in lags])          # (L, M)
-    mos = np.stack([np.roll(mo, s) for s in lags])
-    s = ((1 - _ONSET_WEIGHT) * (ms @ a.T) + _ONSET_WEIGHT * (mos @ ao.T)) / M   # (L, K)
+    lags = np.concatenate([[0], shifts]).astype(int)
+    s = ((1 - _ONSET_WEIGHT) * _circular_correlation(a, m, lags)
+         + _ONSET_WEIGHT * _circular_correlation(ao, mo, lags)) / acts.shape[-1]   # (L, K)
     return s[0], s[1:]
+
+
+def _circular_correlation(x, y, lags):
+    """``sum_t x[k, t] * y[(t - s) mod M]`` for each lag ``s``, (L, K): the rows of ``x`` against
+    ``y`` circularly shifted by ``s`` (``np.roll(y, s)``), all lags at once by FFT."""
+    M = x.shape[-1]
+    c = np.fft.irfft(np.fft.rfft(x, axis=-1) * np.conj(np.fft.rfft(y)), n=M, axis=-1)
+    return c[:, lags % M].T
 
 
 def _result(audio, target, confidence, return_residual, details=None):
@@ -253,7 +263,7 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
         Frames aligned with the mixture (frame ``f`` shows the instant ``f / fps``) in which the
         target moves when it sounds: the target alone, or full frames with ``region``. They must
         cover the mixture to within one frame; frames beyond the end of the audio are ignored.
-        A single picture ``(H, W, 3)`` (the appearance route) is not implemented yet.
+        (For one picture of the target, without motion, see :func:`separate_by_appearance`.)
     fps : float
         Frame rate of ``target_frames``.
     region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W) or (H, W), default=None
@@ -288,9 +298,10 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
     fps = check_real(fps, name="fps", positive=True)
     arr = np.asarray(target_frames)
     if arr.ndim == 3 and arr.shape[-1] == 3:
-        raise NotImplementedError(
-            "target_frames is one picture (H, W, 3): the appearance route (a picture of the target, "
-            "no motion) is not implemented; pass frames (T, H, W, 3) aligned with the mixture")
+        raise ValueError(
+            "target_frames is one picture (H, W, 3): separate follows the target's motion and needs frames "
+            "(T, H, W, 3) aligned with the mixture; for one picture use separate_by_appearance "
+            "(AVCorrespondence.separate after fit(X, separation=True))")
     frames = check_frames(arr, name="target_frames")
     n_components = check_int(n_components, name="n_components", minimum=1)
     tolerance = check_real(tolerance, name="tolerance", minimum=0.0)
@@ -371,29 +382,50 @@ class AppearanceBases:
 
     def fit(self, audio, sample_rate, visual_embeddings):
         """Learn from a list of mono waveforms at ``sample_rate`` and their (n, d) unit visual embeddings."""
-        self.sample_rate_ = int(sample_rate)
+        n_bases = check_int(self.n_bases, name="n_bases", minimum=1)
+        check_int(self.n_neighbours, name="n_neighbours", minimum=1)
+        if not 0 < check_real(self.rest_fraction, name="rest_fraction", positive=True) <= 1:
+            raise ValueError(f"rest_fraction must be in (0, 1]; got {self.rest_fraction!r}")
+        check_int(self.n_iter, name="n_iter", minimum=1)
+        audio = [check_audio(a, name=f"audio[{i}]") for i, a in enumerate(audio)]
+        embeddings = np.asarray(visual_embeddings, dtype=np.float64)
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(audio) or len(audio) < 2:
+            raise ValueError(f"visual_embeddings must have shape (n_clips, d) with one row per waveform of audio "
+                             f"and n_clips >= 2 (a target and a rest dictionary); got {len(audio)} waveforms "
+                             f"and shape {embeddings.shape}")
+        self.sample_rate_ = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
         n_fft, hop = stft_settings(self.sample_rate_)
         bases = []
         for waveform in audio:
-            W, _ = factorise(np.abs(_stft(np.asarray(waveform, dtype=np.float64), n_fft, hop)), self.n_bases)
-            W = np.pad(W, ((0, 0), (0, self.n_bases - W.shape[1])))  # short clips: fewer bases
+            W, _ = factorise(np.abs(_stft(waveform.astype(np.float64), n_fft, hop)), n_bases)
+            W = np.pad(W, ((0, 0), (0, n_bases - W.shape[1])))  # short clips: fewer bases
             bases.append(W / np.maximum(W.sum(axis=0, keepdims=True), 1e-12))
         self.bases_ = np.stack(bases)                                   # (n, F, n_bases)
-        self.embeddings_ = np.asarray(visual_embeddings, dtype=np.float64)
+        self.embeddings_ = embeddings
         return self
 
     def dictionaries(self, embedding):
         """Target and rest dictionaries for a picture's unit embedding: (F, m * n_bases) each.
 
-        The target's are the ``n_neighbours`` training clips most similar to the picture; the
-        rest's the half of the training clips least similar to it.
+        The target's are the ``n_neighbours`` training clips most similar to the picture (at
+        most half of them); the rest's the ``rest_fraction`` of the training clips least similar
+        to it (never one of the target's).
         """
-        order = np.argsort(self.embeddings_ @ np.asarray(embedding, dtype=np.float64))[::-1]
+        if not hasattr(self, "bases_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("these AppearanceBases are not fitted yet: call fit first")
+        embedding = np.asarray(embedding, dtype=np.float64)
+        if embedding.shape != self.embeddings_.shape[1:]:
+            raise ValueError(f"embedding must have shape {self.embeddings_.shape[1:]} (a visual embedding of "
+                             f"the model the bases were fitted with); got {embedding.shape}")
+        order = np.argsort(self.embeddings_ @ embedding)[::-1]
         m = int(min(self.n_neighbours, max(1, order.size // 2)))
         start = max(m, int(round(order.size * (1.0 - self.rest_fraction))))
         target, rest = order[:m], order[start:]
-        flat = lambda idx: np.concatenate(list(self.bases_[idx]), axis=1)  # noqa: E731
-        return flat(target), flat(rest)
+        F = self.bases_.shape[1]
+        return (self.bases_[target].transpose(1, 0, 2).reshape(F, -1),
+                self.bases_[rest].transpose(1, 0, 2).reshape(F, -1))
 
 
 def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *, return_residual=False,
@@ -403,9 +435,10 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
     Parameters
     ----------
     mixed_audio : array-like of shape (n_samples,)
-        Mono mixture at ``bases.sample_rate_``.
+        Mono mixture.
     sample_rate : int
-        Its rate; must equal the rate the bases were learnt at.
+        Its rate (>= 1000 Hz): the mixture is separated at the rate the bases were learnt
+        at, and the target resampled back (same rate and length as the mixture).
     target_embedding : ndarray of shape (d,)
         Unit visual embedding of the picture (the estimator's ``transform_visual``).
     bases : AppearanceBases
@@ -419,15 +452,13 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
     """
     audio = check_audio(mixed_audio, name="mixed_audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
-    if sample_rate != bases.sample_rate_:
-        raise ValueError(f"sample_rate must be {bases.sample_rate_} Hz, the rate the appearance bases were "
-                         f"learnt at; got {sample_rate} (resample the mixture first)")
-    n = audio.size
-    n_fft, hop = stft_settings(sample_rate)
-    target, confidence = np.zeros(n), 0.0
+    rate = bases.sample_rate_
+    work = _resample(audio, sample_rate, rate)
+    n_fft, hop = stft_settings(rate)
+    target, confidence = np.zeros(audio.size), 0.0
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    if rms > _SILENCE_RMS:
-        X = _stft(audio, n_fft, hop)
+    if rms > _SILENCE_RMS and work.size >= 2:
+        X = _stft(work, n_fft, hop)
         V = np.abs(X)
         Wt, Wr = bases.dictionaries(target_embedding)
         W = np.hstack([Wt, Wr])
@@ -439,6 +470,7 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
         Vt, Vr = Wt @ H[:k], Wr @ H[k:]
         share = float(Vt.sum() / max((Vt + Vr).sum(), 1e-12))
         confidence = float(expit((share - _SHARE_MID) / _SHARE_WIDTH))
-        mask = Vt ** 2 / np.maximum(Vt ** 2 + Vr ** 2, 1e-20)
-        target = _istft(X * (confidence * mask), n_fft, hop, n)
+        target = _istft(X * (confidence * _soft_mask(Vt, Vr)), n_fft, hop, work.size)
+        target = _resample(target.astype(np.float32), rate, sample_rate)
+        target = np.pad(target, (0, max(0, audio.size - target.size)))[: audio.size]
     return _result(audio, target, confidence if return_confidence else None, return_residual)
