@@ -522,15 +522,47 @@ def _rgb_to_videoframe(rgb):
     return av.VideoFrame.from_ndarray(rgb, format="rgb24")
 
 
-def _write(clip, path, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, frames):
+def _write_video(clip, path, frames, size, *, video_codec=None, crf=18, video_bit_rate=None, audio_codec="aac",
+                 audio_bit_rate=192_000, preset=None):
+    """Write ``clip``'s sound and ``frames`` (an iterable of (height, width, 3) uint8 RGB arrays,
+    ``size`` = (height, width), both even) to ``path``, atomically: :func:`save_clip`'s writer,
+    also fed frames made one at a time (:func:`skavc.plotting.save_heatmap_video`).
+
+    Each frame is converted as soon as it is yielded, so a generator may reuse its buffers.
+    ``preset`` is the x264 / x265 speed preset (None: the codec's default).
+    """
+    path = os.fsdecode(os.fspath(path))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"directory does not exist for '{path}': '{directory}'")
+    video_codec = video_codec or _default_video_codec()
+    for kind, codec in (("video_codec", video_codec), ("audio_codec", audio_codec)):
+        if codec not in av.codecs_available:
+            raise ValueError(f"{kind}={codec!r} is not available in this PyAV build")
+    try:
+        # A hidden temporary file beside ``path``, its extension last so FFmpeg picks the same
+        # container format, renamed over ``path`` once complete.
+        with atomic_path(path) as tmp:
+            _encode(clip, tmp, frames, size, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, preset)
+    except BaseException as exc:
+        # FFmpeg failures (and PyAV's ValueErrors: unknown format, codec not
+        # allowed in this container, ...) become one error that names the path.
+        if isinstance(exc, (av.error.FFmpegError, ValueError)):
+            raise ValueError(f"could not write video file '{path}': {exc}") from exc
+        raise
+    return path
+
+
+def _encode(clip, path, frames, size, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, preset):
     rate = Fraction(clip.fps).limit_denominator(100000)  # 29.97... -> 30000/1001
-    _, height, width, _ = frames.shape
+    height, width = size
     with av.open(path, "w") as container:
         vstream = container.add_stream(video_codec, rate=rate)
         vstream.width, vstream.height = width, height
         vstream.pix_fmt = "yuv420p"  # the only format every player decodes
         if video_codec in ("libx264", "libx265"):
-            vstream.options = {"crf": str(crf)}  # quality-driven, unless a bit rate is asked for
+            # quality-driven, unless a bit rate is asked for
+            vstream.options = {"crf": str(crf), **({} if preset is None else {"preset": preset})}
             if video_bit_rate is not None:
                 vstream.bit_rate = int(video_bit_rate)
         else:
@@ -551,7 +583,8 @@ def _write(clip, path, video_codec, crf, video_bit_rate, audio_codec, audio_bit_
 
         # One frame holding the whole waveform: PyAV converts it to the
         # encoder's sample format and re-chunks it to the codec's frame size.
-        aframe = av.AudioFrame.from_ndarray(clip.audio[None, :], format="fltp", layout="mono")
+        aframe = av.AudioFrame.from_ndarray(np.asarray(clip.audio, dtype=np.float32)[None, :], format="fltp",
+                                            layout="mono")
         aframe.sample_rate = clip.sample_rate
         aframe.pts = 0
         aframe.time_base = Fraction(1, clip.sample_rate)
@@ -625,15 +658,6 @@ def save_clip(
         raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike; got {type(path).__name__}")
-    path = os.fsdecode(os.fspath(path))
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory does not exist for '{path}': '{directory}'")
-    video_codec = video_codec or _default_video_codec()
-    for kind, codec in (("video_codec", video_codec), ("audio_codec", audio_codec)):
-        if codec not in av.codecs_available:
-            raise ValueError(f"{kind}={codec!r} is not available in this PyAV build")
-
     frames = clip.frames
     _, height, width, _ = frames.shape
     if height % 2 or width % 2:
@@ -643,16 +667,5 @@ def save_clip(
                 "height and width: crop or resize the frames, or pass pad_odd=True"
             )
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-
-    try:
-        # A hidden temporary file beside ``path``, its extension last so FFmpeg picks the same
-        # container format, renamed over ``path`` once complete.
-        with atomic_path(path) as tmp:
-            _write(clip, tmp, video_codec, crf, video_bit_rate, audio_codec, audio_bit_rate, frames)
-    except BaseException as exc:
-        # FFmpeg failures (and PyAV's ValueErrors: unknown format, codec not
-        # allowed in this container, ...) become one error that names the path.
-        if isinstance(exc, (av.error.FFmpegError, ValueError)):
-            raise ValueError(f"could not write video file '{path}': {exc}") from exc
-        raise
-    return path
+    return _write_video(clip, path, frames, frames.shape[1:3], video_codec=video_codec, crf=crf,
+                        video_bit_rate=video_bit_rate, audio_codec=audio_codec, audio_bit_rate=audio_bit_rate)

@@ -157,7 +157,7 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
     """
     import numpy as np
 
-    frames, maps = _check_frames_and_maps(frames, maps)
+    frames, maps = _check_frames_and_maps(frames, maps, threshold)
     table = _colour_table(cmap)
     out = np.empty_like(frames)
     for t in range(frames.shape[0]):
@@ -204,26 +204,19 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video
     path : str
     """
     from concurrent.futures import ThreadPoolExecutor
-    from fractions import Fraction
 
-    import av
     import numpy as np
 
     from ._clip import AVClip
+    from .io import _write_video
 
     if not isinstance(clip, AVClip):
         raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
-    frames, maps = _check_frames_and_maps(clip.frames, maps)
+    frames, maps = _check_frames_and_maps(clip.frames, maps, threshold)
     if preset not in _X264_PRESETS:
         raise ValueError(f"preset must be one of {_X264_PRESETS}; got {preset!r}")
-    path = os.fsdecode(os.fspath(path))
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory does not exist for '{path}': '{directory}'")
-    video_codec = video_codec or ("libx264" if "libx264" in av.codecs_available else "mpeg4")
-    for kind, codec in (("video_codec", video_codec), ("audio_codec", audio_codec)):
-        if codec not in av.codecs_available:
-            raise ValueError(f"{kind}={codec!r} is not available in this PyAV build")
+    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise ValueError(f"crf must be an integer from 0 (lossless) to 51; got {crf!r}")
     table = _colour_table(cmap)
     T, H, W, _ = frames.shape
     height, width = H + H % 2, W + W % 2  # yuv420p: even sizes
@@ -237,47 +230,27 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video
             out[:, W] = out[:, W - 1]
         return out
 
-    rate = Fraction(clip.fps).limit_denominator(100000)
-    try:
-        with atomic_path(path) as tmp, av.open(tmp, "w") as container:
-            vstream = container.add_stream(video_codec, rate=rate)
-            vstream.width, vstream.height = width, height
-            vstream.pix_fmt = "yuv420p"
-            if video_codec in ("libx264", "libx265"):
-                vstream.options = {"crf": str(crf), "preset": preset}
-            else:  # bit-rate-driven codecs: about a bit per pixel, as save_clip
-                vstream.bit_rate = int(max(500_000, width * height * float(clip.fps)))
-            vstream.thread_type = "AUTO"
-            astream = container.add_stream(audio_codec, rate=clip.sample_rate)
-            astream.layout = "mono"
-            if audio_bit_rate is not None and not audio_codec.startswith("pcm_"):
-                astream.bit_rate = int(audio_bit_rate)
-            # frame t + 1 is drawn in a second thread (numpy lets go of the GIL) while frame t
-            # is converted to yuv420p and handed to the encoder
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = pool.submit(draw, buffers[0], 0)
-                for t in range(T):
-                    drawn = pending.result()
-                    if t + 1 < T:
-                        pending = pool.submit(draw, buffers[(t + 1) % 2], t + 1)
-                    frame = av.VideoFrame.from_ndarray(drawn, format="rgb24")  # a copy: buffers are reused
-                    frame.pts = t
-                    container.mux(vstream.encode(frame))
-            container.mux(vstream.encode(None))
-            audio = av.AudioFrame.from_ndarray(np.asarray(clip.audio, dtype=np.float32)[None, :], format="fltp",
-                                               layout="mono")
-            audio.sample_rate = clip.sample_rate
-            audio.pts = 0
-            audio.time_base = Fraction(1, clip.sample_rate)
-            container.mux(astream.encode(audio))
-            container.mux(astream.encode(None))
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise ValueError(f"could not write video file '{path}': {exc}") from exc
-    return path
+    def drawn():
+        # frame t + 1 is drawn in a second thread (numpy lets go of the GIL) while frame t is
+        # converted to yuv420p and encoded; the writer copies each frame before asking for the next
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(draw, buffers[0], 0)
+            for t in range(T):
+                out = pending.result()
+                if t + 1 < T:
+                    pending = pool.submit(draw, buffers[(t + 1) % 2], t + 1)
+                yield out
+
+    return _write_video(clip, path, drawn(), (height, width), video_codec=video_codec, crf=crf,
+                        audio_codec=audio_codec, audio_bit_rate=audio_bit_rate, preset=preset)
 
 
-def _check_frames_and_maps(frames, maps):
+def _check_frames_and_maps(frames, maps, threshold):
     import numpy as np
+
+    from ._validation import check_real
+
+    check_real(threshold, name="threshold")
 
     frames, maps = np.asarray(frames), np.asarray(maps)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -314,7 +287,7 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     """
     import numpy as np
 
-    frames, maps = _check_frames_and_maps(frames, maps)
+    frames, maps = _check_frames_and_maps(frames, maps, threshold)
     if int(every) < 1:
         raise ValueError(f"every must be >= 1; got {every!r}")
     plt = _pyplot()

@@ -344,6 +344,12 @@ def test_save_heatmap_video(tmp_path):
         save_heatmap_video(clip, maps[:, :-1], tmp_path / "bad.mp4")
     with pytest.raises(FileNotFoundError):
         save_heatmap_video(clip, maps, tmp_path / "missing" / "out.mp4")
+    with pytest.raises(ValueError, match="crf must be an integer"):
+        save_heatmap_video(clip, maps, tmp_path / "bad.mp4", crf=80)
+    with pytest.raises(TypeError, match="threshold"):
+        save_heatmap_video(clip, maps, tmp_path / "bad.mp4", threshold="high")
+    with pytest.raises(ValueError, match="could not write video file"):  # an unknown container
+        save_heatmap_video(clip, maps, tmp_path / "bad.nosuchformat")
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]  # nothing half-written left behind
 
 

@@ -42,14 +42,15 @@ from sklearn.exceptions import NotFittedError
 
 from .._validation import check_option
 # audio_envelope, audio_changes, frame_changes and window_means lived here before features/:
-# still importable from here.
-from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,
+# still importable from here, though not listed in __all__ (features/ is where they belong).
+from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,  # noqa: F401
                         sound_presence, window_means)
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
 from ._maps import (
     FUSION_PRIOR_POWER,
     FUSIONS,
     SOURCE_THRESHOLD,
+    WORK_SIZE,
     cells_to_blocks,
     evidence_to_maps,
     fuse_evidence,
@@ -83,18 +84,11 @@ __all__ = [
     "synchrony_evidence",
     "synchrony_maps",
     "upsample_bilinear",
-    "audio_changes",
-    "audio_envelope",
-    "frame_changes",
-    "window_means",
 ]
 
 METHODS = ("auto", "learned", "synchrony", "fused")
 # Frames encoded at once when localising: a long video's feature maps would not fit in memory.
 _CHUNK_FRAMES = 256
-# Evidence is refined (and fused) on blocks of at most this many pixels along the longer frame
-# side (refine_shape's default), and only the final maps are made at the frames' own size.
-_WORK_SIZE = 256
 
 
 def resolve_method(method, localization_head):
@@ -173,11 +167,11 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
         elif method == "learned":
             shape, confidence, cell = l_shape, l_confidence, None
         else:  # the two grids differ: fused on the refinement's blocks
-            k = block_size(*size, _WORK_SIZE)
+            k = block_size(*size, WORK_SIZE)
             shape, confidence = fuse_evidence((cells_to_blocks(l_shape, size, k), l_confidence),
                                               (cells_to_blocks(s_shape, size, k, s_cell), s_confidence), fusion)
             cell = k
-        maps = shape_to_maps(clip.frames, shape, confidence, cell, refine=refine, max_size=_WORK_SIZE)
+        maps = shape_to_maps(clip.frames, shape, confidence, cell, refine=refine, max_size=WORK_SIZE)
         return maps, frame_peaks(maps)
 
     return context.map(job, X)

@@ -27,6 +27,10 @@ _RESIZE_CHUNK = 32
 _REFINE_CHUNK = 32
 
 
+#: Evidence is refined (and fused) on blocks of at most this many pixels along the longer frame
+#: side, and only the final maps are made at the frames' own size.
+WORK_SIZE = 256
+
 def _interp_taps(n_out, n_in, cell=None):
     """Linear interpolation taps between cell centres (half-pixel convention).
 
@@ -270,7 +274,7 @@ def cells_to_blocks(shape, size, k, cell=None):
     return upsample_bilinear(shape, (size[0] // k, size[1] // k), cell=(cy / k, cx / k))
 
 
-def refine_shape(frames, shape, *, max_size=256, bins=_REFINE_BINS, blur=_REFINE_BLUR):
+def refine_shape(frames, shape, *, max_size=WORK_SIZE, bins=_REFINE_BINS, blur=_REFINE_BLUR):
     """Sharpen a coarse source shape to the outline of what the frame shows there.
 
     :func:`refine_blocks` on blocks averaged to at most ``max_size`` pixels along the longer
@@ -320,7 +324,7 @@ def evidence_to_maps(shape, confidence, size=None, cell=None):
     return maps if size is None else upsample_bilinear(maps, size, cell=cell)
 
 
-def shape_to_maps(frames, shape, confidence, cell=None, *, refine=True, max_size=256):
+def shape_to_maps(frames, shape, confidence, cell=None, *, refine=True, max_size=WORK_SIZE):
     """Maps at the frames' size from a shape on a grid of cells, refined on blocks when asked.
 
     The shape is sampled on blocks of at most ``max_size`` pixels along the longer side

@@ -187,9 +187,10 @@ def synchrony_correlation(audio, sample_rate, frames, fps, *, max_size=64, windo
         Effective number of frames behind each frame's correlation.
     cell : int
         Cell side in pixels.
-    null_z : ndarray of shape (n_null, T)
+    null_z : ndarray of shape (n_shifts, T)
         Per shifted copy of the audio, the Fisher z of each frame's smoothed peak correlation:
-        what unrelated audio reaches over these cells.
+        what unrelated audio reaches over these cells. ``n_shifts = n_null``, fewer (at least
+        2) on clips too short for ``n_null`` distinct shifts.
     """
     n_null = check_int(n_null, name="n_null", minimum=2)
     T, H, W, _ = frames.shape
@@ -203,7 +204,7 @@ def synchrony_correlation(audio, sample_rate, frames, fps, *, max_size=64, windo
     a = _audio_series(audio, sample_rate, T, fps)
     centres, weights = window_weights(T, fps, window, int(round(hop * fps)))
     M = _time_interp(T, centres)
-    lags = np.round(np.linspace(0.2, 0.8, n_null) * T).astype(int)
+    lags = np.unique(np.round(np.linspace(0.2, 0.8, n_null) * T).astype(int))  # distinct on short clips
     series = np.stack([a] + [np.roll(a, lag) for lag in lags])
     rho, n_eff = windowed_correlation(x, series, weights)  # the audio, then its shifted copies
     n_eff = M @ n_eff
