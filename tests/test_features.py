@@ -350,3 +350,18 @@ def test_window_means_grid_times_and_resample_track():
 def test_bad_input_names_the_parameter(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_edge_silence_marks_only_the_padding_at_the_ends():
+    from skavc.features import edge_silence
+
+    audio = np.r_[np.zeros(60), np.ones(80), np.zeros(20), np.ones(80), np.zeros(60)]  # sounds: 60..239
+    points = np.arange(0, 300, 10)
+    padded = edge_silence(audio, points, points + 1)  # the samples at these points
+    np.testing.assert_array_equal(padded, (points < 60) | (points > 239))  # the gap at 140..159 is real
+    spans = edge_silence(audio, points - 15, points + 15)  # a span touching a sound is not padding
+    np.testing.assert_array_equal(spans, (points + 15 <= 60) | (points - 15 > 239))
+    assert edge_silence(np.zeros(10), [0, 5], [1, 6]).all()  # nothing recorded at all
+    click = np.zeros(1000)
+    click[500] = 1.0  # a lone click in silence: most spans would be "padding", so none is
+    assert not edge_silence(click, np.arange(0, 1000, 10), np.arange(0, 1000, 10)).any()

@@ -15,6 +15,7 @@ Audio (:mod:`skavc.features.audio`)
     :func:`level_rises`: the level's rise in dB from one video frame to the next.
     :func:`sound_presence`: how clearly the sound stands above the clip's own noise floor.
     :func:`onset_envelope`: log-mel spectral flux (onset strength).
+    :func:`edge_silence`: which spans lie in the digital silence padding a shifted track.
 Time (:mod:`skavc.features.time`)
     :func:`sample_frame_indices`: frames spread evenly over a clip.
     :func:`window_means`: features averaged over windows centred on given times.
@@ -25,7 +26,7 @@ and audio sample ``n`` is heard at ``n / sample_rate``; grey levels in 0-255; a 
 index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0).
 """
 
-from .audio import audio_changes, audio_envelope, level_rises, onset_envelope, sound_presence
+from .audio import audio_changes, audio_envelope, edge_silence, level_rises, onset_envelope, sound_presence
 from .time import grid_times, resample_track, sample_frame_indices, window_means
 from .video import (
     block_size,
@@ -41,6 +42,7 @@ __all__ = [
     "audio_changes",
     "audio_envelope",
     "block_size",
+    "edge_silence",
     "estimate_shifts",
     "frame_changes",
     "grey_blocks",

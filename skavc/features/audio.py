@@ -22,7 +22,7 @@ from scipy.special import expit
 
 from .._validation import check_audio, check_int, check_positive, check_real, check_sample_rate
 
-__all__ = ["audio_changes", "audio_envelope", "level_rises", "onset_envelope", "sound_presence"]
+__all__ = ["audio_changes", "audio_envelope", "edge_silence", "level_rises", "onset_envelope", "sound_presence"]
 
 _NOISE_FLOOR_FACTOR = 2.0    # onset envelope: log(M + factor * median_t(M)) per mel band
 _ABS_FLOOR_DB = -80.0        # onset envelope: anything quieter is silence (dB re full-scale sine)
@@ -195,20 +195,31 @@ def _power_spectrogram(audio, hop, win, n_fft):
     return (np.abs(spec) ** 2).T * (4.0 / window.sum() ** 2)
 
 
-def _edge_silence_frames(audio, hop, win, n_frames):
-    """Frames of :func:`_power_spectrogram` whose window holds only the exact zeros (digital
-    silence) that lead or trail ``audio``: (n_frames,) bool. Frame ``k`` covers samples
-    ``k * hop - win // 2`` to ``k * hop - win // 2 + win``. All True when the audio is all zeros;
-    exact zeros inside the recording (between two sounds) do not count, nor do edge zeros that
-    fill more than half of the frames."""
+def edge_silence(audio, starts, stops):
+    """Which spans of samples lie wholly in the exact zeros that lead or trail ``audio``.
+
+    Such digital silence is the padding of a shifted or trimmed track: it says nothing about
+    the recording, unlike zeros between two sounds, which do not count.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+    starts, stops : array-like of shape (n_spans,)
+        Sample positions: span ``i`` is ``[starts[i], stops[i])``; a point when they are equal.
+
+    Returns
+    -------
+    padded : ndarray of shape (n_spans,), bool
+        True where the span ends at or before the first non-zero sample or starts after the
+        last. All True for all-zero audio. All False when padding would cover more than half
+        of the spans: a few sounds recorded in silence (a lone click), whose silence is real.
+    """
+    starts, stops = np.asarray(starts), np.asarray(stops)
     nonzero = np.flatnonzero(audio)
     if nonzero.size == 0:
-        return np.ones(n_frames, dtype=bool)
-    start = np.arange(n_frames) * hop - win // 2
-    padded = (start + win <= nonzero[0]) | (start > nonzero[-1])
-    # Most of the clip in digital silence: a few sounds recorded in silence (a lone click),
-    # not a padded track; its silence is real.
-    return padded if padded.mean() <= 0.5 else np.zeros(n_frames, dtype=bool)
+        return np.ones(starts.shape, dtype=bool)
+    padded = (stops <= nonzero[0]) | (starts > nonzero[-1])
+    return padded if padded.mean() <= 0.5 else np.zeros(starts.shape, dtype=bool)
 
 
 def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None, n_mels=40):
@@ -263,7 +274,8 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
 
     power = _power_spectrogram(audio, hop, win, n_fft)
     mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, norm=None) @ power
-    padded = _edge_silence_frames(audio, hop, win, mel.shape[1])
+    start = np.arange(mel.shape[1]) * hop - win // 2  # frame k's window: samples [start, start + win)
+    padded = edge_silence(audio, start, start + win)
     if padded.any() and not padded.all():
         # Exact digital silence at either end is padding (a shifted or trimmed track), not a
         # quiet recording: at the -80 dB floor the step from it into the recording would be

@@ -37,7 +37,7 @@ from scipy import fft as sp_fft
 
 from .._validation import (check_audio, check_frames, check_option, check_paired_series, check_positive,
                            check_real, check_sample_rate)
-from ..features import audio_envelope, motion_energy, motion_energy_times, onset_envelope
+from ..features import audio_envelope, edge_silence, motion_energy, motion_energy_times, onset_envelope
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
 __all__ = [
@@ -116,17 +116,6 @@ def _standardise(x):
     if not s > 1e-12 * max(1.0, np.abs(x).max()):  # constant (or all-zero) input: no information
         return np.zeros_like(x)
     return x / s
-
-
-def _unpadded(audio, sample_rate, grid):
-    """Grid times not inside the exact zeros (digital silence) leading or trailing ``audio``."""
-    nonzero = np.flatnonzero(audio)
-    if nonzero.size == 0:
-        return np.ones(grid.size, dtype=bool)
-    known = (grid >= nonzero[0] / sample_rate) & (grid <= (nonzero[-1] + 1) / sample_rate)
-    # Most of the clip in digital silence: a recording of a few sounds in silence (a lone
-    # click), not a padded track; its silence is real.
-    return known if known.mean() >= 0.5 else np.ones(grid.size, dtype=bool)
 
 
 def _standardise_known(x, known):
@@ -309,7 +298,8 @@ def _signal_series(audio, sample_rate, frames, fps, grid, resolution):
     # track): it says nothing about when things move, so it is set to the mean (0 after
     # standardising) instead of reading as "no sound here", which otherwise pulls the
     # peak towards the alignment that lays the padding over the least motion.
-    a = _standardise_known(_compress(a), _unpadded(audio, sample_rate, grid))
+    at = np.floor(grid * sample_rate)  # the sample at each grid time
+    a = _standardise_known(_compress(a), ~edge_silence(audio, at, at + 1))
     return a, _standardise(_compress(m))
 
 
