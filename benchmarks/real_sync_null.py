@@ -40,15 +40,14 @@ def _series(audio, sample_rate, frames, fps):
     """The onset and motion series of the signal method, on its grid."""
     audio, sample_rate, frames, fps, _, resolution = _signal._check_inputs(
         audio, sample_rate, frames, fps, MAX_OFFSET, None)
-    grid = _signal._common_grid(audio, sample_rate, frames, fps, resolution)
-    a, m = _signal._signal_series(audio, sample_rate, frames, fps, grid, resolution)
+    grid = _signal._common_grid(audio, sample_rate, frames.shape[0], fps, resolution)
+    a, m = _signal._signal_series(audio, sample_rate, _signal.motion_series(frames), fps, grid, resolution)
     return a, m, resolution, fps
 
 
 def _peak(a, m, resolution, fps):
     """Offset (s), standardised peak and raw peak of the curve within MAX_OFFSET."""
-    all_lags = int(np.floor((1.0 - _signal._MIN_OVERLAP) * a.size))
-    max_lag = int(min(np.floor(MAX_OFFSET / resolution + 1e-9), all_lags))
+    all_lags, max_lag = _signal._lag_range(a.size, MAX_OFFSET, resolution)
     lags, scores = _signal._whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
     keep = np.abs(lags) <= max_lag
     z = _signal.null_standardise(scores)[keep]

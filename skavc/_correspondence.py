@@ -320,16 +320,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     def _fit_timing(self, X, A, V):
         """Coefficients combining cosine and sync evidence (:func:`skavc.sync.fit_timing`): each clip
         against itself and against the next clip's frames (a different event)."""
-        context = self._context()
-        clips = context.map(context.clip, X)
-        other = np.roll(np.arange(len(clips)), 1)
+        other = np.roll(np.arange(len(X)), 1)
         Ea = self._embed_audio_features(A)
         Ev = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float64)
-        mixed = [AVClip(clips[i].audio, clips[i].sample_rate, clips[j].frames, clips[j].fps)
-                 for i, j in enumerate(other)]
         cosines = np.r_[np.sum(Ea * Ev, axis=1), np.sum(Ea * Ev[other], axis=1)]
-        peaks = np.r_[self._sync_evidence(context, clips), self._sync_evidence(context, mixed)]
-        return sync.fit_timing(cosines, peaks, np.r_[np.ones(len(clips)), np.zeros(len(clips))])
+        own, mixed = sync.timing_evidence(self._context(), X, other, max_offset=self.max_offset)
+        return sync.fit_timing(cosines, np.r_[own, mixed], np.r_[np.ones(len(X)), np.zeros(len(X))])
 
     def _embed_audio_features(self, A):
         """Unit-norm audio embeddings of pooled audio encoder features (n, Fa), float64."""

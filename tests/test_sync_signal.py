@@ -304,3 +304,19 @@ def test_zero_padded_delay_does_not_capture_the_estimate(seed):
         late = np.concatenate([np.zeros(n, np.float32), audio[:-n]])
         est, _ = estimate_offset(late, SR, frames, fps)
         assert abs(est + delay) <= 1 / fps
+
+
+def test_motion_series_gives_the_frames_curve():
+    """A clip's frames reduced once to their motion series give the same curve with any sound."""
+    from skavc.sync import motion_series, motion_sync_curve
+
+    audio, sr, frames, fps = _impulses(0.2, 25.0, duration=3.0, seed=1)
+    other, _, _, _ = _impulses(0.0, 25.0, duration=3.0, seed=2)
+    motion = motion_series(frames)
+    for sound in (audio, other):
+        expected = signal_sync_curve(sound, sr, frames, fps, max_offset=0.5)
+        got = motion_sync_curve(sound, sr, motion, fps, max_offset=0.5)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], atol=1e-12)
+    with pytest.raises(ValueError, match="motion must be a non-empty 1-D series"):
+        motion_sync_curve(audio, sr, frames, fps)

@@ -29,6 +29,8 @@ from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
 from ._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
     estimate_offset,
+    motion_series,
+    motion_sync_curve,
     naive_sync_curve,
     null_standardise,
     peak_offset,
@@ -47,6 +49,8 @@ __all__ = [
     "fit_sync_head",
     "fit_timing",
     "grid_times",
+    "motion_series",
+    "motion_sync_curve",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
@@ -56,6 +60,7 @@ __all__ = [
     "resolve_method",
     "signal_sync_curve",
     "sync_curves",
+    "timing_evidence",
     "timing_probability",
 ]
 
@@ -128,6 +133,41 @@ def fit_sync_head(context, X, *, epochs, rng, learning_rate=1e-3, alpha=1e-4, lo
 def peak_evidence(curves):
     """Each curve's best score, in chance units (0 for a flat curve): the timing evidence, (n_clips,)."""
     return np.array([float(np.max(scores)) if np.ptp(scores) > 0 else 0.0 for _, scores in curves])
+
+
+def timing_evidence(context, X, partners, *, max_offset=1.0):
+    """Sync evidence of each clip's sound against its own frames and against another clip's.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    X : list of items (AVClip, (audio, frames) pairs or video paths)
+    partners : ndarray of shape (n_clips,), int
+        Whose frames each clip's sound is also scored against.
+    max_offset : float
+
+    Returns
+    -------
+    own, partnered : ndarray of shape (n_clips,)
+        :func:`peak_evidence` of sound ``i`` with frames ``i`` and with frames ``partners[i]``.
+        Each clip is decoded once and only its sound and its frames' :func:`motion_series`
+        are kept, so a large ``X`` of videos never sits in memory decoded.
+    """
+    def reduce(item, where):
+        clip = context.clip(item, where)
+        return clip.audio, clip.sample_rate, motion_series(clip.frames), clip.fps
+
+    series = context.map(reduce, X)
+
+    def peak(pair, where):
+        audio, sample_rate, _, _ = series[pair[0]]
+        _, _, motion, fps = series[pair[1]]
+        return peak_evidence([motion_sync_curve(audio, sample_rate, motion, fps, max_offset=max_offset)])[0]
+
+    n = len(series)
+    pairs = [(i, i) for i in range(n)] + [(i, int(j)) for i, j in enumerate(partners)]
+    peaks = np.asarray(context.map(peak, pairs), dtype=np.float64)
+    return peaks[:n], peaks[n:]
 
 
 def fit_timing(cosines, peaks, same_event):

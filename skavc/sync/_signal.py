@@ -43,6 +43,8 @@ from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 __all__ = [
     "SYNC_CONFIDENCE_THRESHOLD",
     "estimate_offset",
+    "motion_series",
+    "motion_sync_curve",
     "naive_sync_curve",
     "null_standardise",
     "peak_offset",
@@ -73,8 +75,7 @@ def _check_inputs(audio, sample_rate, frames, fps, max_offset, resolution):
     fps = check_positive(fps, name="fps")
     max_offset = check_real(max_offset, name="max_offset", positive=True)
     resolution = check_real(resolution, name="resolution", positive=True, allow_none=True)
-    if resolution is None:
-        resolution = min(0.01, 0.5 / fps)
+    resolution = min(0.01, 0.5 / fps) if resolution is None else resolution
     return audio, sample_rate, frames, fps, max_offset, resolution
 
 
@@ -90,9 +91,9 @@ def _check_curve(offsets, scores):
 # ---------------------------------------------------------------------------
 
 
-def _common_grid(audio, sample_rate, frames, fps, resolution):
+def _common_grid(audio, sample_rate, n_frames, fps, resolution):
     """Grid times (n,) over the span both modalities cover, one every ``resolution`` seconds."""
-    duration = min(audio.size / sample_rate, frames.shape[0] / fps)
+    duration = min(audio.size / sample_rate, n_frames / fps)
     n = max(1, int(np.floor(duration / resolution)))
     return (np.arange(n) + 0.5) * resolution
 
@@ -272,28 +273,62 @@ def _agreement_curve(audio, sample_rate, frames, fps, max_offset, resolution, na
     """The curve of :func:`signal_sync_curve`, or of :func:`naive_sync_curve` when ``naive``."""
     audio, sample_rate, frames, fps, max_offset, resolution = _check_inputs(
         audio, sample_rate, frames, fps, max_offset, resolution)
-    grid = _common_grid(audio, sample_rate, frames, fps, resolution)
-    # Every offset with enough overlap is scored: they are the chance level the curve is
-    # standardised against. Only those within max_offset are returned.
-    all_lags = int(np.floor((1.0 - _MIN_OVERLAP) * grid.size))
-    max_lag = int(min(np.floor(max_offset / resolution + 1e-9), all_lags))
-    if naive:
-        env, env_times = _block_rms(audio, sample_rate, resolution)
-        a = np.interp(grid, env_times, env)
-        m = np.interp(grid, motion_energy_times(frames.shape[0], fps), _mean_abs_frame_difference(frames))
-        lags, scores = _pearson_per_lag(a, m, all_lags)
-    else:
-        a, m = _signal_series(audio, sample_rate, frames, fps, grid, resolution)
-        lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
+    if not naive:
+        return _motion_curve(audio, sample_rate, motion_series(frames), fps, max_offset, resolution)
+    grid = _common_grid(audio, sample_rate, frames.shape[0], fps, resolution)
+    all_lags, max_lag = _lag_range(grid.size, max_offset, resolution)
+    env, env_times = _block_rms(audio, sample_rate, resolution)
+    a = np.interp(grid, env_times, env)
+    m = np.interp(grid, motion_energy_times(frames.shape[0], fps), _mean_abs_frame_difference(frames))
+    lags, scores = _pearson_per_lag(a, m, all_lags)
     keep = np.abs(lags) <= max_lag
     return lags[keep] * resolution, null_standardise(scores)[keep]
 
 
-def _signal_series(audio, sample_rate, frames, fps, grid, resolution):
+def _lag_range(n_grid, max_offset, resolution):
+    # Every offset with enough overlap is scored: they are the chance level the curve is
+    # standardised against. Only those within max_offset are returned.
+    all_lags = int(np.floor((1.0 - _MIN_OVERLAP) * n_grid))
+    return all_lags, int(min(np.floor(max_offset / resolution + 1e-9), all_lags))
+
+
+def motion_series(frames):
+    """The visual side of :func:`signal_sync_curve`: motion energy with its rises emphasised, (T,).
+
+    With :func:`motion_sync_curve` it gives the same curve as the frames themselves, so that
+    a clip's frames can be reduced to this series once and paired with many sounds.
+    """
+    return _emphasise_rises(motion_energy(frames))
+
+
+def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolution=None):
+    """:func:`signal_sync_curve` from the frames' :func:`motion_series` (T,) instead of the frames."""
+    audio = check_audio(audio, name="audio")
+    sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+    motion = np.asarray(motion, dtype=np.float64)
+    if motion.ndim != 1 or motion.size < 1:
+        raise ValueError(f"motion must be a non-empty 1-D series (motion_series(frames)); got shape {motion.shape}")
+    fps = check_positive(fps, name="fps")
+    max_offset = check_real(max_offset, name="max_offset", positive=True)
+    resolution = check_real(resolution, name="resolution", positive=True, allow_none=True)
+    resolution = min(0.01, 0.5 / fps) if resolution is None else resolution
+    return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution)
+
+
+def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution):
+    grid = _common_grid(audio, sample_rate, motion.size, fps, resolution)
+    all_lags, max_lag = _lag_range(grid.size, max_offset, resolution)
+    a, m = _signal_series(audio, sample_rate, motion, fps, grid, resolution)
+    lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
+    keep = np.abs(lags) <= max_lag
+    return lags[keep] * resolution, null_standardise(scores)[keep]
+
+
+def _signal_series(audio, sample_rate, motion, fps, grid, resolution):
     """The signal method's audio onset and visual motion series on ``grid``, compressed and standardised."""
     env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
     a = np.interp(grid, env_times, env)
-    m = np.interp(grid, motion_energy_times(frames.shape[0], fps), _emphasise_rises(motion_energy(frames)))
+    m = np.interp(grid, motion_energy_times(motion.size, fps), motion)
     # Exact digital silence leading or trailing the audio is padding (a shifted or trimmed
     # track): it says nothing about when things move, so it is set to the mean (0 after
     # standardising) instead of reading as "no sound here", which otherwise pulls the
