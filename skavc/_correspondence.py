@@ -15,7 +15,6 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import describe, localization, retrieval, scene, separation, sync
-from ._clip import AVClip
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
 from ._inputs import check_collection, resolve_audio
@@ -723,21 +722,28 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         context = self._context()
         rate = context.sample_rate if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
 
-        def resolve_query(item):
-            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where="the query")
+        def sound(item, where):
+            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where=f"the query {where}")
 
-        def pair(sound, candidate):
-            frames, fps = context.frames(candidate, "the candidate")
-            return AVClip(sound, context.sample_rate, frames, fps)
+        return self._reranked(audio, visual_database, top_k, rerank, query, sound, self._picture("the candidate"))
 
-        return self._reranked(audio, visual_database, top_k, rerank, query, resolve_query, pair)
+    def _picture(self, what):
+        """A job reducing an item to its frames' motion series and frame rate (:func:`skavc.sync.motion_series`)."""
+        context = self._context()
 
-    def _reranked(self, queries, database, top_k, rerank, query, resolve_query, pair):
+        def picture(item, where):
+            frames, fps = context.frames(item, f"{what} {where}")
+            return sync.motion_series(frames), fps
+
+        return picture
+
+    def _reranked(self, queries, database, top_k, rerank, query, reduce_query, reduce_candidate):
         """The best ``rerank`` matches of each query re-scored with their timing.
 
         The cosines are the retrieval's own; only the sync evidence of each (query,
-        candidate) pair is new: ``pair(resolve_query(q), d)`` is built and scored in one
-        parallel map, each query resolved once.
+        candidate) pair is new. Each query and each candidate is decoded once and reduced to
+        its sound or to its frames' motion series (``reduce_query``, ``reduce_candidate``),
+        then every pair is scored, all in parallel maps.
         """
         k = retrieval.check_k(top_k)
         rerank = check_int(rerank, name="rerank", minimum=k)
@@ -748,13 +754,16 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         items, is_batch = retrieval.split_queries(queries, query["modality"])
         database = check_collection(database, name="the database")
         matches = [found[:rerank] for found in retrieval.retrieve(items, database, rerank, **query)]
-        resolved = [resolve_query(item) for item in items]
         context = self._context()
+        reduced_queries = context.map(reduce_query, items)
+        unique = sorted({index for found in matches for index, _ in found})
+        reduced_candidates = dict(zip(unique, context.map(reduce_candidate, [database[i] for i in unique])))
+        sound_is_query = query["modality"] == "audio"
 
         def peak(job, where):
-            clip = pair(resolved[job[0]], database[job[1]])
-            curve = sync.signal_sync_curve(clip.audio, clip.sample_rate, clip.frames, clip.fps,
-                                           max_offset=self.max_offset)
+            q, c = reduced_queries[job[0]], reduced_candidates[job[1]]
+            sound, (motion, fps) = (q, c) if sound_is_query else (c, q)
+            curve = sync.motion_sync_curve(sound, context.sample_rate, motion, fps, max_offset=self.max_offset)
             return sync.peak_evidence([curve])[0]
 
         jobs = [(q, index) for q, found in enumerate(matches) for index, _ in found]
@@ -797,14 +806,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             return retrieval.retrieve(frames, audio_database, top_k, **query)
         context = self._context()
 
-        def resolve_query(item):
-            return context.frames(item, "the query")
+        def sound(item, where):
+            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=context.sample_rate,
+                                 where=f"the candidate {where}")
 
-        def pair(picture, candidate):
-            frames, fps = picture
-            return AVClip(context.clip(candidate, "the candidate").audio, context.sample_rate, frames, fps)
-
-        return self._reranked(frames, audio_database, top_k, rerank, query, resolve_query, pair)
+        return self._reranked(frames, audio_database, top_k, rerank, query, self._picture("the query"), sound)
 
     def classify_scene(self, X, labels):
         """Probability of each label for each clip ("what is happening here, among these?").
