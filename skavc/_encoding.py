@@ -90,11 +90,6 @@ def _encode_frame_maps(frames, encoder, encoder_key):
     return encoder.encode(frames, return_feature_map=True)[1]
 
 
-def _encode_class_logits(frames, encoder, encoder_key):
-    """Per-frame classifier logits, (T, n_classes)."""
-    return encoder.class_logits(frames)
-
-
 def _encode_frames_and_logits(frames, encoder, encoder_key):
     """Per-frame features and classifier logits from one run of the graph."""
     return encoder.encode_with_class_logits(frames)
@@ -158,7 +153,6 @@ class EncodingContext:
             "audio": (cache(_encode_audio, ignore=["encoder"]), audio_encoder),
             "frames": (cache(_encode_frames, ignore=["encoder"]), visual_encoder),
             "maps": (cache(_encode_frame_maps, ignore=["encoder"]), visual_encoder),
-            "logits": (cache(_encode_class_logits, ignore=["encoder"]), visual_encoder),
             "frames+logits": (cache(_encode_frames_and_logits, ignore=["encoder"]), visual_encoder),
         }
 
@@ -203,13 +197,9 @@ class EncodingContext:
                 "'efficientnet-lite0' (ImageNet-1k)"
             )
 
-    def encode_class_posteriors(self, frames):
-        """Per-frame class probabilities of the visual encoder's classifier, (T, n_classes) float64."""
-        self._require_class_logits()
-        return softmax(np.asarray(self._encode("logits", frames), dtype=np.float64), axis=1)
-
     def encode_frames_and_class_posteriors(self, frames):
-        """:meth:`encode_frames` and :meth:`encode_class_posteriors` of the same frames, one graph run."""
+        """:meth:`encode_frames` and the per-frame class probabilities (T, n_classes) float64 of the
+        visual encoder's classifier, from one graph run."""
         self._require_class_logits()
         features, logits = self._encode("frames+logits", frames)
         return features, softmax(np.asarray(logits, dtype=np.float64), axis=1)

@@ -22,6 +22,7 @@ from scipy.signal import find_peaks
 
 from ._text_space import ZERO_SHOT_TEMPERATURE, combine_experts, embed_texts, sharpen, transfer_matrix
 from ._vocabularies import audioset_names
+from ._validation import check_frames, check_positive, check_real
 from .features import motion_energy, motion_energy_times, sample_frame_indices
 
 __all__ = ["EVENT_THRESHOLD", "describe_sentence", "expected_sounds", "motion_onsets"]
@@ -51,6 +52,10 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     times : ndarray of shape (n_onsets,)
         Seconds on the video clock (frame ``f`` shows ``f / fps``), ascending.
     """
+    frames = check_frames(frames, name="frames")
+    fps = check_positive(fps, name="fps")
+    threshold = check_real(threshold, name="threshold")
+    min_gap = check_real(min_gap, name="min_gap", minimum=0.0)
     energy = motion_energy(frames)
     if energy.size < 3:
         return np.zeros(0)
@@ -61,7 +66,7 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     # appended so that a rise in the last frame can count.
     peaks, _ = find_peaks(np.append(rise, 0.0), height=max(level + threshold * spread, 1.0),
                           distance=max(1, int(np.ceil(min_gap * fps - 1e-9))))
-    return np.maximum(motion_energy_times(energy.size, fps)[peaks], 0.0)
+    return motion_energy_times(energy.size, fps)[peaks]
 
 
 def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_map=None, text_weight=0.5,
@@ -95,10 +100,8 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
     def job(item, where):
         frames, fps = context.frames(item[None] if _is_image(item) else item, where)
         idx = sample_frame_indices(frames.shape[0], n_visual_frames)
-        if text_map is None:
-            features, posteriors = None, context.encode_class_posteriors(frames[idx]).mean(axis=0)
-        else:
-            features, posteriors = (x.mean(axis=0) for x in context.encode_frames_and_class_posteriors(frames[idx]))
+        # One graph run gives both, cached under the same key as classify_scene's frames.
+        features, posteriors = (x.mean(axis=0) for x in context.encode_frames_and_class_posteriors(frames[idx]))
         return posteriors, features, motion_onsets(frames, fps)
 
     results = context.map(job, X)

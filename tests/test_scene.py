@@ -1,5 +1,7 @@
 """Scene labels at call time and expected sounds: probabilities, unseen labels, errors, descriptions."""
 
+import copy
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_sample_images
@@ -120,8 +122,9 @@ def test_the_sound_alone_classifies_after_fit(fitted, data):
     blank = [AVClip(c.audio, c.sample_rate, np.full_like(c.frames, 128), c.fps) for c in clips[:4]]
     labels = list(truth.class_names)
     unfit = AVCorrespondence().classify_scene(blank, labels)
-    fit = model.classify_scene(blank, labels)
-    assert not np.allclose(unfit, fit)
+    without_text_map = copy.copy(model)
+    without_text_map.text_weight_ = 0.0  # so that only the audio class head can make a difference
+    assert not np.allclose(unfit, without_text_map.classify_scene(blank, labels), atol=1e-3)
 
 
 def test_describe_gives_a_sentence_per_clip_and_a_string_for_one(photos, data):
