@@ -24,12 +24,14 @@ from scipy.special import log_softmax, softmax
 
 from ._training import Adam, minibatches, run_epochs
 
-#: Temperature of zero-shot probabilities (``P ** (1 / T)``, renormalised), for scene labels and
-#: sound names alike. Fitted by negative log-likelihood on the qabcs-data pictures (clip art with
-#: their recordings) of the "animals" and "toys" categories, their names as labels
-#: (``benchmarks/bench_scene.py --calibrate``): 0.98. On "instrument" + "misc" the expected
-#: calibration error of the top-1 confidence is 0.10 at T = 1, 0.11 at 0.98 and 0.34 at 0.5 (the
-#: value before calibration).
+#: Temperature of zero-shot probabilities (``P ** (1 / T)``, renormalised), applied to scene labels
+#: and sound names alike but fitted on scene labels only: by negative log-likelihood on the
+#: qabcs-data pictures (clip art with their recordings) of the "animals" and "toys" categories,
+#: their names as labels (``benchmarks/bench_scene.py --calibrate``): 0.98, i.e. the raw
+#: probabilities were already about calibrated. On "instrument" + "misc" the expected calibration
+#: error of the top-1 confidence is 0.10 at T = 1, 0.11 at 0.98 and 0.34 at 0.5 (the value before
+#: calibration). Sound-name scores (describe) and fitted scene probabilities (the text map mixed
+#: in) are not calibrated beyond this.
 ZERO_SHOT_TEMPERATURE = 0.98
 
 #: Cosine temperature of the class -> name transfer. At 0.05 a name 0.15 closer in cosine to a
