@@ -19,6 +19,7 @@ from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
 from ._inputs import check_collection, resolve_audio
 from ._text_space import check_labels
+from .index import unit_rows
 from ._training import Adam, progress_logger, run_epochs, train_epoch
 from ._validation import check_int, check_sample_rate
 from .encoders import AUDIO_ENCODERS, TEXT_ENCODERS, VISUAL_ENCODERS
@@ -310,7 +311,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Z = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float64)
         if A is not None:
             Z = Z + self._embed_audio_features(A)
-        return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+        return unit_rows(Z)
 
     def _sync_evidence(self, context, pairs):
         """Peak of the training-free sync curve of each (audio, frames) clip, in chance units."""

@@ -23,6 +23,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from ._training import Adam, minibatches, run_epochs
+from .encoders._text import check_texts
+from .index import unit_rows
 
 #: Temperature of zero-shot probabilities (``P ** (1 / T)``, renormalised), applied to scene labels
 #: and sound names alike but fitted on scene labels only: by negative log-likelihood on the
@@ -59,17 +61,8 @@ def embed_texts(encoder, texts):
 
 def check_labels(labels, *, name="labels"):
     """``labels`` as a list of distinct, non-empty strings; a clear error otherwise."""
-    if isinstance(labels, str):
-        raise TypeError(f"{name} must be a list of label strings; wrap a single label in a list")
-    try:
-        labels = list(labels)
-    except TypeError:
-        raise TypeError(f"{name} must be a list of label strings; got {type(labels).__name__}") from None
-    if not labels:
-        raise ValueError(f"{name} is empty: give at least one label string")
+    labels = check_texts(labels, name=name)
     for i, label in enumerate(labels):
-        if not isinstance(label, str):
-            raise TypeError(f"{name}[{i}] must be a string; got {type(label).__name__} {label!r}")
         if not label.strip():
             raise ValueError(f"{name}[{i}] is an empty string")
     seen, duplicates = set(), []
@@ -247,7 +240,7 @@ class TextMap:
         # in its own fold is then scored as an unseen one, as it would be on new clips.
         folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=0)
         mapped = cross_val_predict(Ridge(alpha=self.alpha), Z, targets - self.centre_, cv=folds)
-        cos = _unit_rows(mapped) @ _unit_rows(label_embeddings - self.centre_).T
+        cos = unit_rows(mapped) @ unit_rows(label_embeddings - self.centre_).T
         fitted = fit_temperature(softmax(cos / 0.05, axis=1), y) * 0.05
         self.temperature_ = max(fitted, TEXT_MAP_MIN_TEMPERATURE)
         self.out_of_fold_proba_ = softmax(cos / self.temperature_, axis=1)
@@ -255,9 +248,5 @@ class TextMap:
 
     def predict_proba(self, Z, label_embeddings):
         """``P(name | clip)`` over the given names, (n, L)."""
-        cos = _unit_rows(self.ridge_.predict(Z)) @ _unit_rows(label_embeddings - self.centre_).T
+        cos = unit_rows(self.ridge_.predict(Z)) @ unit_rows(label_embeddings - self.centre_).T
         return softmax(cos / self.temperature_, axis=1)
-
-
-def _unit_rows(M):
-    return M / np.maximum(np.linalg.norm(M, axis=1, keepdims=True), 1e-12)

@@ -42,7 +42,7 @@ def _index_paths(path):
     return path.with_name(path.name + ".npy"), path.with_name(path.name + ".json")
 
 
-def _unit_rows(E):
+def unit_rows(E):
     """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
     norms = np.linalg.norm(E, axis=1, keepdims=True)
     return E / np.where(norms > 0, norms, 1).astype(E.dtype)
@@ -173,7 +173,7 @@ class EmbeddingIndex:
         for lo in range(0, E.shape[0], _COPY_ROWS):
             part = E[lo : lo + _COPY_ROWS]
             if self.normalize:
-                part = _unit_rows(part)
+                part = unit_rows(part)
             at = self._n_buffer + lo
             self._buffer[at : at + part.shape[0]] = part  # casts to the storage dtype
         self._n_buffer += E.shape[0]
@@ -211,7 +211,7 @@ class EmbeddingIndex:
         Q = check_queries(queries)
         check_dims(Q, self._dim, what="index")
         if self.normalize:
-            Q = _unit_rows(Q)
+            Q = unit_rows(Q)
         return search_segments(Q, self._segments(), k, chunk_size, n_threads)
 
     # -- persistence --------------------------------------------------------------------

@@ -66,8 +66,9 @@ def test_calibration_helpers():
 
 @pytest.mark.parametrize("labels, error, match", [
     ([], ValueError, "empty"),
-    ("dog", TypeError, "list of label strings"),
-    (["dog", 3], TypeError, r"labels\[1\] must be a string"),
+    ("dog", TypeError, "labels must be a list of strings, not a single string"),
+    (["dog", 3], TypeError, r"labels\[1\] is int"),
+    ([b"dog"], TypeError, r"labels\[0\] is bytes"),
     (["dog", " "], ValueError, r"labels\[1\] is an empty string"),
     (["Dog park", "dog  park"], ValueError, "duplicates"),
 ])

@@ -121,19 +121,22 @@ def minilm_tokenizer():
     return tokenizer
 
 
-def _check_texts(texts):
+def check_texts(texts, *, name="texts"):
+    """``texts`` as a list of ``str`` (at least one); a ``TypeError`` / ``ValueError`` naming ``name``
+    and the bad item otherwise (a bare string, bytes, a non-string item, an empty list)."""
     if isinstance(texts, (str, bytes)):
-        raise TypeError("texts must be a list of strings, not a single string: wrap it in a list, "
-                        "encode([text])")
+        raise TypeError(f"{name} must be a list of strings, not a single string: wrap it in a list, "
+                        f"[{name[:-1] if name.endswith('s') else name}]")
     try:
         texts = list(texts)
     except TypeError:
-        raise TypeError(f"texts must be a list of strings; got {type(texts).__name__}") from None
+        raise TypeError(f"{name} must be a list of strings; got {type(texts).__name__}") from None
     if not texts:
-        raise ValueError("texts is empty: give at least one string")
+        raise ValueError(f"{name} is empty: give at least one string")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"texts must be a list of strings; texts[{i}] is {type(text).__name__} ({text!r:.60})")
+            raise TypeError(f"{name} must be a list of strings; {name}[{i}] is {type(text).__name__} "
+                            f"({text!r:.60})")
     return [str(text) for text in texts]  # numpy's str_ -> str
 
 
@@ -226,7 +229,7 @@ class MiniLMTextEncoder(_BuiltinEncoder):
         -------
         input_ids, attention_mask : ndarray of shape (n_texts, n_tokens), int64
         """
-        return _pad(minilm_tokenizer().encode_batch(_check_texts(texts)))
+        return _pad(minilm_tokenizer().encode_batch(check_texts(texts)))
 
     def encode(self, texts):
         """Sentence embeddings.
@@ -245,7 +248,7 @@ class MiniLMTextEncoder(_BuiltinEncoder):
         embeddings : ndarray of shape (n_texts, 384), float32
             Unit rows, in the order of ``texts``.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         encodings = minilm_tokenizer().encode_batch(texts)
         lengths = np.array([len(e.ids) for e in encodings])
         empty = np.flatnonzero(lengths <= 2)  # [CLS] [SEP] only
