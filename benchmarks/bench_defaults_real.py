@@ -8,10 +8,10 @@ Usage::
 DOWNLOADS (on first use, into ``--cache``, default ``~/.cache/skavc-bench``; needs a Debian machine
 with ``apt-get update`` done; each is ``apt-get download`` + ``dpkg-deb -x``, reused afterwards):
 
-- ``qabcs-data`` (``qabcs/``, as ``bench_scene.py``): 241 recordings, each with a clip-art picture
+- ``qabcs-data`` (``qabcs/qabcs-data/``, as ``bench_scene.py``): 241 recordings, each with a clip-art picture
   of the same name. The paired real set: each item is an ``AVClip`` of the recording (16 kHz
   mono) and its picture repeated (``bench_scene.load_qabcs``; the model samples 8 frames).
-- ``sonic-pi-samples`` (``sonic-pi/``, 22 MB) and ``lmms-common`` (``lmms/``, 8 MB): instrument,
+- ``sonic-pi-samples`` (``sonic-pi-samples/``, 22 MB) and ``lmms-common`` (``lmms-common/``, 8 MB): instrument,
   drum and effect recordings, labelled by category (Sonic Pi's file-name prefix, ``bd_``,
   ``tabla_``, ...; LMMS's ``samples/`` folder, ``drums/``, ``basses/``, ...). Left out: categories
   of fewer than 5 sounds (so every class is in each logistic-regression fold), LMMS's synthetic
@@ -70,6 +70,8 @@ import numpy as np
 from skavc import AVClip, AVCorrespondence
 from skavc.encoders import WhisperTiny30sEncoder, make_audio_encoder
 
+from real_media import fetch  # benchmarks/ is on sys.path when a script in it runs
+
 BENCHMARKS = Path(__file__).resolve().parent
 N_COMPONENTS = (16, 32, 64, None)
 HEADS = ("linear", "mlp")
@@ -126,22 +128,6 @@ def _bench_scene():
     return module
 
 
-def fetch_deb(package, cache, marker):
-    """``package`` unpacked under ``cache`` (downloaded on first use); returns ``cache / marker``."""
-    import subprocess
-
-    cache = Path(cache).expanduser()
-    if (cache / marker).is_dir():
-        return cache / marker
-    cache.mkdir(parents=True, exist_ok=True)
-    print(f"fetching {package} into {cache} (apt-get download + dpkg-deb -x) ...", flush=True)
-    subprocess.run(["apt-get", "download", package], cwd=cache, check=True)
-    deb = sorted(cache.glob(f"{package}_*.deb"))[-1]
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(cache)], check=True)
-    deb.unlink()
-    return cache / marker
-
-
 def load_sounds(files_and_labels, min_per_class=5, max_seconds=30.0):
     """(audio list, label array) of the categories with at least ``min_per_class`` sounds."""
     import librosa
@@ -167,13 +153,13 @@ def load_sounds(files_and_labels, min_per_class=5, max_seconds=30.0):
 
 
 def sonic_pi_sounds(cache):
-    root = fetch_deb("sonic-pi-samples", Path(cache) / "sonic-pi", "usr/share/sonic-pi/samples")
+    root = fetch("sonic-pi-samples", Path(cache)) / "usr/share/sonic-pi/samples"
     files = [(p, p.name.split("_")[0]) for p in root.glob("*.flac") if "_" in p.name]
     return load_sounds(files)
 
 
 def lmms_sounds(cache):
-    root = fetch_deb("lmms-common", Path(cache) / "lmms", "usr/share/lmms/samples")
+    root = fetch("lmms-common", Path(cache)) / "usr/share/lmms/samples"
     skip = {"shapes", "waveforms", "drumsynth"}
     files = [(p, p.relative_to(root).parts[0]) for p in root.rglob("*")
              if p.suffix in (".ogg", ".wav", ".flac") and p.relative_to(root).parts[0] not in skip]

@@ -12,7 +12,7 @@ shapes, labels are sound names such as "rising chirp"). The real set is Debian's
 ``abcs/all/pics/CATEGORY/NAME.png`` (PNG with transparency, composited on white; no SVG among
 them; the "food" category has no sounds, so four categories remain: animals, instrument, misc,
 toys). The script fetches it itself on first use with ``apt-get download qabcs-data`` and
-``dpkg-deb -x`` into ``--cache`` (default ``~/.cache/skavc-bench/qabcs``; needs a Debian
+``dpkg-deb -x`` into ``--cache``/qabcs-data (default ``~/.cache/skavc-bench/qabcs``; needs a Debian
 machine with ``apt-get update`` done) and reuses it afterwards. Each item becomes an ``AVClip``:
 the recording (16 kHz mono) with the picture repeated for as long as the sound lasts (at most
 25 frames at 25 fps). Item names are the file names with "_" read as a space.
@@ -50,7 +50,6 @@ import argparse
 import os
 import platform
 import re
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -175,17 +174,9 @@ def generated_tables(args, memory, timings):
 # -- 2-4: qabcs-data --------------------------------------------------------------------------
 def fetch_qabcs(cache):
     """The extracted package under ``cache`` (downloaded and unpacked on first use)."""
-    cache = Path(cache).expanduser()
-    root = cache / QABCS
-    if (root / "noises").is_dir():
-        return root
-    cache.mkdir(parents=True, exist_ok=True)
-    print(f"fetching qabcs-data into {cache} (apt-get download + dpkg-deb -x) ...", flush=True)
-    subprocess.run(["apt-get", "download", "qabcs-data"], cwd=cache, check=True)
-    deb = sorted(cache.glob("qabcs-data_*.deb"))[-1]
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(cache)], check=True)
-    deb.unlink()
-    return root
+    from real_media import fetch
+
+    return fetch("qabcs-data", Path(cache).expanduser()) / QABCS
 
 
 def load_qabcs(root, max_items=None):
