@@ -26,6 +26,7 @@ import numpy as np
 
 from skavc import AVClip, AVCorrespondence
 from skavc.datasets import make_av_clips
+from skavc.metrics import recall_at_k
 
 
 def pairwise_recall(model, clips, timing):
@@ -33,7 +34,7 @@ def pairwise_recall(model, clips, timing):
     n = len(clips)
     pairs = [AVClip(a.audio, a.sample_rate, b.frames, b.fps) for a in clips for b in clips]
     S = model.correspondence(pairs, timing=timing).reshape(n, n)
-    return float(np.mean(S.argmax(axis=1) == np.arange(n))), float(np.mean(S.argmax(axis=0) == np.arange(n)))
+    return recall_at_k(S), recall_at_k(S.T)
 
 
 def _row(name, n, model, clips):

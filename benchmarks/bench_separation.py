@@ -219,7 +219,6 @@ def bench_appearance(n_train, n_clips, duration):
     from sklearn.metrics import roc_auc_score
 
     from skavc import AVCorrespondence
-    from skavc.datasets import make_av_clips
     from skavc.metrics import si_sdr
 
     train, _ = make_av_clips(n_clips=n_train, n_classes=8, duration=duration, random_state=1)

@@ -33,8 +33,8 @@ import numpy as np
 
 from ._validation import check_paired_series, check_real
 
-__all__ = ["auc_ciou", "ciou", "cross_modal_recall", "frame_ciou", "recall_at_k", "sync_accuracy",
-           "sync_mean_absolute_error"]
+__all__ = ["auc_ciou", "ciou", "cross_modal_recall", "frame_ciou", "recall_at_k", "separation_scores", "si_sdr",
+           "sync_accuracy", "sync_mean_absolute_error"]
 
 
 def recall_at_k(similarity, k=1):
@@ -236,8 +236,6 @@ def auc_ciou(maps, masks, threshold=0.5, iou_thresholds=IOU_THRESHOLDS):
 # ---------------------------------------------------------------------------
 # Source separation: BSS Eval through mir_eval, and scale-invariant SDR
 # ---------------------------------------------------------------------------
-
-__all__ += ["separation_scores", "si_sdr"]
 
 
 def _as_sources(x, name):
