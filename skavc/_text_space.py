@@ -137,9 +137,10 @@ def combine_experts(*distributions, weights=None):
     return softmax(logp, axis=1)
 
 
-def fit_expert_weight(first, second, y, grid=np.linspace(0.0, 1.0, 11)):
+def fit_expert_weight(first, second, y, grid=None):
     """The weight ``w`` of ``first`` against ``1 - w`` of ``second`` (:func:`combine_experts`) that
-    maximises the likelihood of the true columns ``y``, searched on ``grid``."""
+    maximises the likelihood of the true columns ``y``, searched on ``grid`` (default 0, 0.1, ..., 1)."""
+    grid = np.linspace(0.0, 1.0, 11) if grid is None else np.asarray(grid, dtype=np.float64)
     rows = np.arange(len(y))
     scores = [np.log(np.maximum(combine_experts(first, second, weights=[w, 1 - w])[rows, y], 1e-300)).mean()
               for w in grid]

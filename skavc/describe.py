@@ -23,7 +23,7 @@ from scipy.signal import find_peaks
 from ._text_space import ZERO_SHOT_TEMPERATURE, combine_experts, embed_texts, sharpen, transfer_matrix
 from ._vocabularies import audioset_names
 from ._validation import check_frames, check_positive, check_real
-from .features import motion_energy, motion_energy_times, sample_frame_indices
+from .features import motion_energy, motion_energy_times, rises, sample_frame_indices
 
 __all__ = ["EVENT_THRESHOLD", "describe_sentence", "expected_sounds", "motion_onsets"]
 
@@ -59,7 +59,7 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     energy = motion_energy(frames)
     if energy.size < 3:
         return np.zeros(0)
-    rise = np.maximum(np.diff(energy, prepend=energy[:1]), 0.0)
+    rise = rises(energy)
     level = np.median(rise)
     spread = 1.4826 * np.median(np.abs(rise - level))
     # Local maxima above the bar, the strongest kept where two are closer than min_gap; a zero

@@ -64,7 +64,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._inputs import _resample
 from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
-from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times
+from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times, rises
 
 __all__ = ["AppearanceBases", "factorise", "separate", "separate_by_appearance", "stft_settings", "wiener_mask"]
 
@@ -197,10 +197,6 @@ def _region_motion(frames, weights):
     return energy
 
 
-def _rise(x):
-    return np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.maximum(np.diff(x, axis=-1), 0.0)], axis=-1)
-
-
 def _standardise(x):
     x = x - x.mean(axis=-1, keepdims=True)
     sd = np.sqrt((x * x).mean(axis=-1, keepdims=True))
@@ -210,9 +206,9 @@ def _standardise(x):
 def _scores(acts, motion, sigma, shifts):
     """Scores (K,) of each activation against the motion, and (n_shifts, K) against shifted motion."""
     a = _standardise(gaussian_filter1d(acts, sigma, axis=-1, mode="nearest"))
-    ao = _standardise(gaussian_filter1d(_rise(acts), sigma, axis=-1, mode="nearest"))
+    ao = _standardise(gaussian_filter1d(rises(acts), sigma, axis=-1, mode="nearest"))
     m = _standardise(gaussian_filter1d(motion, sigma, mode="nearest"))
-    mo = _standardise(gaussian_filter1d(_rise(motion), sigma, mode="nearest"))
+    mo = _standardise(gaussian_filter1d(rises(motion), sigma, mode="nearest"))
     lags = np.concatenate([[0], shifts]).astype(int)
     s = ((1 - _ONSET_WEIGHT) * _circular_correlation(a, m, lags)
          + _ONSET_WEIGHT * _circular_correlation(ao, mo, lags)) / acts.shape[-1]   # (L, K)

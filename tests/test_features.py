@@ -365,3 +365,10 @@ def test_edge_silence_marks_only_the_padding_at_the_ends():
     click = np.zeros(1000)
     click[500] = 1.0  # a lone click in silence: most spans would be "padding", so none is
     assert not edge_silence(click, np.arange(0, 1000, 10), np.arange(0, 1000, 10)).any()
+
+
+def test_rises_count_only_increases_along_time():
+    from skavc.features import rises
+
+    np.testing.assert_array_equal(rises([1.0, 3.0, 2.0, 5.0]), [0.0, 2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(rises(np.array([[1, 3, 2], [4, 4, 6]])), [[0, 2, 0], [0, 0, 2]])

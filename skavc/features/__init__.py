@@ -19,6 +19,7 @@ Audio (:mod:`skavc.features.audio`)
 Time (:mod:`skavc.features.time`)
     :func:`sample_frame_indices`: frames spread evenly over a clip.
     :func:`window_means`: features averaged over windows centred on given times.
+    :func:`rises`: a series' increases from step to step (what starts, not what fades).
     :func:`grid_times`, :func:`resample_track`: a regular time grid, and features moved onto it.
 
 Conventions shared by all of them: times in seconds; frame ``f`` shows the instant ``f / fps``
@@ -27,7 +28,7 @@ index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0)
 """
 
 from .audio import audio_changes, audio_envelope, edge_silence, level_rises, onset_envelope, sound_presence
-from .time import grid_times, resample_track, sample_frame_indices, window_means
+from .time import grid_times, resample_track, rises, sample_frame_indices, window_means
 from .video import (
     block_size,
     estimate_shifts,
@@ -52,6 +53,7 @@ __all__ = [
     "motion_energy_times",
     "onset_envelope",
     "resample_track",
+    "rises",
     "sample_frame_indices",
     "shift_frames",
     "sound_presence",

@@ -21,6 +21,7 @@ from scipy import fft as sp_fft
 from scipy.special import expit
 
 from .._validation import check_audio, check_int, check_positive, check_real, check_sample_rate
+from .time import rises
 
 __all__ = ["audio_changes", "audio_envelope", "edge_silence", "level_rises", "onset_envelope", "sound_presence"]
 
@@ -135,7 +136,7 @@ def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
     floor_db = check_real(floor_db, name="floor_db")
     env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
     level = 20.0 * np.log10(np.maximum(env, 10.0 ** (floor_db / 20.0)))
-    return np.maximum(np.diff(level, prepend=level[:1]), 0.0)
+    return rises(level)
 
 
 def sound_presence(audio, sample_rate, times, window):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["grid_times", "resample_track", "sample_frame_indices", "window_means"]
+__all__ = ["grid_times", "resample_track", "rises", "sample_frame_indices", "window_means"]
 
 
 def sample_frame_indices(n_frames, n_samples, *, repeat=False):
@@ -110,3 +110,20 @@ def resample_track(features, times, grid):
     hi = np.minimum(lo + 1, times.shape[0] - 1)
     w = (pos - lo)[:, None]
     return (1 - w) * features[lo] + w * features[hi]
+
+
+def rises(x):
+    """Increases of a series from each step to the next: ``max(x[..., t] - x[..., t - 1], 0)``, 0 at ``t = 0``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., T)
+        Time along the last axis.
+
+    Returns
+    -------
+    rises : ndarray of shape (..., T), float64, >= 0
+        What starts (an onset, motion beginning) and not what fades.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return np.maximum(np.diff(x, axis=-1, prepend=x[..., :1]), 0.0)

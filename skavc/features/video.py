@@ -21,6 +21,7 @@ Conventions. Frames are uint8 RGB of shape (T, H, W, 3); frame ``f`` shows the i
 import numpy as np
 
 from .._validation import check_frames, check_int, check_positive, check_real
+from .time import rises
 
 __all__ = [
     "block_size",
@@ -386,7 +387,7 @@ def _emphasise_rises(energy):
     after each event (a flash fading over the next frames) pulls the estimate late; on
     generated clips it removes a bias of +2 ms (25 fps) and on decaying flashes of up to
     0.1 frame."""
-    return energy + np.concatenate([[0.0], np.maximum(np.diff(energy), 0.0)])
+    return energy + rises(energy)
 
 
 def _mean_abs_frame_difference(frames):
