@@ -16,7 +16,10 @@ by -0.8 .. +0.8 s in 0.2 s steps as a user's misaligned file would be: positive 
 of video (the start of the audio cut, the end padded), negative = audio delayed (padded at the
 start, the end cut). The padding is either exact digital silence ("zeros") or the clip's own
 low-level noise ("noise": Gaussian noise at the RMS of its quietest 10 % of 20 ms blocks, at
-least -90 dBFS). ``AVCorrespondence().predict_offset(..., method=...)`` is scored for the
+least -90 dBFS), or not padded at all ("none": frames and sound both cut from inside the
+recording, the sound from ``shift`` s later, the segment shortened by 0.8 s at the recording's
+ends; so no padding and no edge shared by both tracks can give the offset away: only the
+content can). ``AVCorrespondence().predict_offset(..., method=...)`` is scored for the
 training-free "signal" method and the "naive" baseline:
 
 * ``<=0.1 s``: share of estimates within 0.1 s of the true offset, trusting the packaged file to
@@ -48,6 +51,7 @@ from skavc import AVClip, AVCorrespondence, load_clip
 from skavc.sync import SYNC_CONFIDENCE_THRESHOLD
 
 OFFSETS = np.round(np.arange(-0.8, 0.8001, 0.2), 2)
+PADS = ("zeros", "noise", "none")
 LABELS = Path(__file__).with_name("real_media_labels.json")
 KEPT_ASIDE = {"forensics-samples-files", "renpy-demo", "pd-extendedview", "janus-demos",
               "tuxpaint-stamps-default"}
@@ -94,22 +98,55 @@ def shift_audio(audio, sample_rate, offset, pad, rng):
     return np.concatenate([fill, audio[:-k]])
 
 
-def segments(cache, segment, labels):
-    """Yield (name, description, AVClip) for every segment of every labelled video."""
+def _segment_bounds(clip, segment, starts):
+    """(start, stop) in seconds of each segment of a decoded video, within its shorter track."""
+    duration = min(clip.audio.size / clip.sample_rate, clip.frames.shape[0] / clip.fps)
+    return [(start, min(start + segment, duration)) for start in starts], duration
+
+
+def _cut(clip, t0, t1, shift=0.0):
+    """The frames of [t0, t1) s and the audio of the same span moved by ``shift`` s (ahead > 0)."""
+    f0 = int(np.ceil(t0 * clip.fps - 1e-6))  # never before t0: the audio moved back stays in the file
+    f1 = min(f0 + int(round((t1 - t0) * clip.fps)), clip.frames.shape[0])
+    a0 = int(round((f0 / clip.fps + shift) * clip.sample_rate))
+    a1 = a0 + int(round((f1 - f0) / clip.fps * clip.sample_rate))
+    return AVClip(clip.audio[a0:a1], clip.sample_rate, clip.frames[f0:f1], clip.fps)
+
+
+def videos(cache, labels):
+    """Yield (label entry, decoded AVClip) for every labelled video (fetched when missing)."""
     for video in labels["videos"]:
         root = fetch(video["package"], cache)
-        path = root / video["path"].lstrip("/")
-        clip = load_clip(str(path), sample_rate=16000)
-        n_audio = clip.audio.size / clip.sample_rate
-        duration = min(n_audio, clip.frames.shape[0] / clip.fps)
-        starts = video.get("starts", [0.0])
-        for start in starts:
-            stop = min(start + segment, duration)
-            f0, f1 = int(round(start * clip.fps)), int(round(stop * clip.fps))
-            a0 = int(round(f0 / clip.fps * clip.sample_rate))
-            a1 = a0 + int(round((f1 - f0) / clip.fps * clip.sample_rate))
-            name = f"{video['package']}:{Path(video['path']).name}@{start:g}"
-            yield name, video, AVClip(clip.audio[a0:a1], clip.sample_rate, clip.frames[f0:f1], clip.fps)
+        yield video, load_clip(str(root / video["path"].lstrip("/")), sample_rate=16000)
+
+
+def segment_name(video, start):
+    return f"{video['package']}:{Path(video['path']).name}@{start:g}"
+
+
+def segments(cache, segment, labels):
+    """Yield (name, label entry, AVClip) for every segment of every labelled video."""
+    for video, clip in videos(cache, labels):
+        bounds, _ = _segment_bounds(clip, segment, video.get("starts", [0.0]))
+        for start, stop in bounds:
+            yield segment_name(video, start), video, _cut(clip, start, stop)
+
+
+def shifted_versions(clip, start, stop, duration, pad, rng):
+    """The segment [start, stop) s of ``clip`` with its audio moved by each of OFFSETS.
+
+    ``pad`` "zeros" or "noise": the segment's own audio shifted and padded (:func:`shift_audio`).
+    "none": both tracks cut from inside the recording, the audio from ``shift`` s later, and
+    the segment shortened by the largest shift at the recording's ends, so that no track has
+    padding or an edge the other shares: only the content can tell the offset.
+    """
+    if pad == "none":
+        margin = float(np.abs(OFFSETS).max())
+        t0, t1 = max(start, margin), min(stop, duration - margin)
+        return [_cut(clip, t0, t1, d) for d in OFFSETS]
+    seg = _cut(clip, start, stop)
+    return [AVClip(shift_audio(seg.audio, seg.sample_rate, d, pad, rng), seg.sample_rate, seg.frames, seg.fps)
+            for d in OFFSETS]
 
 
 def main():
@@ -127,16 +164,18 @@ def main():
     rows = []  # (segment, kind, pad, method, shift, estimate, confidence)
     t0 = time.time()
     inventory = []
-    for name, video, clip in segments(args.cache, args.segment, labels):
-        inventory.append((name, clip.frames.shape[0] / clip.fps, video["shows"]))
-        rng = np.random.default_rng(0)
-        for pad in ("zeros", "noise"):
-            shifted = [AVClip(shift_audio(clip.audio, clip.sample_rate, d, pad, rng), clip.sample_rate,
-                              clip.frames, clip.fps) for d in OFFSETS]
-            for method in ("signal", "naive"):
-                est, conf = model.predict_offset(shifted, return_confidence=True, method=method)
-                for d, e, c in zip(OFFSETS, est, conf):
-                    rows.append((name, name in silent, pad, method, d, e, c))
+    for video, clip in videos(args.cache, labels):
+        bounds, duration = _segment_bounds(clip, args.segment, video.get("starts", [0.0]))
+        for start, stop in bounds:
+            name = segment_name(video, start)
+            inventory.append((name, stop - start, video["shows"]))
+            rng = np.random.default_rng(0)
+            for pad in PADS:
+                shifted = shifted_versions(clip, start, stop, duration, pad, rng)
+                for method in ("signal", "naive"):
+                    est, conf = model.predict_offset(shifted, return_confidence=True, method=method)
+                    for d, e, c in zip(OFFSETS, est, conf):
+                        rows.append((name, name in silent, pad, method, d, e, c))
     elapsed = time.time() - t0
 
     print("```")
@@ -161,7 +200,7 @@ def main():
     R = np.array(rows, dtype=dtype)
     base = {(r["seg"], r["pad"], r["method"]): r["est"] for r in R if r["shift"] == 0}
     for subset in ("synchronisable", "all"):
-        for pad in ("zeros", "noise"):
+        for pad in PADS:
             for method in ("signal", "naive"):
                 sel = R[(R["pad"] == pad) & (R["method"] == method)]
                 if subset != "all":
@@ -182,7 +221,7 @@ def main():
     if args.per_segment:
         print()
         for seg in dict.fromkeys(R["seg"]):
-            for pad in ("zeros", "noise"):
+            for pad in PADS:
                 sel = R[(R["seg"] == seg) & (R["pad"] == pad) & (R["method"] == "signal")]
                 cells = " ".join(f"{r['shift']:+.1f}>{r['est']:+.2f}({r['conf']:.2f})" for r in sel)
                 print(f"{seg} [{pad}] {cells}")

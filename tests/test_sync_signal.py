@@ -320,3 +320,23 @@ def test_motion_series_gives_the_frames_curve():
         np.testing.assert_allclose(got[1], expected[1], atol=1e-12)
     with pytest.raises(ValueError, match="motion must be a non-empty 1-D series"):
         motion_sync_curve(audio, sr, frames, fps)
+
+
+def test_the_tracks_cut_edges_are_no_event():
+    """A clip cut from a longer recording starts mid-motion and mid-sound: neither start is an
+    event. The first motion value is a placeholder (no frame before the first), and the first
+    onset frames see the zeros before the first sample; read as measurements, both make a rise
+    at t = 0 that pulls any estimate towards the alignment of the two cuts."""
+    from skavc.sync import motion_series
+    from skavc.sync._signal import _common_grid, _onset_cut_edge, _signal_series
+
+    rng = np.random.RandomState(0)
+    frames = np.full((50, 48, 64, 3), 100, np.uint8)
+    frames[:, 10:30, 20:40] = rng.randint(0, 256, size=(50, 20, 20, 3))  # steady flicker, no event
+    motion = motion_series(frames)
+    assert motion[1] <= 1.2 * np.median(motion[1:])  # no rise from the placeholder into the clip
+    audio = (0.1 * rng.standard_normal(2 * SR)).astype(np.float32)  # loud from the first sample
+    grid = _common_grid(audio, SR, frames.shape[0], 25.0, 0.01)
+    a, _ = _signal_series(audio, SR, motion, 25.0, grid, 0.01)
+    edge = grid < _onset_cut_edge(0.01)
+    assert edge.any() and np.all(a[edge] == 0.0)  # unknown (the series' mean), not an onset

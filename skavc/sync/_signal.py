@@ -298,7 +298,13 @@ def motion_series(frames):
     With :func:`motion_sync_curve` it gives the same curve as the frames themselves, so that
     a clip's frames can be reduced to this series once and paired with many sounds.
     """
-    return _emphasise_rises(motion_energy(frames))
+    energy = motion_energy(frames)
+    # energy[0] is a placeholder (no frame before the first), not "no motion": read as a
+    # measurement it makes a rise at the clip's first frame that matches any sound starting
+    # there (the cut edge of a trimmed track), so it takes the first real value instead.
+    if energy.size > 1:
+        energy[0] = energy[1]
+    return _emphasise_rises(energy)
 
 
 def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolution=None):
@@ -324,6 +330,13 @@ def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution):
     return lags[keep] * resolution, null_standardise(scores)[keep]
 
 
+def _onset_cut_edge(resolution):
+    """Seconds at the start of the audio whose onset values the track's cut edge makes: the
+    frames whose window (``onset_envelope``'s default, ``max(0.02, 2 resolution)``) reaches
+    before the first sample, plus the flux from the last of them into the first full window."""
+    return max(0.02, 2.0 * resolution) / 2.0 + resolution
+
+
 def _signal_series(audio, sample_rate, motion, fps, grid, resolution):
     """The signal method's audio onset and visual motion series on ``grid``, compressed and standardised."""
     env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
@@ -334,7 +347,12 @@ def _signal_series(audio, sample_rate, motion, fps, grid, resolution):
     # standardising) instead of reading as "no sound here", which otherwise pulls the
     # peak towards the alignment that lays the padding over the least motion.
     at = np.floor(grid * sample_rate)  # the sample at each grid time
-    a = _standardise_known(_compress(a), ~edge_silence(audio, at, at + 1))
+    # The first envelope frames' windows reach before the first sample (zeros there), so an
+    # audio track that starts mid-sound rises into its first full window: an "onset" made by
+    # the cut, not by the recording, that would pull every estimate towards the alignment of
+    # the two tracks' starts. Those frames are unknown, like padding.
+    cut_edge = grid < _onset_cut_edge(resolution)
+    a = _standardise_known(_compress(a), ~edge_silence(audio, at, at + 1) & ~cut_edge)
     return a, _standardise(_compress(m))
 
 
