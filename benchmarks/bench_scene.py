@@ -286,7 +286,8 @@ def qabcs_tables(args, memory, timings):
                  top_k_accuracy(head(A_train), train, 1), top_k_accuracy(head(A_train), train, 5),
                  1 / len(names), 5 / len(names)])
     table(f"Table 3. Audio only: fitted (no labels) on {len(train)} qabcs items, tested on the other {len(test)}; "
-          f"labels = all {len(names)} names.",
+          f"labels = all {len(names)} names. The audio head's out-of-fold weight: {fitted.audio_weight_:.2f} "
+          f"(penalty {fitted.audio_class_head_.alpha:g}).",
           ["test clips", "n", "top-1", "top-5", "chance top-1", "chance top-5"], rows)
 
     # Table 4: does the description name the object or its sound?
@@ -323,7 +324,7 @@ def qabcs_tables(args, memory, timings):
         rows.append([title, len(labels), top_k_accuracy(model.classify_scene(X_test, labels), truth, 1),
                      top_k_accuracy(coarse.classify_scene(X_test, labels), truth, 1), 1 / len(labels)])
     table(f"Table 6. Fitted with coarse labels (the {len(kinds)} category names of {len(train)} items, "
-          f"text weight {coarse.text_weight_:.1f}), asked with them and with the item names "
+          f"text weight {coarse.text_weight_:.1f}, audio weight {coarse.audio_weight_:.2f}), asked with them and with the item names "
           f"(generalised zero-shot); top-1 on the other {len(test)} items.",
           ["labels", "n labels", "unfitted (zero-shot)", "fitted on categories", "chance"], rows)
 

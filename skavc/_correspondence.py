@@ -153,6 +153,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     audio_class_head_ : AudioClassHead
         Only when fitted with ``scene=True``: predicts the frames' class
         posteriors from the sound.
+    audio_weight_ : float
+        Only when fitted with ``scene=True``: the audio class head's weight against
+        the frames' posteriors, from its skill on clips it was not trained on
+        (0 to 0.5; :func:`skavc._text_space.fit_audio_class_head`).
     text_map_ : TextMap or None
         Only when fitted with ``scene=True``; None without captions in ``y``.
     text_weight_ : float
@@ -409,10 +413,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self._fit_preprocessors(A, V)
         self._initialise(A, V)
         self._train(A, V, self.epochs if epochs is None else epochs)
-        for attr in ("audio_class_head_", "text_map_", "text_weight_"):
+        for attr in ("audio_class_head_", "audio_weight_", "text_map_", "text_weight_"):
             self.__dict__.pop(attr, None)
         if self.scene:
-            self.audio_class_head_, self.text_map_, self.text_weight_ = scene.fit_scene_heads(
+            self.audio_class_head_, self.audio_weight_, self.text_map_, self.text_weight_ = scene.fit_scene_heads(
                 self.audio_preprocessor_.transform(A), P, rng=self._rng, joint_embeddings=self._shared_space(A, V),
                 y=y, text_encoder=self._text_encoder(), class_names=self.visual_encoder_.class_names,
                 log=progress_logger(self.verbose, self._log, "audio class head"))
@@ -834,15 +838,18 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         labels = check_labels(labels)
         X = check_collection(X)
         context = self._context()
-        audio_head, text_map = getattr(self, "audio_class_head_", None), getattr(self, "text_map_", None)
-        if audio_head is None and text_map is None:  # zero-shot: the frames alone, no audio encoded
+        text_map = getattr(self, "text_map_", None)
+        # A model pickled before the weight was learnt mixed its head in at the largest weight.
+        audio_weight = getattr(self, "audio_weight_", scene.AUDIO_HEAD_MAX_WEIGHT)
+        audio_head = getattr(self, "audio_class_head_", None) if audio_weight > 0 else None
+        if audio_head is None and text_map is None:  # the frames alone: no audio encoded
             A, (V, P) = None, context.pooled_visual(X, self.n_visual_frames, class_posteriors=True)
         else:
             A, V, P = context.pooled(X, self.n_visual_frames, class_posteriors=True)
         return scene.classify_scene(
             P, labels, text_encoder=self._text_encoder(), class_names=context.class_names,
             audio_posteriors=None if audio_head is None else audio_head.predict_proba(
-                self.audio_preprocessor_.transform(A)),
+                self.audio_preprocessor_.transform(A)), audio_weight=audio_weight,
             joint_embeddings=None if text_map is None else self._shared_space(A, V), text_map=text_map,
             text_weight=getattr(self, "text_weight_", 0.0))
 

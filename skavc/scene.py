@@ -11,7 +11,9 @@ combined in log space:
 - **sound** (after ``fit(X, scene=True)``): the :class:`~skavc._text_space.AudioClassHead`,
   which learnt from unlabelled paired clips to predict the frames' posteriors from the audio,
   combined with the frames' as a product of experts, so a clip whose camera shows nothing
-  useful is still classified by its sound;
+  useful is still classified by its sound; weighted by how well it predicted the frames of
+  clips it was not trained on (:func:`skavc._text_space.fit_audio_class_head`), so a head that
+  learnt nothing that carries over (too few clips, or each a different thing) costs nothing;
 - **captions** (after ``fit(X, y, scene=True)`` with label or caption strings): the
   :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
   labels never seen in training are scored by their text, seen ones sharpen.
@@ -25,13 +27,14 @@ already about as confident as it is right there.
 import numpy as np
 
 from ._text_space import (
+    AUDIO_HEAD_MAX_WEIGHT,
     ZERO_SHOT_TEMPERATURE,
-    AudioClassHead,
-    fit_expert_weight,
     TextMap,
     check_labels,
     combine_experts,
     embed_texts,
+    fit_audio_class_head,
+    fit_expert_weight,
     sharpen,
     transfer_matrix,
 )
@@ -40,7 +43,8 @@ __all__ = ["classify_scene", "fit_scene_heads", "zero_shot"]
 
 
 def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio_posteriors=None,
-                   joint_embeddings=None, text_map=None, text_weight=0.5, temperature=ZERO_SHOT_TEMPERATURE):
+                   audio_weight=AUDIO_HEAD_MAX_WEIGHT, joint_embeddings=None, text_map=None, text_weight=0.5,
+                   temperature=ZERO_SHOT_TEMPERATURE):
     """Probabilities of ``labels`` for each clip.
 
     Parameters
@@ -53,6 +57,8 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
     class_names : sequence of str, length n_classes
     audio_posteriors : ndarray of shape (n_clips, n_classes) or None
         The :class:`~skavc._text_space.AudioClassHead`'s prediction from the audio.
+    audio_weight : float in [0, 1]
+        Its weight against ``class_posteriors`` (learnt in :func:`fit_scene_heads`).
     joint_embeddings : ndarray of shape (n_clips, p) or None
         With ``text_map``: the clips' embeddings in the shared space.
     text_map : TextMap or None
@@ -69,7 +75,7 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
     labels = check_labels(labels)
     label_embeddings = embed_texts(text_encoder, labels)
     probabilities = zero_shot(class_posteriors, label_embeddings, text_encoder=text_encoder, class_names=class_names,
-                              audio_posteriors=audio_posteriors, temperature=temperature)
+                              audio_posteriors=audio_posteriors, audio_weight=audio_weight, temperature=temperature)
     if text_map is not None:
         probabilities = combine_experts(probabilities, text_map.predict_proba(joint_embeddings, label_embeddings),
                                         weights=[1 - text_weight, text_weight])
@@ -77,12 +83,13 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
 
 
 def zero_shot(class_posteriors, label_embeddings, *, text_encoder, class_names, audio_posteriors=None,
-              temperature=ZERO_SHOT_TEMPERATURE):
-    """The zero-shot part: class posteriors (with the audio's, as a product of experts) handed to
-    the labels through the text space and sharpened, (n_clips, n_labels)."""
+              audio_weight=AUDIO_HEAD_MAX_WEIGHT, temperature=ZERO_SHOT_TEMPERATURE):
+    """The zero-shot part: class posteriors (with the audio's at ``audio_weight``, as a product of
+    experts) handed to the labels through the text space and sharpened, (n_clips, n_labels)."""
     transfer = transfer_matrix(embed_texts(text_encoder, class_names), label_embeddings)
-    posteriors = class_posteriors if audio_posteriors is None else combine_experts(class_posteriors,
-                                                                                   audio_posteriors)
+    posteriors = class_posteriors
+    if audio_posteriors is not None and audio_weight > 0:
+        posteriors = combine_experts(class_posteriors, audio_posteriors, weights=[1 - audio_weight, audio_weight])
     return sharpen(posteriors @ transfer, temperature)
 
 
@@ -109,7 +116,7 @@ def check_captions(y, n_clips):
 
 def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=None, y=None,
                     text_encoder=None, class_names=None, log=None):
-    """Train the audio class head, and with ``y`` (label or caption strings) the text map and its weight.
+    """Train the audio class head and its weight, and with ``y`` (label or caption strings) the text map and its.
 
     Parameters
     ----------
@@ -129,18 +136,20 @@ def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=N
     Returns
     -------
     audio_head : AudioClassHead
+    audio_weight : float
+        The head's weight against the frames' posteriors (:func:`~skavc._text_space.fit_audio_class_head`).
     text_map : TextMap or None
     text_weight : float
         Weight of the text map against the zero-shot part, chosen by likelihood of the training
         labels on the text map's out-of-fold probabilities (0 when the text map is useless).
     """
-    audio_head = AudioClassHead().fit(audio_features, class_posteriors, rng, log)
+    audio_head, audio_weight, _ = fit_audio_class_head(audio_features, class_posteriors, rng, log=log)
     if y is None:
-        return audio_head, None, 0.0
+        return audio_head, audio_weight, None, 0.0
     names, index = np.unique(check_captions(y, len(class_posteriors)), return_inverse=True)
     label_embeddings = embed_texts(text_encoder, list(names))
     text_map = TextMap().fit(joint_embeddings, label_embeddings, index)
     prior = zero_shot(class_posteriors, label_embeddings, text_encoder=text_encoder, class_names=class_names,
-                      audio_posteriors=audio_head.predict_proba(audio_features))
+                      audio_posteriors=audio_head.predict_proba(audio_features), audio_weight=audio_weight)
     text_weight = fit_expert_weight(text_map.out_of_fold_proba_, prior, index)
-    return audio_head, text_map, text_weight
+    return audio_head, audio_weight, text_map, text_weight

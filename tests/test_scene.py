@@ -116,16 +116,64 @@ def test_text_map_temperature_is_fitted_out_of_fold_also_for_captions():
     assert text_map.out_of_fold_proba_[np.arange(n), np.arange(n)].mean() < 3.0 / n
 
 
-def test_the_sound_alone_classifies_after_fit(fitted, data):
-    """Blank frames: the audio class head must still move the probabilities."""
+def _photo_clips(photos, n_clips, seed):
+    """The two photographs, each with its own sound (a tone with the temple, noise with the
+    flower), a little different every clip: a sound that tells what the picture shows."""
+    rng = np.random.RandomState(seed)
+    t = np.arange(16000) / 16000
+    clips = []
+    for i in range(n_clips):
+        kind = i % 2
+        if kind == 0:
+            audio = 0.3 * np.sin(2 * np.pi * rng.uniform(400, 500) * t)
+        else:
+            audio = 0.3 * rng.standard_normal(t.size)
+        audio = (audio + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+        clips.append(AVClip(audio, 16000, photos[kind].frames, 25.0))
+    return clips
+
+
+def test_audio_head_weight_follows_its_skill_on_unseen_clips():
+    from skavc._text_space import AUDIO_HEAD_MAX_WEIGHT, fit_audio_class_head
+
+    rng = np.random.RandomState(0)
+    features = rng.standard_normal((60, 8))
+    logits = np.hstack([3 * features[:, :4], np.zeros((60, 100))])  # 104 classes, 4 told by the sound
+    teacher = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    head, weight, skill = fit_audio_class_head(features, teacher, np.random.RandomState(0))
+    assert skill > 0.3 and 0.15 < weight <= AUDIO_HEAD_MAX_WEIGHT  # the sound predicts the picture
+    assert hasattr(head, "classes_")
+    unrelated = rng.standard_normal((60, 8))
+    _, weight, skill = fit_audio_class_head(unrelated, teacher, np.random.RandomState(0))
+    assert skill <= 0 and weight == 0.0  # learnt nothing that carries over: it costs nothing
+
+
+def test_the_sound_alone_classifies_after_fit(photos, memory):
+    """Blank frames: a head that learnt which sound goes with which picture leans to that picture."""
+    model = AVCorrespondence(scene=True, epochs=5, n_components=8, embedding_dim=8, memory=memory, random_state=0)
+    model.fit(_photo_clips(photos, 40, seed=0))
+    assert model.audio_weight_ > 0.2  # out of fold it predicts the pictures from the sounds
+    heard = _photo_clips(photos, 4, seed=1)  # tone, noise, tone, noise: new recordings
+    blank = [AVClip(c.audio, c.sample_rate, np.full_like(c.frames, 128), c.fps) for c in heard]
+    labels = ["a temple", "a daisy"]
+    unfit = AVCorrespondence().classify_scene(blank, labels)
+    np.testing.assert_allclose(unfit, unfit[[0, 0, 0, 0]])  # the grey frames alone cannot tell them apart
+    temple = model.classify_scene(blank, labels)[:, 0]
+    assert temple[0] > temple[1] + 0.01 and temple[2] > temple[3] + 0.01  # the tone goes with the temple
+
+
+def test_a_head_that_learnt_nothing_leaves_zero_shot_as_it_was(fitted, data):
+    """Generated clips: ImageNet cannot name their coloured shapes, so the sound cannot learn to
+    predict the frames' posteriors on clips it has not seen; its weight is 0 and without a
+    caption map the fitted model scores exactly as the unfitted one."""
     model, _ = fitted
     clips, truth = data
-    blank = [AVClip(c.audio, c.sample_rate, np.full_like(c.frames, 128), c.fps) for c in clips[:4]]
-    labels = list(truth.class_names)
-    unfit = AVCorrespondence().classify_scene(blank, labels)
+    assert model.audio_weight_ == 0.0
     without_text_map = copy.copy(model)
-    without_text_map.text_weight_ = 0.0  # so that only the audio class head can make a difference
-    assert not np.allclose(unfit, without_text_map.classify_scene(blank, labels), atol=1e-3)
+    without_text_map.text_map_ = None
+    labels = list(truth.class_names)
+    np.testing.assert_allclose(without_text_map.classify_scene(clips[:4], labels),
+                               AVCorrespondence().classify_scene(clips[:4], labels), atol=1e-12)
 
 
 def test_describe_gives_a_sentence_per_clip_and_a_string_for_one(photos, data):
