@@ -324,8 +324,8 @@ def qabcs_tables(args, memory, timings):
         rows.append([title, len(labels), top_k_accuracy(model.classify_scene(X_test, labels), truth, 1),
                      top_k_accuracy(coarse.classify_scene(X_test, labels), truth, 1), 1 / len(labels)])
     table(f"Table 6. Fitted with coarse labels (the {len(kinds)} category names of {len(train)} items, "
-          f"text weight {coarse.text_weight_:.1f}, audio weight {coarse.audio_weight_:.2f}), asked with them and with the item names "
-          f"(generalised zero-shot); top-1 on the other {len(test)} items.",
+          f"text weight {coarse.text_weight_:.1f}, audio weight {coarse.audio_weight_:.2f}), asked with them and "
+          f"with the item names (generalised zero-shot); top-1 on the other {len(test)} items.",
           ["labels", "n labels", "unfitted (zero-shot)", "fitted on categories", "chance"], rows)
 
     if args.calibrate:

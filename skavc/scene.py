@@ -116,7 +116,7 @@ def check_captions(y, n_clips):
 
 def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=None, y=None,
                     text_encoder=None, class_names=None, log=None):
-    """Train the audio class head and its weight, and with ``y`` (label or caption strings) the text map and its.
+    """Train the audio class head (and its weight), and with ``y`` (label or caption strings) the text map (and its).
 
     Parameters
     ----------
