@@ -340,3 +340,4 @@ def test_the_tracks_cut_edges_are_no_event():
     a, _ = _signal_series(audio, SR, motion, 25.0, grid, 0.01)
     edge = grid < _onset_cut_edge(0.01)
     assert edge.any() and np.all(a[edge] == 0.0)  # unknown (the series' mean), not an onset
+    assert abs(a[~edge][0]) < 3.0  # and the first value kept is an ordinary one
