@@ -10,10 +10,12 @@ combined in log space:
   class's probability);
 - **sound** (after ``fit(X, scene=True)``): the :class:`~skavc._text_space.AudioClassHead`,
   which learnt from unlabelled paired clips to predict the frames' posteriors from the audio,
-  combined with the frames' as a product of experts, so a clip whose camera shows nothing
-  useful is still classified by its sound; weighted by how well it predicted the frames of
-  clips it was not trained on (:func:`skavc._text_space.fit_audio_class_head`), so a head that
-  learnt nothing that carries over (too few clips, or each a different thing) costs nothing;
+  combined with the frames' as a product of experts, so that the sound can move a clip whose
+  camera shows little; weighted by how well it predicted the frames of clips it was not trained
+  on (:func:`skavc._text_space.fit_audio_class_head`), so a head that learnt nothing that
+  carries over (too few clips, or each a different thing) costs nothing. It moves, it does not
+  replace: a blank frame's own ImageNet posterior is far from flat, and with two photographs
+  each heard with its own sound a grey frame with the tone leans only 0.02 towards the temple;
 - **captions** (after ``fit(X, y, scene=True)`` with label or caption strings): the
   :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
   labels never seen in training are scored by their text, seen ones sharpen.
