@@ -194,6 +194,8 @@ def _region_motion(frames, weights):
     total = wb.sum(axis=(1, 2))
     energy = (changes * wb).sum(axis=(1, 2)) / np.maximum(total, 1e-12)
     energy[total <= 0] = 0.0
+    if T > 1:
+        energy[0] = energy[1]  # no frame before the first: as motion_energy
     return energy
 
 

@@ -94,6 +94,8 @@ def test_fitted_model_scores_seen_and_unseen_labels(fitted, data):
     (["a", "b", "a", " ", "b", "a"], r"y\[3\] is ' '"),
     (["a", "b", 3, "a", "b", "a"], r"y\[2\] is 3"),
     (["a"] * 6, "at least two different labels"),
+    (5, "list of label or caption strings, one per clip \\(6\\); got int"),
+    ("abcdef", "got str"),
 ])
 def test_fit_y_is_checked_before_any_encoding(data, monkeypatch, y, match):
     from skavc import _correspondence
@@ -200,6 +202,16 @@ def test_motion_onsets_find_the_events_of_generated_clips(data):
             hits += np.any(np.abs(found - t) <= 0.08)
     assert hits / total > 0.6
     assert motion_onsets(np.repeat(clips[0].frames[:1], 10, axis=0), 25.0).size == 0
+
+
+def test_motion_already_under_way_at_the_first_frame_is_no_onset():
+    """A clip cut mid-motion: nothing starts at its first frame (motion_energy has no frame
+    before the first to compare with, and must not read that as motion starting)."""
+    rng = np.random.RandomState(0)
+    frames = np.full((50, 64, 64, 3), 100, np.uint8)
+    frames[:, 8:24, 8:24] = rng.randint(0, 256, size=(50, 16, 16, 3))  # flickering from the first frame on
+    frames[25:, 40:56, 40:56] = 255  # something appears at 1.0 s
+    np.testing.assert_allclose(motion_onsets(frames, 25.0), [0.98])  # not also at 0.02 s
 
 
 def test_describe_sentence_format():

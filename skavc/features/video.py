@@ -333,7 +333,9 @@ def motion_energy(frames, *, max_size=64, threshold=2.0, max_shift=3):
     -------
     energy : ndarray of shape (T,), float64, >= 0
         ``energy[t]`` is the change from frame ``t - 1`` to frame ``t`` (mean grey levels per
-        block above ``threshold``); ``energy[0] = 0``. A change seen at frame ``t`` happened
+        block above ``threshold``); ``energy[0] = energy[1]``: there is no frame before the
+        first, and a 0 there would read as motion starting with the clip (a rise, an onset,
+        an event to align a sound to) wherever a clip is cut mid-motion. A change seen at frame ``t`` happened
         some time between the instants ``(t - 1) / fps`` and ``t / fps``, so its unbiased
         timestamp is the midpoint ``(t - 0.5) / fps``: see :func:`motion_energy_times`.
         Static frames give all zeros.
@@ -356,6 +358,7 @@ def motion_energy(frames, *, max_size=64, threshold=2.0, max_shift=3):
         d = (cur[:, m : h - m, m : w - m] - aligned[:, m : h - m, m : w - m]).astype(np.float32)
         d -= np.median(d.reshape(t1 - t0, -1), axis=1)[:, None, None]
         energy[t0:t1] = np.maximum(np.abs(d) - threshold, 0.0).reshape(t1 - t0, -1).mean(axis=1)
+    energy[0] = energy[1]
     return energy
 
 
@@ -374,7 +377,7 @@ def motion_energy_times(n_frames, fps):
     times : ndarray of shape (T,)
         ``(t - 0.5) / fps``: the midpoint of the interval in which the change from frame
         ``t - 1`` to frame ``t`` happened (``times[0]``, half a frame before the clip, carries
-        the value 0).
+        a copy of the first measured change).
     """
     fps = check_positive(fps, name="fps")
     n_frames = check_int(n_frames, name="n_frames", minimum=0)

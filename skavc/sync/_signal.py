@@ -69,14 +69,21 @@ _Z_SCALE = 2.0 / np.log(2.0)  # confidence 0.5 at z = _Z0 + 2 = 5
 
 
 def _check_inputs(audio, sample_rate, frames, fps, max_offset, resolution):
+    frames = check_frames(frames, name="frames")
+    audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
+        audio, sample_rate, fps, max_offset, resolution)
+    return audio, sample_rate, frames, fps, max_offset, resolution
+
+
+def _check_sound_and_search(audio, sample_rate, fps, max_offset, resolution):
+    """The checks every curve shares; ``resolution`` None becomes ``min(0.01, 0.5 / fps)``."""
     audio = check_audio(audio, name="audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")
-    frames = check_frames(frames, name="frames")
     fps = check_positive(fps, name="fps")
     max_offset = check_real(max_offset, name="max_offset", positive=True)
     resolution = check_real(resolution, name="resolution", positive=True, allow_none=True)
     resolution = min(0.01, 0.5 / fps) if resolution is None else resolution
-    return audio, sample_rate, frames, fps, max_offset, resolution
+    return audio, sample_rate, fps, max_offset, resolution
 
 
 def _check_curve(offsets, scores):
@@ -298,26 +305,16 @@ def motion_series(frames):
     With :func:`motion_sync_curve` it gives the same curve as the frames themselves, so that
     a clip's frames can be reduced to this series once and paired with many sounds.
     """
-    energy = motion_energy(frames)
-    # energy[0] is a placeholder (no frame before the first), not "no motion": read as a
-    # measurement it makes a rise at the clip's first frame that matches any sound starting
-    # there (the cut edge of a trimmed track), so it takes the first real value instead.
-    if energy.size > 1:
-        energy[0] = energy[1]
-    return _emphasise_rises(energy)
+    return _emphasise_rises(motion_energy(frames))
 
 
 def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolution=None):
     """:func:`signal_sync_curve` from the frames' :func:`motion_series` (T,) instead of the frames."""
-    audio = check_audio(audio, name="audio")
-    sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+    audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
+        audio, sample_rate, fps, max_offset, resolution)
     motion = np.asarray(motion, dtype=np.float64)
     if motion.ndim != 1 or motion.size < 1:
         raise ValueError(f"motion must be a non-empty 1-D series (motion_series(frames)); got shape {motion.shape}")
-    fps = check_positive(fps, name="fps")
-    max_offset = check_real(max_offset, name="max_offset", positive=True)
-    resolution = check_real(resolution, name="resolution", positive=True, allow_none=True)
-    resolution = min(0.01, 0.5 / fps) if resolution is None else resolution
     return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution)
 
 
