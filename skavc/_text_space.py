@@ -177,8 +177,7 @@ class AudioClassHead:
         self.n_outputs_ = K
         mass = teacher.sum(axis=0)
         self.classes_ = np.sort(np.argsort(mass)[::-1][: min(self.n_classes, K - 1)])
-        other = np.setdiff1d(np.arange(K), self.classes_)
-        targets = np.hstack([teacher[:, self.classes_], teacher[:, other].sum(axis=1, keepdims=True)])
+        targets = self.own_outputs(teacher)
         X = np.asarray(audio_features, dtype=np.float64)
         self.params_ = {"W": np.zeros((X.shape[1], targets.shape[1])),
                         "b": np.log(np.maximum(targets.mean(axis=0), 1e-6))}

@@ -100,10 +100,15 @@ def audio_changes(audio, sample_rate, n_frames, fps):
         at ``(t - 1) / fps`` (signed, full-scale units); ``changes[0] = 0``. The audio
         counterpart of :func:`skavc.features.frame_changes`.
     """
+    env = _frame_envelope(audio, sample_rate, n_frames, fps)
+    return np.diff(env, prepend=env[:1])
+
+
+def _frame_envelope(audio, sample_rate, n_frames, fps):
+    """RMS over one frame period centred on each video frame time ``t / fps``, (T,) (checked)."""
     n_frames = check_int(n_frames, name="n_frames", minimum=1)
     fps = check_positive(fps, name="fps")
-    env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
-    return np.diff(env, prepend=env[:1])
+    return audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
 
 
 def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
@@ -131,10 +136,8 @@ def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
         ``rises[0] = 0``. On a log scale a quiet onset weighs like a loud one, and a decay
         (which a picture rarely shows) not at all: the complement of :func:`audio_changes`.
     """
-    n_frames = check_int(n_frames, name="n_frames", minimum=1)
-    fps = check_positive(fps, name="fps")
     floor_db = check_real(floor_db, name="floor_db")
-    env = audio_envelope(audio, sample_rate, np.arange(n_frames) / fps, 1.0 / fps)
+    env = _frame_envelope(audio, sample_rate, n_frames, fps)
     level = 20.0 * np.log10(np.maximum(env, 10.0 ** (floor_db / 20.0)))
     return rises(level)
 
@@ -165,10 +168,10 @@ def sound_presence(audio, sample_rate, times, window):
     audio = check_audio(audio, name="audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")
     n = max(1, int(round(_FLOOR_BLOCK * sample_rate)))
-    blocks = np.asarray(audio[: audio.size // n * n], dtype=np.float64).reshape(-1, n)
-    if blocks.shape[0] == 0:
-        blocks = np.asarray(audio, dtype=np.float64)[None, :]
-    block_rms = np.sqrt((blocks**2).mean(axis=1))
+    n_blocks = max(1, audio.size // n)  # one block of the whole clip when it is shorter
+    span = n if audio.size >= n else audio.size
+    block_rms = audio_envelope(audio, sample_rate, (np.arange(n_blocks) + 0.5) * span / sample_rate,
+                               span / sample_rate)
     min_floor = 10.0 ** (_MIN_FLOOR_DB / 20.0)
     floor = max(float(np.quantile(block_rms, _FLOOR_QUANTILE)), min_floor)
     loud = max(float(np.quantile(block_rms, 1.0 - _FLOOR_QUANTILE)), min_floor)

@@ -7,7 +7,7 @@ from scipy.special import expit
 
 from .._head import make_preprocessor, symmetric_cross_entropy
 from .._training import Adam, minibatches, run_epochs
-from ..features import sound_presence, window_means
+from ..features import sound_presence
 from ._maps import upsample_bilinear
 
 
