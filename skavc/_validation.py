@@ -175,3 +175,18 @@ def atomic_write_bytes(path, data):
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+
+
+#: x264 / x265 speed presets, fastest first (a slower one makes a smaller file at the same quality).
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
+def check_encoder_settings(crf, preset):
+    """``crf`` as an int from 0 (lossless) to 51 and ``preset`` one of :data:`X264_PRESETS` or None."""
+    crf = check_int(crf, name="crf", minimum=0)
+    if crf > 51:
+        raise ValueError(f"crf must be an integer from 0 (lossless) to 51; got {crf!r}")
+    if preset is not None and preset not in X264_PRESETS:
+        raise ValueError(f"preset must be one of {X264_PRESETS}; got {preset!r}")
+    return crf, preset

@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from ._validation import X264_PRESETS
+
 
 def _demo(args):
     import numpy as np
@@ -288,8 +290,7 @@ def build_parser():
     loc.add_argument("video")
     loc.add_argument("--out", metavar="VIDEO", help="video file (mp4, mkv, ...) of the frames with the maps "
                      "blended in and the original sound")
-    loc.add_argument("--preset", default="veryfast", choices=["ultrafast", "superfast", "veryfast", "faster", "fast",
-                                                              "medium", "slow", "slower", "veryslow"],
+    loc.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
                      help="with --out: x264 speed preset (slower: a smaller file at the same quality)")
     loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames to this folder (created)")
     loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"])

@@ -31,7 +31,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ._clip import AVClip
-from ._validation import atomic_path, check_positive, check_sample_rate
+from ._validation import atomic_path, check_encoder_settings, check_positive, check_sample_rate
 
 __all__ = ["load_clip", "load_sampled", "save_clip"]
 
@@ -531,6 +531,7 @@ def _write_video(clip, path, frames, size, *, video_codec=None, crf=18, video_bi
     Each frame is converted as soon as it is yielded, so a generator may reuse its buffers.
     ``preset`` is the x264 / x265 speed preset (None: the codec's default).
     """
+    crf, preset = check_encoder_settings(crf, preset)
     path = os.fsdecode(os.fspath(path))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):

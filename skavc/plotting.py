@@ -165,7 +165,6 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
     return out
 
 
-_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video_codec=None, preset="veryfast",
@@ -213,10 +212,6 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video
     if not isinstance(clip, AVClip):
         raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
     frames, maps = _check_frames_and_maps(clip.frames, maps, threshold)
-    if preset not in _X264_PRESETS:
-        raise ValueError(f"preset must be one of {_X264_PRESETS}; got {preset!r}")
-    if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
-        raise ValueError(f"crf must be an integer from 0 (lossless) to 51; got {crf!r}")
     table = _colour_table(cmap)
     T, H, W, _ = frames.shape
     height, width = H + H % 2, W + W % 2  # yuv420p: even sizes

@@ -318,6 +318,12 @@ def test_odd_frame_size(tmp_path):
 def test_write_errors(clip, tmp_path):
     with pytest.raises(FileNotFoundError, match="directory does not exist"):
         save_clip(clip, tmp_path / "missing" / "a.mp4")
+    for crf in (99, -1, 18.5, True):  # checked before anything is written, as for the heat-map video
+        with pytest.raises(ValueError, match="crf must be an integer"):
+            save_clip(clip, tmp_path / "a.mp4", crf=crf)
+    assert os.listdir(tmp_path) == []
+    written = save_clip(clip, tmp_path / "ok.mp4", crf=np.int64(30))  # numpy integers are integers
+    os.remove(written)
     with pytest.raises(ValueError, match="could not write video file .*a.nosuchext"):
         save_clip(clip, tmp_path / "a.nosuchext")
     with pytest.raises(ValueError, match="not available"):
