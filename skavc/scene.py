@@ -103,6 +103,9 @@ def check_captions(y, n_clips):
     ValueError
         Naming the first bad item, or the count.
     """
+    if isinstance(y, (str, bytes)) or not hasattr(y, "__iter__"):
+        raise ValueError(f"y must be a list of label or caption strings, one per clip ({n_clips}); "
+                         f"got {type(y).__name__}")
     y = list(y)
     if len(y) != n_clips:
         raise ValueError(f"y must hold one non-empty label or caption string per clip ({n_clips}); "
