@@ -728,7 +728,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         rate = context.sample_rate if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
 
         def sound(item, where):
-            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where=f"the query {where}")
+            audio = resolve_audio(item, sample_rate=context.sample_rate, input_rate=rate, where=f"the query {where}")
+            return sync.sound_series(audio, context.sample_rate)
 
         return self._reranked(audio, visual_database, top_k, rerank, query, sound, self._picture("the candidate"))
 
@@ -747,8 +748,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         The cosines are the retrieval's own; only the sync evidence of each (query,
         candidate) pair is new. Each query and each candidate is decoded once and reduced to
-        its sound or to its frames' motion series (``reduce_query``, ``reduce_candidate``),
-        then every pair is scored, all in parallel maps.
+        its sound's :func:`~skavc.sync.sound_series` or to its frames' motion series
+        (``reduce_query``, ``reduce_candidate``), then every pair is scored
+        (:func:`~skavc.sync.pair_evidence`), all in parallel maps.
         """
         k = retrieval.check_k(top_k)
         rerank = check_int(rerank, name="rerank", minimum=k)
@@ -767,9 +769,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         def peak(job, where):
             q, c = reduced_queries[job[0]], reduced_candidates[job[1]]
-            sound, (motion, fps) = (q, c) if sound_is_query else (c, q)
-            curve = sync.motion_sync_curve(sound, context.sample_rate, motion, fps, max_offset=self.max_offset)
-            return sync.peak_evidence([curve])[0]
+            sound, picture = (q, c) if sound_is_query else (c, q)
+            return sync.pair_evidence(sound, picture, max_offset=self.max_offset)
 
         jobs = [(q, index) for q, found in enumerate(matches) for index, _ in found]
         peaks = np.asarray(context.map(peak, jobs), dtype=np.float64)
@@ -812,8 +813,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         context = self._context()
 
         def sound(item, where):
-            return resolve_audio(item, sample_rate=context.sample_rate, input_rate=context.sample_rate,
-                                 where=f"the candidate {where}")
+            audio = resolve_audio(item, sample_rate=context.sample_rate, input_rate=context.sample_rate,
+                                  where=f"the candidate {where}")
+            return sync.sound_series(audio, context.sample_rate)
 
         return self._reranked(frames, audio_database, top_k, rerank, query, self._picture("the query"), sound)
 
@@ -931,6 +933,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         rate = self.audio_sample_rate if sample_rate is None else sample_rate
         picture = np.asarray(target_visual)
         if picture.ndim == 3 and picture.shape[-1] == 3:
+            if region is not None:
+                raise ValueError("region applies to frames (T, H, W, 3), in which the target moves; "
+                                 "a single picture is matched by its appearance as a whole: leave region out")
             check_is_fitted(self, "separation_bases_", msg=(
                 "separating by one picture (the appearance route) needs fit(X, separation=True) first; "
                 "or pass frames (T, H, W, 3) in which the target moves with its sound"))

@@ -322,6 +322,21 @@ def test_motion_series_gives_the_frames_curve():
         motion_sync_curve(audio, sr, frames, fps)
 
 
+def test_a_sound_analysed_once_gives_each_pair_the_same_evidence():
+    """sound_series + pair_evidence (a sound paired with many pictures, analysed once) equal the
+    sync curve of each pair computed from scratch; onsets of another sound are refused."""
+    from skavc.sync import motion_series, motion_sync_curve, pair_evidence, peak_evidence, sound_series
+
+    audio, sr, frames, fps = _impulses(0.2, 25.0, duration=3.0, seed=1)
+    other, _, other_frames, _ = _impulses(0.0, 25.0, duration=3.0, seed=2)
+    sound = sound_series(audio, sr)
+    for f, rate in ((frames, fps), (other_frames, fps), (frames[::2], fps / 2), (np.repeat(frames, 3, axis=0), 75.0)):
+        expected = peak_evidence([signal_sync_curve(audio, sr, f, rate, max_offset=0.5)])[0]
+        assert pair_evidence(sound, (motion_series(f), rate), max_offset=0.5) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="onsets must be onset_envelope"):
+        motion_sync_curve(audio, sr, motion_series(frames), fps, onsets=sound_series(other[: sr], sr)[2])
+
+
 def test_the_tracks_cut_edges_are_no_event():
     """A clip cut from a longer recording starts mid-motion and mid-sound: neither start is an
     event. The first motion value is a placeholder (no frame before the first), and the first
@@ -339,5 +354,5 @@ def test_the_tracks_cut_edges_are_no_event():
     grid = _common_grid(audio, SR, frames.shape[0], 25.0, 0.01)
     a, _ = _signal_series(audio, SR, motion, 25.0, grid, 0.01)
     edge = grid < _onset_cut_edge(0.01)
-    assert edge.any() and np.all(a[edge] == 0.0)  # unknown (the series' mean), not an onset
+    assert edge.sum() == 2 and np.all(a[edge] == 0.0)  # unknown (the series' mean), not an onset: 20 ms only
     assert abs(a[~edge][0]) < 3.0  # and the first value kept is an ordinary one

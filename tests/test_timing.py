@@ -54,6 +54,17 @@ def test_rerank_scores_are_correspondence_with_timing(fitted, data):
     expected = fitted.correspondence([AVClip(test[0].audio, test[0].sample_rate, test[i].frames, test[i].fps)
                                       for i, _ in matches])
     np.testing.assert_allclose([s for _, s in matches], expected, rtol=1e-4, atol=1e-5)
+    # Each sound's best is the best by correspondence among all `rerank` candidates, not only
+    # among the first by cosine: for some sounds (asserted) the two differ.
+    differs = 0
+    for q in range(len(test)):
+        pool = [i for i, _ in fitted.retrieve_visuals(test[q].audio, test, top_k=len(test))]
+        rescored = fitted.correspondence([AVClip(test[q].audio, test[q].sample_rate, test[i].frames, test[i].fps)
+                                          for i in pool])
+        best = fitted.retrieve_visuals(test[q].audio, test, top_k=1, rerank=len(test))[0][0]
+        assert best == pool[int(np.argmax(rescored))]
+        differs += best != pool[0]
+    assert differs > 0
     batch = fitted.retrieve_audio(test[:2], test, top_k=2, rerank=4)
     assert len(batch) == 2 and all(len(m) == 2 for m in batch)
     expected = fitted.correspondence([AVClip(test[i].audio, test[i].sample_rate, test[1].frames, test[1].fps)

@@ -23,11 +23,13 @@ from scipy.special import expit
 from sklearn.exceptions import NotFittedError
 
 from .._encoding import clip_tracks  # lived here before _encoding: still importable from here
-from .._validation import check_option
+from .._validation import check_audio, check_option
 from ..features import grid_times, resample_track  # likewise
+from ..features import onset_envelope
 from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
 from ._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
+    default_resolution,
     estimate_offset,
     motion_series,
     motion_sync_curve,
@@ -40,6 +42,7 @@ from ._signal import (
 __all__ = [
     "METHODS",
     "SYNC_CONFIDENCE_THRESHOLD",
+    "SOUND_SERIES_RESOLUTION",
     "SYNC_RATE",
     "SyncHead",
     "clip_tracks",
@@ -54,11 +57,13 @@ __all__ = [
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
+    "pair_evidence",
     "peak_evidence",
     "peak_offset",
     "resample_track",
     "resolve_method",
     "signal_sync_curve",
+    "sound_series",
     "sync_curves",
     "timing_evidence",
     "timing_probability",
@@ -135,6 +140,31 @@ def peak_evidence(curves):
     return np.array([float(np.max(scores)) if np.ptp(scores) > 0 else 0.0 for _, scores in curves])
 
 
+#: The grid step at which :func:`sound_series` analyses a sound once: the one every picture at
+#: up to 50 fps is searched with (:func:`~skavc.sync._signal.default_resolution`).
+SOUND_SERIES_RESOLUTION = 0.01
+
+
+def sound_series(audio, sample_rate):
+    """A sound reduced once for :func:`pair_evidence` against many pictures: (audio, sample_rate, onsets).
+
+    ``onsets`` is its ``onset_envelope`` at :data:`SOUND_SERIES_RESOLUTION`, most of the work of
+    a sync curve; the picture's side is ``(motion_series(frames), fps)``.
+    """
+    audio = check_audio(audio, name="audio")
+    return audio, sample_rate, onset_envelope(audio, sample_rate, hop_seconds=SOUND_SERIES_RESOLUTION)
+
+
+def pair_evidence(sound, picture, *, max_offset=1.0):
+    """:func:`peak_evidence` of a :func:`sound_series` against a picture ``(motion_series(frames), fps)``."""
+    audio, sample_rate, onsets = sound
+    motion, fps = picture
+    reuse = default_resolution(fps) == SOUND_SERIES_RESOLUTION  # else analysed again at a finer step
+    curve = motion_sync_curve(audio, sample_rate, motion, fps, max_offset=max_offset,
+                              onsets=onsets if reuse else None)
+    return peak_evidence([curve])[0]
+
+
 def timing_evidence(context, X, partners, *, max_offset=1.0):
     """Sync evidence of each clip's sound against its own frames and against another clip's.
 
@@ -155,14 +185,12 @@ def timing_evidence(context, X, partners, *, max_offset=1.0):
     """
     def reduce(item, where):
         clip = context.clip(item, where)
-        return clip.audio, clip.sample_rate, motion_series(clip.frames), clip.fps
+        return sound_series(clip.audio, clip.sample_rate), (motion_series(clip.frames), clip.fps)
 
     series = context.map(reduce, X)
 
     def peak(pair, where):
-        audio, sample_rate, _, _ = series[pair[0]]
-        _, _, motion, fps = series[pair[1]]
-        return peak_evidence([motion_sync_curve(audio, sample_rate, motion, fps, max_offset=max_offset)])[0]
+        return pair_evidence(series[pair[0]][0], series[pair[1]][1], max_offset=max_offset)
 
     n = len(series)
     pairs = [(i, i) for i in range(n)] + [(i, int(j)) for i, j in enumerate(partners)]

@@ -76,14 +76,19 @@ def _check_inputs(audio, sample_rate, frames, fps, max_offset, resolution):
 
 
 def _check_sound_and_search(audio, sample_rate, fps, max_offset, resolution):
-    """The checks every curve shares; ``resolution`` None becomes ``min(0.01, 0.5 / fps)``."""
+    """The checks every curve shares; ``resolution`` None becomes :func:`default_resolution`."""
     audio = check_audio(audio, name="audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")
     fps = check_positive(fps, name="fps")
     max_offset = check_real(max_offset, name="max_offset", positive=True)
     resolution = check_real(resolution, name="resolution", positive=True, allow_none=True)
-    resolution = min(0.01, 0.5 / fps) if resolution is None else resolution
+    resolution = default_resolution(fps) if resolution is None else resolution
     return audio, sample_rate, fps, max_offset, resolution
+
+
+def default_resolution(fps):
+    """Grid step (s) of the sync curves against frames at ``fps``: 10 ms, finer above 50 fps."""
+    return min(0.01, 0.5 / fps)
 
 
 def _check_curve(offsets, scores):
@@ -308,20 +313,32 @@ def motion_series(frames):
     return _emphasise_rises(motion_energy(frames))
 
 
-def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolution=None):
-    """:func:`signal_sync_curve` from the frames' :func:`motion_series` (T,) instead of the frames."""
+def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolution=None, onsets=None):
+    """:func:`signal_sync_curve` from the frames' :func:`motion_series` (T,) instead of the frames.
+
+    ``onsets``, when given, is this sound's ``onset_envelope(audio, sample_rate,
+    hop_seconds=resolution)`` (envelope, times), computed once for a sound that is paired with
+    many motion series (most of a curve's time goes into it).
+    """
     audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
         audio, sample_rate, fps, max_offset, resolution)
     motion = np.asarray(motion, dtype=np.float64)
     if motion.ndim != 1 or motion.size < 1:
         raise ValueError(f"motion must be a non-empty 1-D series (motion_series(frames)); got shape {motion.shape}")
-    return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution)
+    if onsets is not None:
+        hop = max(1, int(round(resolution * sample_rate)))  # onset_envelope's: n = 1 + n_samples // hop
+        n = 1 + audio.size // hop
+        if (len(onsets) != 2 or not len(onsets[0]) == len(onsets[1]) == n
+                or (n > 1 and not np.isclose(onsets[1][1] - onsets[1][0], hop / sample_rate))):
+            raise ValueError(f"onsets must be onset_envelope(audio, sample_rate, hop_seconds={resolution:g}) "
+                             "of this audio: (envelope, times)")
+    return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets)
 
 
-def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution):
+def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets=None):
     grid = _common_grid(audio, sample_rate, motion.size, fps, resolution)
     all_lags, max_lag = _lag_range(grid.size, max_offset, resolution)
-    a, m = _signal_series(audio, sample_rate, motion, fps, grid, resolution)
+    a, m = _signal_series(audio, sample_rate, motion, fps, grid, resolution, onsets)
     lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
     keep = np.abs(lags) <= max_lag
     return lags[keep] * resolution, null_standardise(scores)[keep]
@@ -334,9 +351,9 @@ def _onset_cut_edge(resolution):
     return max(0.02, 2.0 * resolution) / 2.0 + resolution
 
 
-def _signal_series(audio, sample_rate, motion, fps, grid, resolution):
+def _signal_series(audio, sample_rate, motion, fps, grid, resolution, onsets=None):
     """The signal method's audio onset and visual motion series on ``grid``, compressed and standardised."""
-    env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution)
+    env, env_times = onset_envelope(audio, sample_rate, hop_seconds=resolution) if onsets is None else onsets
     a = np.interp(grid, env_times, env)
     m = np.interp(grid, motion_energy_times(motion.size, fps), motion)
     # Exact digital silence leading or trailing the audio is padding (a shifted or trimmed
