@@ -236,6 +236,25 @@ def test_device_path_runs_each_shape_on_its_own_session(monkeypatch):
         enc.run({"frames": rng.randint(0, 256, size=(4, 5 + n, 4, 3), dtype=np.uint8)})
     assert len(enc._on_device_thread(lambda: dict(enc._local.shapes))) == _onnx._MAX_SHAPES
     assert len(created) == _onnx._MAX_SHAPES  # then the oldest shape's session serves the new one
+    # least recently *used* goes, not least recently added: the oldest, used again, stays
+    oldest = next(iter(enc._on_device_thread(lambda: dict(enc._local.shapes))))
+    _, h, w, _ = oldest[0][1]
+    enc.run({"frames": rng.randint(0, 256, size=(4, h, w, 3), dtype=np.uint8)})
+    enc.run({"frames": rng.randint(0, 256, size=(4, 99, 4, 3), dtype=np.uint8)})
+    assert oldest in enc._on_device_thread(lambda: dict(enc._local.shapes))
+
+
+def test_device_path_without_io_binding_pads_batches_to_a_few_shapes(monkeypatch):
+    """On CUDA without I/O binding batches are padded to bucket sizes too: otherwise every
+    batch size would be a shape with its own session (and the last ones would evict each other)."""
+    enc = OnnxEncoder(_frames_model(), device="cpu", batch_size=64, io_binding=False)
+    monkeypatch.setattr(type(enc), "on_gpu", property(lambda self: True))  # the CPU takes CUDA's path
+    plain = OnnxEncoder(_frames_model(), device="cpu", io_binding=False)
+    rng = np.random.RandomState(4)
+    for n in (3, 5, 7, 8, 6):  # all padded to 8
+        frames = rng.randint(0, 256, size=(n, 4, 4, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(enc.run({"frames": frames})[0], plain.run({"frames": frames})[0])
+    assert len(enc._on_device_thread(lambda: dict(enc._local.shapes))) == 1
 
 
 def test_unpickled_builtin_encoder_opens_one_session_across_threads():

@@ -311,19 +311,22 @@ class OnnxEncoder:
     def _run_batch(self, feed, output_names):
         """One session call, through reused I/O bindings when enabled.
 
-        With I/O binding, a batch is padded (its last item repeated) up to
-        :func:`bucket_size`, so that batches of every size share a few shapes:
-        a few sets of device buffers and, on CUDA, a few sessions.
+        With I/O binding or on CUDA, a batch is padded (its last item repeated) up to
+        :func:`bucket_size`, so that batches of every size share a few shapes: a few sets of
+        device buffers and, on CUDA, a few sessions (:meth:`_shape_state`).
         """
         self.n_session_runs_ += 1
-        if not self._use(self.io_binding):
-            return self._shape_state(feed).session.run(output_names, feed)
+        binding = self._use(self.io_binding)
         n = next(iter(feed.values())).shape[0]
-        size = bucket_size(n, self.effective_batch_size)
+        size = bucket_size(n, self.effective_batch_size) if binding or self.on_gpu else n
         if size > n:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in feed.items()}
-        # Fresh host arrays on every device (a CPU value's numpy() would be a view of the reused buffer).
-        results = self._run_bound(feed, output_names).copy_outputs_to_cpu()
+        if binding:
+            # Fresh host arrays on every device (a CPU value's numpy() would be a view of the reused buffer).
+            results = self._run_bound(feed, output_names).copy_outputs_to_cpu()
+        else:
+            session = self._shape_state(feed).session if self.on_gpu else self.session
+            results = session.run(output_names, feed)
         return [r[:n] for r in results] if size > n else results
 
     def _shape_state(self, feed):
