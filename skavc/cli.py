@@ -214,9 +214,6 @@ def _describe(args):
     return 0
 
 
-_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
 def _box(text):
     """``--region``'s x0,y0,x1,y1 in pixels."""
     try:
@@ -229,8 +226,6 @@ def _box(text):
 
 
 def _separate(args):
-    from pathlib import Path
-
     import numpy as np
     from scipy.io import wavfile
 
@@ -247,8 +242,8 @@ def _separate(args):
     mixture = mixture.astype(np.float32)
     model = _model(args)
     frames = load_clip(args.target, fps=model.video_frame_rate, allow_missing_audio=True).frames
-    # a picture (PNG, JPEG: one frame) takes the appearance route, which needs --model
-    target_visual = frames[0] if Path(args.target).suffix.lower() in _PICTURE_SUFFIXES else frames
+    # a picture (one frame: PNG, JPEG, ...) takes the appearance route, which needs --model
+    target_visual = frames[0] if frames.shape[0] == 1 else frames
     target, confidence = model.separate(mixture, target_visual, sample_rate=rate, region=args.region,
                                         return_confidence=True)
     with atomic_path(args.out) as tmp:

@@ -159,8 +159,11 @@ def test_the_appearance_route_needs_fit_and_keeps_length_and_sum(two_sources, me
     assert target.shape == clips[0].audio.shape and target.dtype == np.float32
     np.testing.assert_allclose(target + residual, clips[0].audio, atol=1e-6)
     assert 0.0 <= confidence <= 1.0 and np.all(np.isfinite(target))
+    with pytest.raises(ValueError, match="region applies to frames"):
+        model.separate(clips[0].audio, picture, region=(0, 0, 8, 8))
     halved = model.separate(clips[0].audio[::2], picture, sample_rate=8000)  # resampled there and back
-    assert halved.shape == clips[0].audio[::2].shape and np.any(halved)
+    assert halved.shape == clips[0].audio[::2].shape
+    assert np.corrcoef(halved, target[::2])[0, 1] > 0.9  # the same separation, at the caller's rate
     silent = model.separate(np.zeros(16000, np.float32), picture)
     assert not np.any(silent)
 
@@ -201,6 +204,9 @@ def test_appearance_bases_check_their_input():
         bases.dictionaries(np.ones(4))
     target, rest = bases.dictionaries(np.eye(3)[0])
     assert target.shape[1] == 2 and rest.shape[1] >= 2 and target.shape[0] == rest.shape[0]
+    everyone = AppearanceBases(n_bases=2, n_neighbours=1, rest_fraction=1.0).fit(audio, 16000, np.eye(3))
+    target, rest = everyone.dictionaries(np.eye(3)[0])  # the rest asks for every clip: the target's stay out
+    assert rest.shape[1] == 2 * 2 and not np.any(np.all(np.isclose(target[:, :, None], rest[:, None, :]), axis=0))
 
 
 def test_cli_separate(two_sources, tmp_path, capsys):
@@ -228,4 +234,8 @@ def test_cli_separate(two_sources, tmp_path, capsys):
 
     plt.imsave(picture, truth.source_frames[0][0][0])
     assert main(["separate", str(mix), str(picture), "--out", str(out)]) == 2  # no fitted model
+    assert "separation=True" in capsys.readouterr().err
+    bitmap = tmp_path / "target.bmp"  # any one-frame picture takes the appearance route, not only PNG / JPEG
+    plt.imsave(bitmap, truth.source_frames[0][0][0][..., :3])
+    assert main(["separate", str(mix), str(bitmap), "--out", str(out)]) == 2
     assert "separation=True" in capsys.readouterr().err
