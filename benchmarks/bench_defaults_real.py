@@ -56,23 +56,23 @@ Then timings. Encoder outputs are cached in a ``joblib.Memory`` under a temporar
 
 import argparse
 import functools
-import importlib.util
-import os
-import platform
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import joblib
 import numpy as np
 
-from skavc import AVClip, AVCorrespondence
+from skavc import AVCorrespondence
 from skavc.encoders import WhisperTiny30sEncoder, make_audio_encoder
 
-from real_media import fetch  # benchmarks/ is on sys.path when a script in it runs
+import bench_scene  # benchmarks/ is on sys.path when a script in it runs
+from bench_scene import machine_line
+from real_media import fetch
 
-BENCHMARKS = Path(__file__).resolve().parent
+table = partial(bench_scene.table, n_text=3)  # split, configuration and pooling are text
 N_COMPONENTS = (16, 32, 64, None)
 HEADS = ("linear", "mlp")
 DEFAULT = ("native", 32, "linear")
@@ -121,13 +121,6 @@ def pooling_specs():
 
 
 # -- data -------------------------------------------------------------------------------------
-def _bench_scene():
-    spec = importlib.util.spec_from_file_location("bench_scene", BENCHMARKS / "bench_scene.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def load_sounds(files_and_labels, min_per_class=5, max_seconds=30.0):
     """(audio list, label array) of the categories with at least ``min_per_class`` sounds."""
     import librosa
@@ -278,24 +271,6 @@ def audio_only_table(datasets, specs, memory, timings):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def machine_line():
-    import onnxruntime
-
-    from skavc import __version__
-
-    return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, skavc {__version__}")
-
-
-def table(title, header, rows, n_text=3):
-    print(f"\n{title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i < n_text else "---:" for i in range(len(header))) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(v) for v in row) + " |")
-    print(flush=True)
-
-
 def check_view(clips):
     """The benchmark's cached ``30s`` view gives exactly what ``"whisper-tiny-30s"`` gives."""
     view, registry = RealSteps30s(device="cpu"), make_audio_encoder("whisper-tiny-30s", device="cpu")
@@ -325,7 +300,6 @@ def main(argv=None):
         _WINDOW_STEPS["func"] = memory.cache(padded_window_steps)
         specs = pooling_specs()
 
-        bench_scene = _bench_scene()
         t0 = time.perf_counter()
         items = bench_scene.load_qabcs(bench_scene.fetch_qabcs(cache / "qabcs"), args.max_items)
         clips = [c for _, _, c in items]

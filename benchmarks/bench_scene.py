@@ -95,12 +95,14 @@ def machine_line():
             f"python {platform.python_version()}, onnxruntime {onnxruntime.__version__}, skavc {__version__}")
 
 
-def table(title, header, rows):
+def table(title, header, rows, n_text=1):
+    """A markdown table: the first ``n_text`` columns left-aligned, floats to 3 decimals."""
     print(f"\n{title}\n")
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+    print("|" + "|".join("---" if i < n_text else "---:" for i in range(len(header))) + "|")
     for row in rows:
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    print(flush=True)
 
 
 def top_k_accuracy(scores, y, k):
