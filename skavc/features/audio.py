@@ -116,14 +116,9 @@ def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
 
     Parameters
     ----------
-    audio : ndarray of shape (n_samples,)
-        Mono waveform.
-    sample_rate : int
-        Sampling rate in Hz.
-    n_frames : int
-        Number of video frames ``T``, >= 1.
-    fps : float
-        Frame rate; frame ``t`` shows the instant ``t / fps``.
+    audio, sample_rate, n_frames, fps
+        As in :func:`audio_changes`: the mono waveform (n_samples,), its rate in Hz, the
+        number of video frames ``T`` (>= 1) and their rate (frame ``t`` shows ``t / fps``).
     floor_db : float, default=-80.0
         Levels below this (dB re an RMS of 1) count as this level, so that a rise out of
         digital silence is finite.
