@@ -64,3 +64,9 @@ def test_bench_separation_prints_its_table():
     out = _run("bench_separation.py", "--n-clips", "2", "--sources", "2", "--no-real", "--appearance-train", "12")
     for row in ("timing route", "unguided NMF", "ideal ratio mask", "appearance route"):
         assert row in out
+
+
+def test_bench_sync_pairs_prints_its_table():
+    out = _run("bench_sync_pairs.py", "--n-pictures", "3", "--duration", "1", "--repeats", "1")
+    assert "largest evidence difference 0.0e+00" in out  # the reduction changes nothing
+    assert re.search(r"^\| sound analysed once \| \d+ \| [0-9.]+ \|$", out, flags=re.M)
