@@ -1,13 +1,13 @@
 """skavc: learn how sound and picture belong together, as a scikit-learn estimator."""
 
-from ._clip import AVClip
+from ._clip import AVClip, ClipQualityWarning
 from ._correspondence import AVCorrespondence
 from ._inputs import pair_clips
 from .index import EmbeddingIndex
 
 from ._version import __version__  # noqa: E402
 
-__all__ = ["AVClip", "AVCorrespondence", "EmbeddingIndex", "load_clip", "pair_clips", "save_clip", "__version__"]
+__all__ = ["AVClip", "AVCorrespondence", "ClipQualityWarning", "EmbeddingIndex", "load_clip", "pair_clips", "save_clip", "__version__"]
 
 
 def __getattr__(name):

@@ -1,10 +1,63 @@
 """The audio-visual clip: one mono waveform and the frames that go with it."""
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._validation import check_audio, check_frames, check_positive, check_sample_rate
+
+
+#: How far the audio's and the frames' durations may disagree, as a fraction of the longer: more
+#: (and more than two frame periods) and they cannot cover one span of time, so the clip is refused.
+#: Decoded files always agree to a sample (:func:`skavc.load_clip` pads or cuts the audio).
+DURATION_TOLERANCE = 0.1
+#: Below these a clip is merely poor and warns (:class:`ClipQualityWarning`): the visual encoder
+#: sees 224 x 224 pixels, upsampled from anything smaller, and the audio encoders' shortest
+#: analysis window is 0.1 s (Whisper's 20 ms steps are pooled; EfficientNet-mel's are 0.25 s).
+MIN_FRAME_SIDE = 32
+MIN_AUDIO_DURATION = 0.1
+
+
+class ClipQualityWarning(UserWarning):
+    """A clip skavc can encode, but whose embeddings and timing say little (tiny frames, one frame,
+    a few samples of audio). Silence it with ``warnings.simplefilter("ignore", ClipQualityWarning)``."""
+
+
+def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip"):
+    """Refuse audio and frames that cannot cover one span of time; warn on a clip that is merely poor.
+
+    Parameters
+    ----------
+    n_samples, sample_rate : int
+        Length of the audio and its rate (Hz).
+    n_frames : int
+    fps : float
+    where : str
+        Name of the clip in messages.
+
+    Raises
+    ------
+    ValueError
+        When there are two frames or more and the audio's duration (``n_samples / sample_rate``)
+        and the frames' (``n_frames / fps``) differ by more than :data:`DURATION_TOLERANCE` of
+        the longer and by more than two frame periods. One frame is a still picture: any
+        length of audio goes with it (with a warning).
+    """
+    audio_seconds, frames_seconds = n_samples / sample_rate, n_frames / fps
+    gap = abs(audio_seconds - frames_seconds)
+    if n_frames > 1 and gap > max(2.0 / fps, DURATION_TOLERANCE * max(audio_seconds, frames_seconds)):
+        raise ValueError(
+            f"{where}: the audio lasts {audio_seconds:.3f} s ({n_samples} samples at {sample_rate} Hz) but the "
+            f"frames {frames_seconds:.3f} s ({n_frames} frames at {fps:g} fps); they must cover the same span of "
+            f"time (within {DURATION_TOLERANCE:.0%} of the longer). Check sample_rate and fps, or cut both to "
+            "the same span")
+    if n_frames == 1:
+        warnings.warn(f"{where} has one frame: a still picture has no motion, so sync, localisation and "
+                      "timing have nothing to go on", ClipQualityWarning, stacklevel=4)
+    if audio_seconds < MIN_AUDIO_DURATION:
+        warnings.warn(f"{where}'s audio lasts {1000 * audio_seconds:.1f} ms (under {MIN_AUDIO_DURATION:g} s): "
+                      "its embedding says little", ClipQualityWarning, stacklevel=4)
 
 
 @dataclass(eq=False)
@@ -23,6 +76,17 @@ class AVClip:
         Frame rate of ``frames`` in frames per second.
     source : str or None, default=None
         Where the clip came from (a file path), for messages only.
+
+    Raises
+    ------
+    ValueError
+        When the audio and the frames cannot cover one span of time (:func:`check_durations`).
+
+    Warns
+    -----
+    ClipQualityWarning
+        For a clip skavc can encode but whose embeddings say little: one frame, frames
+        smaller than ``MIN_FRAME_SIDE`` (32) pixels, audio shorter than 0.1 s.
     """
 
     audio: np.ndarray
@@ -36,6 +100,12 @@ class AVClip:
         self.frames = check_frames(self.frames, name="frames")
         self.sample_rate = check_sample_rate(self.sample_rate, name="sample_rate")
         self.fps = check_positive(self.fps, name="fps")
+        where = f"the clip from '{self.source}'" if self.source else "the clip"
+        check_durations(self.audio.shape[0], self.sample_rate, self.frames.shape[0], self.fps, where=where)
+        if min(self.frames.shape[1:3]) < MIN_FRAME_SIDE:
+            warnings.warn(f"{where}'s frames are {self.frames.shape[2]}x{self.frames.shape[1]} pixels (under "
+                          f"{MIN_FRAME_SIDE} on a side): the visual encoder sees them upsampled to 224x224, and "
+                          "its embedding says little", ClipQualityWarning, stacklevel=3)
 
     @property
     def duration(self):

@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import describe, localization, retrieval, scene, separation, sync
@@ -274,6 +274,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     @property
     def audio_sample_rate(self):
         """Sample rate (Hz) the audio encoder expects; other rates are resampled to it."""
+        if hasattr(self, "audio_encoder_"):  # fitted: the encoder it was fitted with
+            return self.audio_encoder_.sample_rate
         if isinstance(self.audio_encoder, str):
             return AUDIO_ENCODERS[self.audio_encoder].sample_rate
         return self.audio_encoder.sample_rate  # a user's encoder object (skavc.encoders.OnnxAudioEncoder)
@@ -289,7 +291,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             print(f"[{type(self).__name__}] {message}", flush=True)
 
     def _encoders(self):
-        """Fitted encoders when there are any, else fresh shared ones for the current parameters."""
+        """Fitted encoders when there are any, else fresh shared ones for the current parameters.
+
+        Every method that encodes comes through here, so the parameters are checked here (under
+        their own names) for the methods that work before any fit too.
+        """
+        self._validate_params()
         if hasattr(self, "audio_encoder_"):
             return self.audio_encoder_, self.visual_encoder_
         runtime = dict(device=self.device, n_threads=encoder_threads(self.n_jobs), precision=self.precision)
@@ -303,7 +310,22 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
     def _pair_features(self, X):
         """Pooled audio and visual encoder features of each clip, shapes (n, Fa) and (n, Fv)."""
-        return self._context().pooled(X, self.n_visual_frames)
+        return self._context().pooled(X, self._n_visual_frames())
+
+    def _n_visual_frames(self):
+        """Frames per clip for its visual embedding: the fitted model's own (``n_visual_frames_``), so
+        that ``set_params`` after fitting cannot change what it answers; the parameter before any fit."""
+        return getattr(self, "n_visual_frames_", self.n_visual_frames)
+
+    def _validate_params(self):
+        super()._validate_params()
+        # sklearn's Interval(Integral, ...) admits True and False (bool is an int): refused here by name
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) and "boolean" not in constraints and any(
+                    isinstance(c, Interval) and c.type is Integral for c in constraints):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, not a bool; got {value!r}.")
 
     def _text_encoder(self):
         return make_encoder("text", self.text_encoder, device=self.device, n_threads=encoder_threads(self.n_jobs),
@@ -342,6 +364,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
     def _initialise(self, A, V):
         self.audio_encoder_, self.visual_encoder_ = self._encoders()
+        self.n_visual_frames_ = self.n_visual_frames
         self.n_features_audio_, self.n_features_visual_ = A.shape[1], V.shape[1]
         A = self.audio_preprocessor_.transform(A[:1])
         V = self.visual_preprocessor_.transform(V[:1])
@@ -404,8 +427,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         X = self._check_n_pairs(X)
         if self.scene and y is not None:
             y = scene.check_captions(y, len(X))  # before any clip is encoded
-        for attr in ("audio_encoder_", "visual_encoder_"):
-            self.__dict__.pop(attr, None)  # refit with the current encoder parameters
+        for attr in ("audio_encoder_", "visual_encoder_", "n_visual_frames_"):
+            self.__dict__.pop(attr, None)  # refit with the current parameters
         if self.scene:
             A, V, P = self._context().pooled(X, self.n_visual_frames, class_posteriors=True)
         else:
@@ -509,7 +532,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             L2-normalised rows.
         """
         check_is_fitted(self, "head_params_")
-        V = self._context().pooled_visual(check_collection(X), self.n_visual_frames)
+        V = self._context().pooled_visual(check_collection(X), self._n_visual_frames())
         return project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float32)
 
     def _embed_pairs(self, X):
@@ -537,10 +560,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """Names of :meth:`transform`'s columns: ``avcorrespondence_audio0``..., then ``..._visual0``...."""
         check_is_fitted(self, "head_params_")
         prefix = type(self).__name__.lower()
-        d = self.embedding_dim
+        d = self._fitted_embedding_dim()
         return np.asarray(
             [f"{prefix}_audio{i}" for i in range(d)] + [f"{prefix}_visual{i}" for i in range(d)], dtype=object
         )
+
+    def _fitted_embedding_dim(self):
+        """Width of the fitted shared space (the heads' output), whatever ``embedding_dim`` says now."""
+        last_bias = max((k for k in self.head_params_ if k.startswith("audio_b")), key=lambda k: int(k[len("audio_b"):]))
+        return self.head_params_[last_bias].shape[0]
 
     def correspondence(self, X, timing=None):
         """How well each clip's sound matches its pictures.
@@ -574,8 +602,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         return sync.timing_probability(coefficients, cosines, self._sync_evidence(self._context(), X))
 
     def _check_timing(self, what):
+        check_is_fitted(self, "head_params_")
         if getattr(self, "timing_", None) is None:
-            raise ValueError(f"{what} needs a model fitted with timing=True")
+            raise ValueError(f"{what} needs a model fitted with timing=True: AVCorrespondence(timing=True).fit(X) "
+                             "(the default), or model.set_params(timing=True).fit(X)")
 
     def score(self, X, y=None):
         """Cross-modal retrieval recall@1 among the clips of ``X``, both directions averaged.
@@ -823,7 +853,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """Probability of each label for each clip ("what is happening here, among these?").
 
         Works before any fit (zero-shot, from the frames through the text space);
-        ``fit(X, scene=True)`` adds the sound, ``fit(X, y, scene=True)`` the captions
+        a model fitted with ``scene=True`` (``AVCorrespondence(scene=True).fit(X)``) adds the sound,
+        and label or caption strings in ``y`` (``AVCorrespondence(scene=True).fit(X, y)``) the captions
         (:mod:`skavc.scene`).
 
         Parameters
@@ -845,9 +876,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         audio_weight = getattr(self, "audio_weight_", scene.AUDIO_HEAD_MAX_WEIGHT)
         audio_head = getattr(self, "audio_class_head_", None) if audio_weight > 0 else None
         if audio_head is None and text_map is None:  # the frames alone: no audio encoded
-            A, (V, P) = None, context.pooled_visual(X, self.n_visual_frames, class_posteriors=True)
+            A, (V, P) = None, context.pooled_visual(X, self._n_visual_frames(), class_posteriors=True)
         else:
-            A, V, P = context.pooled(X, self.n_visual_frames, class_posteriors=True)
+            A, V, P = context.pooled(X, self._n_visual_frames(), class_posteriors=True)
         return scene.classify_scene(
             P, labels, text_encoder=self._text_encoder(), class_names=context.class_names,
             audio_posteriors=None if audio_head is None else audio_head.predict_proba(
@@ -876,7 +907,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         X = check_collection(X)
         text_map = getattr(self, "text_map_", None)
         return describe.expected_sounds(
-            self._context(), X, text_encoder=self._text_encoder(), n_visual_frames=self.n_visual_frames, top_k=k,
+            self._context(), X, text_encoder=self._text_encoder(), n_visual_frames=self._n_visual_frames(), top_k=k,
             text_map=text_map, text_weight=getattr(self, "text_weight_", 0.0),
             embed=None if text_map is None else (lambda V: self._shared_space(None, V)))
 
@@ -911,7 +942,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Frames at :attr:`video_frame_rate`, aligned with the mixture, in which the target
             moves when it sounds (the timing route, training-free: motion-informed NMF,
             :func:`skavc.separation.separate`); or one picture of the target (the appearance
-            route, :func:`skavc.separation.separate_by_appearance`: needs ``fit`` with
+            route, :func:`skavc.separation.separate_by_appearance`: needs a model fitted with
             ``separation=True``; separates by what such things sound like).
         sample_rate : int or None, default=None
             Rate of ``mixed_audio``; None means :attr:`audio_sample_rate`. Any rate works (the
@@ -930,6 +961,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         residual : ndarray of shape (n_samples,), float32, only when ``return_residual``
         confidence : float, only when ``return_confidence``
         """
+        self._validate_params()
         rate = self.audio_sample_rate if sample_rate is None else sample_rate
         picture = np.asarray(target_visual)
         if picture.ndim == 3 and picture.shape[-1] == 3:
@@ -937,7 +969,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
                 raise ValueError("region applies to frames (T, H, W, 3), in which the target moves; "
                                  "a single picture is matched by its appearance as a whole: leave region out")
             check_is_fitted(self, "separation_bases_", msg=(
-                "separating by one picture (the appearance route) needs fit(X, separation=True) first; "
+                "separating by one picture (the appearance route) needs a model fitted with separation=True "
+                "first (AVCorrespondence(separation=True).fit(X)); "
                 "or pass frames (T, H, W, 3) in which the target moves with its sound"))
             embedding = self.transform_visual([picture[None]])[0]
             return separation.separate_by_appearance(mixed_audio, rate, embedding, self.separation_bases_,

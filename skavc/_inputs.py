@@ -15,10 +15,26 @@ from ._clip import AVClip
 from ._validation import check_audio, check_frames
 
 
+def _is_one_pair(X):
+    """``(audio, frames)`` itself rather than a sequence of items: a 1-D waveform and a 4-D frame array."""
+    return (isinstance(X, tuple) and len(X) == 2 and all(isinstance(x, np.ndarray) for x in X)
+            and X[0].ndim == 1 and X[1].ndim == 4)
+
+
 def check_collection(X, *, name="X"):
-    """Check that ``X`` is a non-empty sequence of items (not a feature table) and return it as a list."""
+    """Check that ``X`` is a non-empty sequence of items (not a feature table) and return it as a list.
+
+    A pandas DataFrame of one column gives that column's items; a Series its values.
+    """
     if isinstance(X, (str, os.PathLike, AVClip)):
-        raise TypeError(f"{name} must be a sequence of clips; wrap a single clip or path in a list")
+        raise TypeError(f"{name} must be a sequence of clips; wrap a single clip or path in a list: [{name}]")
+    if _is_one_pair(X):
+        raise TypeError(f"{name} is one (audio, frames) pair; wrap it in a list: [(audio, frames)]")
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame iterates over its column names
+        if X.shape[1] != 1:
+            raise ValueError(f"{name} is a DataFrame of {X.shape[1]} columns; pass one column of clips, "
+                             f"paths or (audio, frames) pairs (e.g. df['clip']), or a list")
+        X = X.iloc[:, 0]
     if hasattr(X, "tocsr") or hasattr(X, "todense"):
         raise TypeError(f"{name} is a sparse matrix: sparse input is not supported; pass a sequence of clips")
     if isinstance(X, np.ndarray) and X.dtype != object:

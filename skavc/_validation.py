@@ -5,9 +5,45 @@ import contextlib
 import numbers
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
+
+
+#: Integer sample formats of PCM audio (WAV, FFmpeg's s16/s32/u8) that :func:`pcm_to_float` scales.
+PCM_DTYPES = (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.uint8))
+
+
+def pcm_to_float(samples, *, name="audio"):
+    """Integer PCM samples as float32 in [-1, 1); floating-point samples unchanged (as float32).
+
+    Signed PCM (int8, int16, int32) is divided by its full scale ``2 ** (bits - 1)`` (int16 by
+    32768); 8-bit PCM is unsigned, offset binary centred on 128 (``(x - 128) / 128``), as WAV and
+    FFmpeg's u8 store it. Other integer types (int64 and the like: Python ints become int64) are
+    no PCM format, and are refused by ``name`` rather than guessed at.
+
+    Parameters
+    ----------
+    samples : ndarray
+        Any shape.
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    samples : ndarray of the same shape, float32
+    """
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.floating):
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype not in PCM_DTYPES:
+        raise TypeError(f"{name} must hold float samples in [-1, 1] or integer PCM (int8, int16, int32, uint8); "
+                        f"got dtype {samples.dtype}. Scale it yourself, e.g. audio / 32768.0 for 16-bit values "
+                        "held as int64")
+    if samples.dtype == np.uint8:
+        return ((samples.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    return (samples.astype(np.float64) / float(2 ** (8 * samples.dtype.itemsize - 1))).astype(np.float32)
 
 
 def check_audio(audio, *, name="audio"):
@@ -16,7 +52,8 @@ def check_audio(audio, *, name="audio"):
     Parameters
     ----------
     audio : array-like of shape (n_samples,)
-        Mono waveform.
+        Mono waveform: float samples (full scale 1.0) or integer PCM (int8, int16, int32, uint8),
+        which is scaled to [-1, 1) (:func:`pcm_to_float`).
     name : str
         Parameter name used in error messages.
 
@@ -36,7 +73,7 @@ def check_audio(audio, *, name="audio"):
         )
     if arr.size == 0:
         raise ValueError(f"{name} is empty: expected at least one sample")
-    arr = arr.astype(np.float32, copy=False)
+    arr = pcm_to_float(arr, name=name)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite samples")
     return arr
@@ -146,20 +183,56 @@ def _at_least(minimum):
     return "" if minimum is None else f" >= {minimum}"
 
 
+def check_output_path(path, *, name="path", suffixes=None):
+    """Return ``path`` as a :class:`~pathlib.Path` a file can be written to, checked before any work.
+
+    Its folder must exist (a mistyped folder is refused, never created) and be a folder, ``path``
+    must not be a folder, and its extension must be one of ``suffixes`` (lower case, with the
+    dot) when given. Errors name ``name`` (a parameter, or a command-line option such as
+    ``"--out"``): ``FileNotFoundError`` for a missing folder, ``ValueError`` otherwise.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike); got {path!r}")
+    path = Path(path)
+    for folder in reversed([path.parent, *path.parent.parents]):  # from the top down: the first wrong one
+        if not folder.exists():
+            raise FileNotFoundError(f"{name}: the folder '{folder}' does not exist, so '{path}' cannot be "
+                                    "written; create the folder first or give another path")
+        if not folder.is_dir():
+            raise ValueError(f"{name}: '{folder}' is a file, not a folder, so '{path}' cannot be written")
+    if path.is_dir():
+        raise ValueError(f"{name}: '{path}' is a folder; give a file path")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{name} must end in one of {', '.join(suffixes)}; got '{path.name}'")
+    return path
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask():
+    """The process's umask (read by setting it and setting it back, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    Readers never see a half-written ``path`` and a failure leaves an existing one untouched:
-    the temporary file is removed and the exception propagates. The temporary name keeps
-    ``path``'s extension last, so writers that pick a format by extension (FFmpeg, matplotlib)
-    choose the same one. Parent folders are created.
+    Readers never see a half-written ``path`` and a failure (Ctrl-C included) leaves an existing
+    one untouched: the temporary file is removed and the exception propagates. The temporary name
+    keeps ``path``'s extension last, so writers that pick a format by extension (FFmpeg,
+    matplotlib) choose the same one. The file gets the permissions any new file gets (0666 less
+    the umask), not ``mkstemp``'s private 0600. The folder must exist (:func:`check_output_path`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         os.replace(tmp, path)
     except BaseException:

@@ -31,7 +31,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ._clip import AVClip
-from ._validation import atomic_path, check_encoder_settings, check_positive, check_sample_rate
+from ._validation import (atomic_path, check_encoder_settings, check_output_path, check_positive, check_sample_rate,
+                          pcm_to_float)
 
 __all__ = ["load_clip", "load_sampled", "save_clip"]
 
@@ -86,12 +87,7 @@ def _audio_to_mono(frame):
     n_ch = frame.layout.nb_channels
     if not frame.format.is_planar:  # packed: (1, n * ch), channels interleaved
         arr = arr.reshape(-1, n_ch).T
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32, copy=False)
-    elif arr.dtype.kind == "u":  # u8 is offset binary
-        arr = (arr.astype(np.float32) - 128.0) / 128.0
-    else:
-        arr = arr.astype(np.float32) / float(2 ** (8 * arr.dtype.itemsize - 1))
+    arr = pcm_to_float(arr, name="the decoded audio")  # FFmpeg's s16, s32 and u8 are integer PCM
     return arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
 
 
@@ -532,10 +528,7 @@ def _write_video(clip, path, frames, size, *, video_codec=None, crf=18, video_bi
     ``preset`` is the x264 / x265 speed preset (None: the codec's default).
     """
     crf, preset = check_encoder_settings(crf, preset)
-    path = os.fsdecode(os.fspath(path))
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory does not exist for '{path}': '{directory}'")
+    path = os.fsdecode(os.fspath(check_output_path(path, name="path")))
     video_codec = video_codec or _default_video_codec()
     for kind, codec in (("video_codec", video_codec), ("audio_codec", audio_codec)):
         if codec not in av.codecs_available:

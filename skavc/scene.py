@@ -8,7 +8,7 @@ combined in log space:
   over ``n_visual_frames`` frames, handed to the labels through the text space
   (:func:`skavc._text_space.transfer_matrix`: a label naming a class almost exactly takes that
   class's probability);
-- **sound** (after ``fit(X, scene=True)``): the :class:`~skavc._text_space.AudioClassHead`,
+- **sound** (a model fitted with ``scene=True``: ``AVCorrespondence(scene=True).fit(X)``): the :class:`~skavc._text_space.AudioClassHead`,
   which learnt from unlabelled paired clips to predict the frames' posteriors from the audio,
   combined with the frames' as a product of experts, so that the sound can move a clip whose
   camera shows little; weighted by how well it predicted the frames of clips it was not trained
@@ -16,7 +16,7 @@ combined in log space:
   carries over (too few clips, or each a different thing) costs nothing. It moves, it does not
   replace: a blank frame's own ImageNet posterior is far from flat, and with two photographs
   each heard with its own sound a grey frame with the tone leans only 0.02 towards the temple;
-- **captions** (after ``fit(X, y, scene=True)`` with label or caption strings): the
+- **captions** (``AVCorrespondence(scene=True).fit(X, y)`` with label or caption strings in ``y``): the
   :class:`~skavc._text_space.TextMap` from the joint audio-visual embedding into the text space;
   labels never seen in training are scored by their text, seen ones sharpen.
 

@@ -299,7 +299,8 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
         raise ValueError(
             "target_frames is one picture (H, W, 3): separate follows the target's motion and needs frames "
             "(T, H, W, 3) aligned with the mixture; for one picture use separate_by_appearance "
-            "(AVCorrespondence.separate after fit(X, separation=True))")
+            "(AVCorrespondence.separate with a model fitted with separation=True: "
+            "AVCorrespondence(separation=True).fit(X))")
     frames = check_frames(arr, name="target_frames")
     n_components = check_int(n_components, name="n_components", minimum=1)
     tolerance = check_real(tolerance, name="tolerance", minimum=0.0)

@@ -10,7 +10,7 @@ from skavc import AVClip, AVCorrespondence, pair_clips
 SR = 16000
 
 
-def _frames(n=5, size=32):
+def _frames(n=12, size=32):  # 12 frames at 25 fps: the 0.48 s of _audio()
     return np.zeros((n, size, size, 3), np.uint8)
 
 
@@ -148,3 +148,103 @@ def test_loaded_model_refuses_a_different_graph(fitted, clips):
     model.visual_encoder_.sha256 = "0" * 64  # as if fitted with another build of the graph
     with pytest.raises(ValueError, match="not the one this model was fitted with"):
         model.transform_visual(clips[:1])
+
+
+# -- issue 19: wrong results without a word, errors that mislead -------------------------------
+
+@pytest.mark.parametrize("dtype, full_scale, offset", [(np.int16, 32768, 0), (np.int32, 2 ** 31, 0),
+                                                        (np.int8, 128, 0), (np.uint8, 128, 128)])
+def test_integer_pcm_audio_is_scaled_to_full_scale(dtype, full_scale, offset):
+    audio = _audio()
+    pcm = np.round(audio * (full_scale - 1) + offset).astype(dtype)
+    clip = AVClip(pcm, SR, _frames(), 25.0)
+    np.testing.assert_allclose(clip.audio, audio, atol=1.5 / full_scale)
+
+
+def test_integer_pcm_gives_the_float_embedding(fitted):
+    audio = _audio()
+    pcm = np.round(audio * 32767).astype(np.int16)
+    E = fitted.transform_audio([audio, pcm])
+    assert float(E[0] @ E[1]) > 0.999
+    Ep = fitted.transform([(audio, _frames()), (pcm, _frames())])
+    assert float(Ep[0] @ Ep[1]) > 2 * 0.999  # audio and visual halves each ~1
+
+
+def test_integers_that_are_no_pcm_format_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"audio must hold float samples.*int64"):
+        AVClip(np.zeros(12000, np.int64), SR, _frames(), 25.0)
+
+
+@pytest.mark.parametrize("n_samples, n_frames", [(10, 50), (160, 50), (SR * 2, 3), (SR, 75)])
+def test_audio_and_frames_that_cannot_be_one_clip_are_refused(n_samples, n_frames):
+    with pytest.raises(ValueError, match=r"audio lasts .* but the frames .* same span of time"):
+        AVClip(np.zeros(n_samples, np.float32), SR, _frames(n_frames), 25.0)
+
+
+def test_durations_within_the_tolerance_pass_silently():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AVClip(np.zeros(SR * 2 - 1200, np.float32), SR, _frames(50), 25.0)  # 75 ms short of 2 s
+
+
+def test_poor_clips_warn():
+    from skavc import ClipQualityWarning
+
+    with pytest.warns(ClipQualityWarning, match="4x4 pixels"):
+        AVClip(_audio(), SR, _frames(size=4), 25.0)
+    with pytest.warns(ClipQualityWarning, match="one frame"):
+        AVClip(np.zeros(SR * 2, np.float32), SR, _frames(1), 25.0)  # a still picture with its sound
+    with pytest.warns(ClipQualityWarning, match="audio lasts 0.6 ms"):
+        AVClip(np.zeros(10, np.float32), SR, _frames(1), 25.0)
+
+
+def test_rerank_on_an_unfitted_model_is_not_fitted_error(clips):
+    with pytest.raises(NotFittedError):
+        AVCorrespondence().retrieve_visuals(clips[0].audio, clips[:4], top_k=1, rerank=3)
+    with pytest.raises(NotFittedError):
+        AVCorrespondence().retrieve_audio(clips[0].frames, clips[:4], top_k=1, rerank=3)
+
+
+def test_errors_give_the_fix_as_a_constructor_parameter(fitted, clips):
+    model = AVCorrespondence(**fitted.get_params())
+    model.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+    del model.timing_
+    with pytest.raises(ValueError, match=r"AVCorrespondence\(timing=True\)\.fit\(X\)"):
+        model.retrieve_visuals(clips[0].audio, clips[:4], top_k=1, rerank=3)
+    with pytest.raises(NotFittedError, match=r"AVCorrespondence\(separation=True\)\.fit\(X\)"):
+        fitted.separate(clips[0].audio, clips[0].frames[0])
+
+
+def test_one_pair_unwrapped_points_to_wrapping_it(fitted):
+    with pytest.raises(TypeError, match=r"X is one \(audio, frames\) pair; wrap it in a list"):
+        fitted.transform((_audio(), _frames()))
+
+
+def test_a_dataframe_column_of_clips(fitted, clips):
+    import pandas as pd
+    expected = fitted.transform(clips[:3])
+    np.testing.assert_array_equal(fitted.transform(pd.DataFrame({"clip": list(clips[:3])})), expected)
+    with pytest.raises(ValueError, match="DataFrame of 2 columns"):
+        fitted.transform(pd.DataFrame({"clip": list(clips[:3]), "other": [1, 2, 3]}))
+
+
+@pytest.mark.parametrize("method", ["predict_offset", "localize", "classify_scene", "expected_sounds"])
+def test_unfitted_methods_name_bad_parameters_by_their_own_name(method, clips):
+    args = (["a", "b"],) if method == "classify_scene" else ()
+    with pytest.raises(InvalidParameterError, match="n_visual_frames"):
+        getattr(AVCorrespondence(n_visual_frames=0), method)(clips[:1], *args)
+    with pytest.raises(InvalidParameterError, match="max_offset"):
+        getattr(AVCorrespondence(max_offset=-1.0), method)(clips[:1], *args)
+
+
+def test_separate_names_a_bad_fps(clips):
+    with pytest.raises(InvalidParameterError, match="fps"):
+        AVCorrespondence(fps=0).separate(clips[0].audio, clips[0].frames)
+
+
+@pytest.mark.parametrize("name", ["embedding_dim", "n_visual_frames", "epochs", "hidden_units"])
+def test_a_bool_is_no_integer_parameter(name):
+    with pytest.raises(InvalidParameterError, match=f"{name}.*not a bool"):
+        AVCorrespondence(**{name: True}).fit([(_audio(), _frames())] * 2)

@@ -316,7 +316,7 @@ def test_odd_frame_size(tmp_path):
 
 
 def test_write_errors(clip, tmp_path):
-    with pytest.raises(FileNotFoundError, match="directory does not exist"):
+    with pytest.raises(FileNotFoundError, match="folder .*missing' does not exist"):
         save_clip(clip, tmp_path / "missing" / "a.mp4")
     for crf in (99, -1, 18.5, True):  # checked before anything is written, as for the heat-map video
         with pytest.raises(ValueError, match="crf must be an integer"):
@@ -329,6 +329,30 @@ def test_write_errors(clip, tmp_path):
     with pytest.raises(ValueError, match="not available"):
         save_clip(clip, tmp_path / "a.mp4", video_codec="no-such-codec")
     assert os.listdir(tmp_path) == []
+
+
+def test_written_files_follow_the_umask(clip, tmp_path, monkeypatch):
+    """Files skavc writes are readable by others as the umask allows (mkstemp alone makes them 0600)."""
+    from skavc import EmbeddingIndex
+    from skavc.encoders._cache import cached_graph
+    from skavc.plotting import save_sync_curve
+
+    monkeypatch.setenv("SKAVC_HOME", str(tmp_path / "cache"))  # a cache folder not made yet
+    index = EmbeddingIndex()
+    index.add(np.eye(3, dtype=np.float32))
+    old = os.umask(0o022)
+    try:
+        paths = [save_clip(clip, tmp_path / "a.mp4"), *index.save(tmp_path / "index")]
+        graph, _ = cached_graph("graph.onnx", lambda: b"not really a graph")
+        save_sync_curve(np.linspace(-1, 1, 5), np.arange(5.0), tmp_path / "curve.png")
+        paths += [graph, graph.with_name("graph.onnx.sha256"), tmp_path / "curve.png", graph.parent]
+        os.umask(0o077)
+        paths_private = [save_clip(clip, tmp_path / "private.mp4")]
+    finally:
+        os.umask(old)
+    modes = [oct(os.stat(p).st_mode & 0o777) for p in paths]
+    assert modes == [oct(0o644)] * (len(paths) - 1) + [oct(0o755)]  # the cache folder last
+    assert oct(os.stat(paths_private[0]).st_mode & 0o777) == oct(0o600)
 
 
 def test_atomic_write(clip, tmp_path, monkeypatch):

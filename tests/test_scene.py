@@ -15,7 +15,7 @@ from skavc.describe import describe_sentence, motion_onsets
 @pytest.fixture(scope="module")
 def photos():
     """The two real photographs scikit-learn ships (a temple, a flower), as still clips."""
-    return [AVClip(np.zeros(16000, np.float32), 16000, np.repeat(im[None], 6, axis=0), 25.0)
+    return [AVClip(np.zeros(16000, np.float32), 16000, np.repeat(im[None], 25, axis=0), 25.0)  # 1 s still
             for im in load_sample_images().images]
 
 

@@ -70,6 +70,20 @@ def test_joblib_round_trip_gives_identical_outputs(fitted, clips, tmp_path):
     assert loaded.n_iter_ == fitted.n_iter_ + 1
 
 
+def test_a_fitted_model_answers_from_its_fitted_attributes(fitted, clips):
+    """set_params after fit changes nothing a fitted model answers (feature names, transform)."""
+    model = clone(fitted)
+    model.__dict__.update({k: v for k, v in vars(fitted).items() if k.endswith("_")})
+    before = model.transform(clips[60:63])
+    model.set_params(embedding_dim=4, n_visual_frames=1)
+    names = model.get_feature_names_out()
+    assert names.shape == (before.shape[1],) == (2 * fitted.embedding_dim,)
+    np.testing.assert_array_equal(model.transform(clips[60:63]), before)
+    model.set_output(transform="pandas")
+    frame = model.transform(clips[60:63])
+    assert list(frame.columns) == list(names)
+
+
 _TABLE = (
     "feeds X as a numeric feature table; AVCorrespondence encodes raw clips (AVClip objects, "
     "(audio, frames) pairs or video paths) and rejects tables with a TypeError by design"

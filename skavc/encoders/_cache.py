@@ -48,6 +48,7 @@ def cached_graph(filename, build):
         return path, expected
     data = build()
     digest = sha256_bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True)  # the cache's own folder (following the umask)
     atomic_write_bytes(path, data)
     atomic_write_bytes(digest_path, (digest + "\n").encode())
     return path, digest
