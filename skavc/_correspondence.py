@@ -146,6 +146,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Epochs run so far (``partial_fit`` calls count one each).
     n_features_audio_, n_features_visual_ : int
         Widths of the encoder features.
+    n_visual_frames_ : int
+        Frames sampled per clip for its visual embedding (``n_visual_frames`` at fit).
     sync_head_ : SyncHead
         Only when fitted with ``sync=True``.
     localization_head_ : LocalizationHead
@@ -167,6 +169,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         peak, and the intercept (:func:`skavc.sync.timing_probability`).
     separation_bases_ : AppearanceBases
         Only when fitted with ``separation=True``.
+
+    Notes
+    -----
+    A fitted model answers from what it was fitted with: its encoders, the width of its heads
+    (``get_feature_names_out``) and the frames it samples per clip (``n_visual_frames_``), so
+    ``set_params`` after ``fit`` changes nothing until the next ``fit``. Read at call time, by
+    design: ``max_offset`` (how far :meth:`predict_offset` searches; the timing of
+    :meth:`correspondence` was calibrated with the value at fit), ``fps`` (how ``(audio,
+    frames)`` pairs are read), and ``device``, ``precision``, ``memory``, ``n_jobs``, ``verbose``.
 
     Examples
     --------
@@ -505,6 +516,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of AVClip, (audio, frames) pairs, video paths or 1-D waveforms
+            Waveforms (and the audio of pairs) are float samples at full scale 1.0, or integer
+            PCM (int16, int32, int8, uint8), which is scaled to it.
         sample_rate : int or None, default=None
             Rate of bare waveforms in ``X``; None means :attr:`audio_sample_rate`.
             Waveforms at another rate are resampled.
