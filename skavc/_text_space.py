@@ -183,19 +183,23 @@ class AudioClassHead:
                         "b": np.log(np.maximum(targets.mean(axis=0), 1e-6))}
         optimizer = Adam(self.params_, learning_rate=self.learning_rate)
         batch_size = min(self.batch_size, n)
+        # The soft cross-entropy cannot fall below the teacher's own entropy (2.09 nats on the demo's
+        # clips, against 2.56 at the start): the loss logged is what is above it, the KL to the teacher.
+        entropy = -(targets * np.log(np.maximum(targets, 1e-300))).sum(axis=1)
 
         def epoch():
-            losses = []
+            losses, sizes = [], []
             for idx in minibatches(n, batch_size, rng):
                 x, t = X[idx], targets[idx]
                 logp = log_softmax(x @ self.params_["W"] + self.params_["b"], axis=1)
                 d = (np.exp(logp) - t) / len(idx)  # gradient of the soft cross-entropy
                 grads = {"W": x.T @ d + self.alpha * self.params_["W"], "b": d.sum(axis=0)}
                 optimizer.step(self.params_, grads)
-                losses.append(-(t * logp).sum(axis=1).mean())
-            return np.mean(losses)
+                losses.append((-(t * logp).sum(axis=1) - entropy[idx]).mean())
+                sizes.append(len(idx))
+            return np.average(losses, weights=sizes)
 
-        self.loss_curve_ = run_epochs(epoch, self.epochs, log=log, what="audio class head's loss")
+        self.loss_curve_ = run_epochs(epoch, self.epochs, log=log, what="audio class head's KL to its teacher")
         return self
 
     def own_outputs(self, posteriors):

@@ -1,12 +1,21 @@
-"""The ``skavc`` command line: ``skavc demo``, ``skavc sync VIDEO``, ``skavc localize VIDEO --out DIR``,
+"""The ``skavc`` command line: ``skavc demo``, ``skavc sync VIDEO``, ``skavc localize VIDEO --out overlay.mp4``,
 ``skavc classify VIDEO --labels "a,b,c"``, ``skavc describe VIDEO`` and
-``skavc separate MIX.wav TARGET.mp4 --out target.wav``."""
+``skavc separate MIX TARGET.mp4 --out target.wav`` (also ``python -m skavc``)."""
 
 import argparse
+import importlib.util
+import re
 import sys
 import time
+import warnings
+from pathlib import Path
 
-from ._validation import X264_PRESETS
+from ._clip import ClipQualityWarning
+from ._validation import X264_PRESETS, check_output_path
+from ._version import __version__
+
+#: What ``localize --out`` may end in: the containers the video writer (libx264 or mpeg4, with AAC) fills.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts")
 
 
 def _demo(args):
@@ -123,25 +132,86 @@ def _demo(args):
     print(f"separation guided by the target's frames: median SI-SDR improvement {np.median(gains):+.1f} dB "
           f"over the mixture ({len(mixes)} generated two-source mixtures)")
     print()
-    print(f"{'stage':<40}{'seconds':>10}")
+    width = max(len("stage"), *(len(name) for name, _ in timings)) + 2  # the names vary with the options
+    print(f"{'stage':<{width}}{'seconds':>10}")
     for name, seconds in timings:
-        print(f"{name:<40}{seconds:>10.2f}")
+        print(f"{name:<{width}}{seconds:>10.2f}")
     return 0
 
 
+# -- checks made before any work, in the shell's words -------------------------------------------
+
+
+class CommandError(ValueError):
+    """A refusal written for the shell (options, not Python arguments): printed as it is."""
+
+
+def _check_plotting(option):
+    """Refuse an option that draws pictures before any work when matplotlib is missing."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(f"{option} draws with matplotlib, which is not installed: pip install 'skavc[plot]'")
+
+
+def _model(args):
+    """The ``--model`` file's fitted AVCorrespondence, or a fresh (training-free) one."""
+    from . import AVCorrespondence
+
+    if not args.model:
+        return AVCorrespondence()
+    import joblib
+
+    path = Path(args.model)
+    if not path.is_file():
+        raise FileNotFoundError(f"--model: no such file: '{path}'")
+    try:
+        model = joblib.load(path)  # only load model files you trust (they are pickles)
+    except Exception as exc:  # a pickle fails in many ways: name the file and what it must be
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ValueError(f"--model: could not load '{path}' ({why}); it must be a fitted AVCorrespondence saved "
+                         "with joblib.dump(model, path)") from exc
+    if not isinstance(model, AVCorrespondence):
+        raise TypeError(f"--model: '{path}' holds a {type(model).__name__}, not a fitted AVCorrespondence")
+    return model
+
+
+def _fitted_with(model, attribute, option, parameter, otherwise):
+    """Refuse ``option`` when ``model`` lacks the fitted ``attribute`` that ``parameter=True`` trains;
+    ``otherwise`` says what works without one."""
+    if getattr(model, attribute, None) is None:
+        raise CommandError(f"{option} needs --model FILE with a model fitted with {parameter}=True (in Python: "
+                           f"AVCorrespondence({parameter}=True).fit(X), saved with joblib.dump); {otherwise}")
+
+
+def _load_video(path, model, *, sound, **kwargs):
+    """A video as an AVClip at the model's audio rate; without ``sound`` (a reason the command
+    needs it, or None) a video without sound is read with silence in its place."""
+    from . import load_clip
+
+    try:
+        return load_clip(path, sample_rate=model.audio_sample_rate, allow_missing_audio=sound is None, **kwargs)
+    except ValueError as exc:
+        if "allow_missing_audio" not in str(exc):
+            raise
+        # the library's fix is a Python argument: from the shell, say what the command needs instead
+        reason = re.sub(r"\s*[;(]?\s*\(?pass allow_missing_audio=True[^)]*\)?", "", str(exc))
+        raise CommandError(f"{reason}; {sound}") from exc
+
+
+# -- the commands ----------------------------------------------------------------------------------
+
+
 def _sync(args):
-    from . import AVCorrespondence, load_clip
-
-    if args.model:
-        import joblib
-
-        model = joblib.load(args.model)  # only load model files you trust (they are pickles)
-        model.set_params(max_offset=args.max_offset)
-    else:
-        model = AVCorrespondence(max_offset=args.max_offset)
-    clip = load_clip(args.video, sample_rate=model.audio_sample_rate)
     from .sync import SYNC_CONFIDENCE_THRESHOLD, peak_offset
 
+    if args.plot:
+        check_output_path(args.plot, name="--plot", suffixes=(".png",))
+        _check_plotting("--plot")
+    model = _model(args)
+    model.set_params(max_offset=args.max_offset)
+    if args.method == "learned":
+        _fitted_with(model, "sync_head_", "--method learned", "sync", "or use --method signal (training-free)")
+    clip = _load_video(args.video, model, sound="sync compares the sound with the pictures: give a video with "
+                       "an audio track")
     ((offsets, scores),) = model.sync_curve([clip], method=args.method)
     offset, confidence = peak_offset(offsets, scores)  # what predict_offset reads off the same curve
 
@@ -160,56 +230,79 @@ def _sync(args):
 def _localize(args):
     import numpy as np
 
+    if args.every is not None and not args.png:
+        raise CommandError("--every picks the frames --png writes: add --png DIR, or leave --every out")
+    if args.out:
+        check_output_path(args.out, name="--out", suffixes=VIDEO_SUFFIXES)
+    if args.png:
+        from .plotting import _check_output_folder  # matplotlib is imported only when drawing
+
+        _check_output_folder(args.png, name="--png")
+    if args.out or args.png:
+        _check_plotting("--out" if args.out else "--png")
+    model = _model(args)
+    if args.method in ("learned", "fused"):
+        _fitted_with(model, "localization_head_", f"--method {args.method}", "localization",
+                     "or use --method synchrony (training-free)")
+    clip = _load_video(args.video, model, sound="localize looks for what moves with the sound: give a video with "
+                       "an audio track")
+
     from .localization import SOURCE_THRESHOLD
     from .plotting import save_heatmap_frames, save_heatmap_video
 
-    model, clip = _load(args)
     (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
                                             refine=not args.no_refine)
     found = confidence >= SOURCE_THRESHOLD
     print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
           f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")
+    drawing = dict(threshold=SOURCE_THRESHOLD, legend=True, normalize=args.raw)
     if args.out:
         # frames drawn and encoded one at a time: the overlaid video is never all in memory
-        path = save_heatmap_video(clip, maps, args.out, preset=args.preset)
+        path = save_heatmap_video(clip, maps, args.out, preset=args.preset, **drawing)
         print(f"video with the maps over the frames and the original sound written to {path}")
     if args.png:
-        paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every)
+        paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every or 1, **drawing)
         print(f"{len(paths)} heat-map frames written to {args.png}")
     if not (args.out or args.png):
         print("nothing written: --out VIDEO writes the video with the maps over it, --png DIR its frames")
     return 0
 
 
-def _model(args):
-    from . import AVCorrespondence
-
-    if args.model:
-        import joblib
-
-        return joblib.load(args.model)  # only load model files you trust (they are pickles)
-    return AVCorrespondence()
-
-
-def _load(args):
-    from . import load_clip
-
-    model = _model(args)
-    return model, load_clip(args.video, sample_rate=model.audio_sample_rate)
+def _uses_sound(model):
+    """Whether ``model.classify_scene`` listens: a scene model's audio head (when its weight is
+    above 0) or its caption map, which reads the joint embedding of sound and pictures."""
+    head = getattr(model, "audio_class_head_", None) is not None and getattr(model, "audio_weight_", 1.0) > 0
+    return head or getattr(model, "text_map_", None) is not None
 
 
 def _classify(args):
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    model, clip = _load(args)
+    if not labels:
+        raise CommandError(f'--labels must hold comma-separated labels, e.g. "dog park,church bells"; '
+                           f"got {args.labels!r}")
+    model = _model(args)
+    listens = _uses_sound(model)
+    clip = _load_video(args.video, model, sound=(
+        "the --model (fitted with scene=True) listens to it: give a video with sound, or leave out --model to "
+        "judge by the pictures alone") if listens else None)
     (probabilities,) = model.classify_scene([clip], labels)
-    print(f"{args.video}:")
+    if listens:
+        basis = "judged by the pictures and the sound (--model fitted with scene=True)"
+    elif args.model:
+        basis = ("judged by the pictures alone: this --model has no sound route (fit it with scene=True for one; "
+                 "a scene model whose audio head learnt nothing has weight 0)")
+    else:
+        basis = ("judged by the pictures alone (zero-shot: labels have no route from the sound; "
+                 "--model with a model fitted with scene=True adds the sound)")
+    print(f"{args.video}: {basis}")
     for k in probabilities.argsort()[::-1]:
         print(f"  {labels[k]:<40}{probabilities[k]:.3f}")
     return 0
 
 
 def _describe(args):
-    model, clip = _load(args)
+    model = _model(args)
+    clip = _load_video(args.video, model, sound=None)  # only the pictures are read: silent videos too
     print(f"{args.video}: {model.describe_expected_audio(clip)}")
     return 0
 
@@ -232,20 +325,24 @@ def _separate(args):
     from . import load_clip
     from ._validation import atomic_path
 
-    rate, mixture = wavfile.read(args.mix)
-    if mixture.ndim == 2:
-        mixture = mixture.mean(axis=1)
-    if mixture.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
-        mixture = (mixture.astype(np.float64) - 128.0) / 128.0
-    elif np.issubdtype(mixture.dtype, np.integer):
-        mixture = mixture / float(np.iinfo(mixture.dtype).max)
-    mixture = mixture.astype(np.float32)
+    check_output_path(args.out, name="--out", suffixes=(".wav",))
     model = _model(args)
-    frames = load_clip(args.target, fps=model.video_frame_rate, allow_missing_audio=True).frames
+    from .io import load_audio
+
+    mixture, rate = load_audio(args.mix, name="MIX")
+    with warnings.catch_warnings():  # only TARGET's frames are read, and one picture is one of its two kinds
+        warnings.simplefilter("ignore", ClipQualityWarning)
+        frames = load_clip(args.target, fps=model.video_frame_rate, allow_missing_audio=True).frames
     # a picture (one frame: PNG, JPEG, ...) takes the appearance route, which needs --model
-    target_visual = frames[0] if frames.shape[0] == 1 else frames
-    target, confidence = model.separate(mixture, target_visual, sample_rate=rate, region=args.region,
-                                        return_confidence=True)
+    picture = frames.shape[0] == 1
+    if picture:
+        if args.region is not None:
+            raise CommandError("--region marks the target in a video's frames; a picture (TARGET is one image) is "
+                               "matched as a whole: leave --region out")
+        _fitted_with(model, "separation_bases_", "a picture as TARGET", "separation",
+                     "or give as TARGET a video in which the target moves with its sound")
+    target, confidence = model.separate(mixture, frames[0] if picture else frames, sample_rate=rate,
+                                        region=args.region, return_confidence=True)
     with atomic_path(args.out) as tmp:
         wavfile.write(tmp, rate, target)
     quieter = 10 * np.log10((np.sum(mixture.astype(np.float64) ** 2) + 1e-30)
@@ -256,73 +353,148 @@ def _separate(args):
     return 0
 
 
+# -- the parser ------------------------------------------------------------------------------------
+
+_MODEL_HELP = "a fitted AVCorrespondence saved with joblib.dump (trusted files only: it is a pickle)"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default at the end of its help line, unless there is none to show (None, a
+    flag's False) or the help says it in words."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="skavc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"skavc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fit on generated clips and report held-out retrieval")
-    demo.add_argument("--n-clips", type=int, default=200)
-    demo.add_argument("--n-classes", type=int, default=8)
-    demo.add_argument("--duration", type=float, default=2.0)
-    demo.add_argument("--test-size", type=float, default=0.25)
-    demo.add_argument("--epochs", type=int, default=100)
-    demo.add_argument("--audio-encoder", default="whisper-tiny", choices=["whisper-tiny", "whisper-tiny-30s", "effnet-mel"])
-    demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    demo.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
-    demo.add_argument("--n-jobs", type=int, default=None, help="clips decoded and encoded at once (threads)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--verbose", type=int, default=1)
+
+    def command(name, help):
+        # every option's default shown in its help line
+        return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+    demo = command("demo", "fit on generated clips and report every capability's held-out result against chance")
+    demo.add_argument("--n-clips", type=int, default=200, help="generated clips, training and held out together")
+    demo.add_argument("--n-classes", type=int, default=8, help="scene classes the clips are drawn from")
+    demo.add_argument("--duration", type=float, default=2.0, help="seconds per clip")
+    demo.add_argument("--test-size", type=float, default=0.25, help="share of the clips held out")
+    demo.add_argument("--epochs", type=int, default=100, help="training epochs of the projection heads")
+    demo.add_argument("--audio-encoder", default="whisper-tiny", choices=["whisper-tiny", "whisper-tiny-30s", "effnet-mel"],
+                      help="pretrained audio encoder (README: Encoders)")
+    demo.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                      help="where the encoders run; auto: CUDA when onnxruntime-gpu sees a GPU")
+    demo.add_argument("--precision", default="fp32", choices=["fp32", "fp16"],
+                      help="encoder arithmetic (fp16 is for CUDA; slower on the CPU)")
+    demo.add_argument("--n-jobs", type=int, default=None,
+                      help="clips decoded and encoded at once (threads; -1: one per core) (default: one at a time)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed of the clips, the split and the fit")
+    demo.add_argument("--verbose", type=int, default=0,
+                      help="0: the results only; 1: also the training progress every 10 epochs, 2: every epoch "
+                      "(printed among the results)")
     demo.set_defaults(func=_demo)
 
-    sync = sub.add_parser("sync", help="estimate a video's audio-visual offset (positive = audio ahead)")
-    sync.add_argument("video")
+    sync = command("sync", "estimate a video's audio-visual offset (positive = audio ahead)")
+    sync.add_argument("video", help="a video file with sound")
     sync.add_argument("--max-offset", type=float, default=1.0, help="seconds searched either way")
-    sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "naive"])
-    sync.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
-    sync.add_argument("--plot", metavar="PNG", help="write the sync curve to this PNG file")
+    sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "naive"],
+                      help="auto: learned with a --model fitted with sync=True, else signal (training-free)")
+    sync.add_argument("--model", help=_MODEL_HELP)
+    sync.add_argument("--plot", metavar="PNG", help="write the sync curve to this PNG file (its folder must exist)")
     sync.set_defaults(func=_sync)
 
-    loc = sub.add_parser("localize", help="heat maps of where the sound comes from: a video, or PNG frames")
-    loc.add_argument("video")
-    loc.add_argument("--out", metavar="VIDEO", help="video file (mp4, mkv, ...) of the frames with the maps "
-                     "blended in and the original sound")
+    loc = command("localize", "heat maps of where the sound comes from: a video, or PNG frames")
+    loc.add_argument("video", help="a video file with sound")
+    loc.add_argument("--out", metavar="VIDEO", help="video file (" + ", ".join(VIDEO_SUFFIXES) + ") of the frames "
+                     "with the maps blended in, a colour bar, and the original sound (its folder must exist)")
     loc.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
                      help="with --out: x264 speed preset (slower: a smaller file at the same quality)")
-    loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames to this folder (created)")
-    loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"])
-    loc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
-    loc.add_argument("--every", type=int, default=1, help="with --png: write every N-th frame")
+    loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames into this folder (created if "
+                     "missing; its parent folder must exist)")
+    loc.add_argument("--every", type=int, metavar="N", help="with --png: write every N-th frame (default: every frame)")
+    loc.add_argument("--raw", action="store_true",
+                     help="colour each frame's map divided by its own maximum, so the source's shape shows "
+                     "whatever the confidence (the colour bar says so; the white outline still marks map >= 0.5)")
+    loc.add_argument("--method", default="auto", choices=["auto", "learned", "synchrony", "fused"],
+                     help="auto: fused with a --model fitted with localization=True, else synchrony (training-free)")
+    loc.add_argument("--model", help=_MODEL_HELP)
     loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
     loc.set_defaults(func=_localize)
 
-    cls = sub.add_parser("classify", help="probability of each label (given now) for what the video shows and sounds")
-    cls.add_argument("video")
+    cls = command("classify", "probability of each label (given now) for what the video shows: judged by the "
+                  "pictures alone, or with --model fitted with scene=True by the pictures and the sound")
+    cls.add_argument("video", help="a video file (with or without sound)")
     cls.add_argument("--labels", required=True, help='comma-separated label strings, e.g. "dog park,church bells"')
-    cls.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    cls.add_argument("--model", help=_MODEL_HELP + "; fitted with scene=True, its sound is used too")
     cls.set_defaults(func=_classify)
 
-    desc = sub.add_parser("describe", help="the sounds the video's pictures should make, and when")
-    desc.add_argument("video")
-    desc.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    desc = command("describe", "the sounds the video's pictures should make, and when (reads only the pictures: "
+                   "silent videos too)")
+    desc.add_argument("video", help="a video file (with or without sound)")
+    desc.add_argument("--model", help=_MODEL_HELP)
     desc.set_defaults(func=_describe)
 
-    sep = sub.add_parser("separate", help="the sound of what a video shows, taken out of a mixture (WAV)")
-    sep.add_argument("mix", help="the mixture, a WAV file")
-    sep.add_argument("target", help="a video (mp4, ...) of the target moving with its sound, or a picture "
-                     "(PNG, JPEG) of it (needs --model fitted with separation=True)")
-    sep.add_argument("--out", required=True, help="WAV file for the target's sound")
+    sep = command("separate", "the sound of what a video shows, taken out of a mixture")
+    sep.add_argument("mix", metavar="MIX", help="the mixture: any audio or video file with sound "
+                     "(WAV, FLAC, MP3, MP4, ...)")
+    sep.add_argument("target", metavar="TARGET", help="a video (mp4, ...) of the target moving with its sound, or a "
+                     "picture (PNG, JPEG) of it (needs --model fitted with separation=True)")
+    sep.add_argument("--out", required=True, help="WAV file for the target's sound (its folder must exist)")
     sep.add_argument("--region", type=_box, help="x0,y0,x1,y1: the target's box in the video's pixels")
-    sep.add_argument("--model", help="a fitted AVCorrespondence saved with joblib (trusted files only)")
+    sep.add_argument("--model", help=_MODEL_HELP)
     sep.set_defaults(func=_separate)
     return parser
 
 
+# -- errors in the shell's words -------------------------------------------------------------------
+
+#: Parameters the commands set from options: a library error naming one names the option instead.
+_OPTIONS = {"method": "--method", "max_offset": "--max-offset", "region": "--region", "labels": "--labels",
+            "preset": "--preset", "every": "--every"}
+
+_SHELL_WORDS = [
+    # "(AVCorrespondence(sync=True).fit(X))", ": AVCorrespondence(scene=True).fit(X, y)": Python only
+    (re.compile(r"\s*[(:]?\s*(?:AVCorrespondence|model(?:\.set_params)?)\([^()]*\)\.fit\([^()]*\)\)?"), ""),
+    # "fit(X, sync=True) first", "fit with sync=True first", "a model fitted with sync=True first"
+    (re.compile(r"\b(?:a model fitted with|fit with|fit\(X(?:, y)?,) (\w+)=True\)?(?: first)?"),
+     r"--model FILE with a model fitted with \1=True (in Python, saved with joblib.dump)"),
+    (re.compile(r"\s*[;(]?\s*\(?pass allow_missing_audio=True[^)]*\)?"),
+     "; the command needs the video's sound: give a video with an audio track"),
+    # "method='signal'" -> "--method signal"; "max_offset must be" -> "--max-offset must be"
+    (re.compile(r"\b(" + "|".join(_OPTIONS) + r")=(['\"])([^'\"]*)\2"), lambda m: f"{_OPTIONS[m[1]]} {m[3]}"),
+    (re.compile(r"(?<![\w-])(" + "|".join(_OPTIONS) + r")\b(?= must| needs| holds|\[)"), lambda m: _OPTIONS[m[1]]),
+    (re.compile(r"\bleave region out\b"), "leave --region out"),
+    (re.compile(r"\bpass frames \(T, H, W, 3\)"), "give as TARGET a video"),
+]
+
+
+def shell_words(message):
+    """A library error message with its Python-only fixes in the shell's words (options, not arguments)."""
+    for pattern, replacement in _SHELL_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def main(argv=None):
+    """Run the ``skavc`` command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Errors that a user can fix (bad values, missing or unwritable files, a model that lacks what
+    an option needs) print ``skavc COMMAND: error: ...`` on stderr and return 2, without a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as exc:
-        print(f"skavc {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError, NotImplementedError) as exc:
+        # OSError: FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ...
+        message = str(exc) if isinstance(exc, CommandError) else shell_words(str(exc))
+        print(f"skavc {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"skavc {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

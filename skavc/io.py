@@ -34,7 +34,7 @@ from ._clip import AVClip
 from ._validation import (atomic_path, check_encoder_settings, check_output_path, check_positive, check_sample_rate,
                           pcm_to_float)
 
-__all__ = ["load_clip", "load_sampled", "save_clip"]
+__all__ = ["load_audio", "load_clip", "load_sampled", "save_clip"]
 
 # Extra audio (seconds) decoded on each side of the requested span so the
 # resampler's edge transients fall outside the samples we keep.
@@ -373,6 +373,64 @@ def load_sampled(path, frame_sampler, *, sample_rate=16000):
         allow_missing_audio=False, frame_sampler=frame_sampler,
     )
     return audio, frames
+
+
+def load_audio(path, *, sample_rate=None, name="path"):
+    """The sound of any audio or video file FFmpeg reads (WAV, FLAC, MP3, the sound of an MP4, ...).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    sample_rate : int or None, default=None
+        Rate of the returned samples (resampled as :func:`load_clip` does); None keeps the file's.
+    name : str, default="path"
+        What to call ``path`` in error messages (a parameter, or a command-line argument).
+
+    Returns
+    -------
+    samples : ndarray of shape (n_samples,), float32
+        Mono (channels averaged), full scale 1.0 (integer PCM scaled), the first audio stream
+        from its first sample.
+    sample_rate : int
+        The file's rate, or ``sample_rate`` when given.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file cannot be read, or holds no sound.
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike; got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name}: no such file: '{path}'" if not os.path.exists(path)
+                                else f"{name}: '{path}' is not a file")
+    sample_rate = _check_sample_rate(sample_rate)
+    what = "it must be an audio or video file with sound (WAV, FLAC, MP3, MP4, ...)"
+    try:
+        container = av.open(path)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{name}: could not read '{path}' ({exc}); {what}") from exc
+    with container:
+        if not container.streams.audio:
+            raise ValueError(f"{name}: '{path}' has no sound (no audio stream); {what}")
+        stream = container.streams.audio[0]
+        try:
+            chunks = [_audio_to_mono(frame) for frame in container.decode(stream) if frame.samples]
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"{name}: could not decode the sound of '{path}' ({exc})") from exc
+        rate = stream.rate or stream.codec_context.sample_rate
+    if not chunks:
+        raise ValueError(f"{name}: no sound decoded from '{path}'; {what}")
+    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+    if sample_rate is not None and sample_rate != rate:
+        import librosa  # only when resampling: importing it costs ~1 s
+
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
+        rate = sample_rate
+    return samples, int(rate)
 
 
 def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, allow_missing_audio, frame_sampler=None):

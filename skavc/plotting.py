@@ -2,7 +2,9 @@
 
 import os
 
-from ._validation import atomic_path
+from pathlib import Path
+
+from ._validation import atomic_path, check_output_path
 
 
 def _pyplot():
@@ -14,6 +16,22 @@ def _pyplot():
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("writing PNG files needs matplotlib: pip install 'skavc[plot]'") from exc
     return plt
+
+
+def _check_output_folder(path, *, name="out_dir"):
+    """Return ``path`` as a :class:`~pathlib.Path` to a folder that files can be written into,
+    checked before any work: an existing folder, or a new one whose parent folder exists (it is
+    created by the writer, not here; a mistyped parent is refused, never created). Errors name
+    ``name`` (a parameter, or a command-line option such as ``"--png"``)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"{name} must be a folder path (str or os.PathLike); got {path!r}")
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{name}: '{path}' is a file, not a folder")
+        return path
+    check_output_path(path, name=name)  # its parent folders exist and are folders
+    return path
 
 
 def _save(fig, path):
@@ -96,11 +114,12 @@ def _colour_table(cmap):
     return _blend_table(_pyplot().get_cmap(cmap) if isinstance(cmap, str) else cmap)
 
 
-def _overlay_into(out, frame, heat, table, threshold):
+def _overlay_into(out, frame, heat, table, threshold, scale=1.0):
     """Write ``frame`` (H, W, 3) uint8 with ``heat`` (H, W) in [0, 1] blended in (``table``: the
     pair from :func:`_blend_table`) into ``out`` (H, W, 3) uint8, a band of rows at a time: opacity follows
     the heat, so a map that is dark (low confidence) leaves the frame as it is; pixels at the
-    threshold's edge are drawn white. NaN counts as 0."""
+    threshold's edge are drawn white. NaN counts as 0. The colours follow ``heat * scale``
+    (values above 1 as 1); the outline follows ``heat`` itself."""
     import numpy as np
 
     table, levels = table
@@ -114,7 +133,7 @@ def _overlay_into(out, frame, heat, table, threshold):
         y1 = min(y0 + rows, H)
         n = y1 - y0
         lv, b, ix, ch = level[:n], base[:n], index[:n], channel[:n]
-        np.multiply(heat[y0:y1], levels, out=lv, casting="same_kind")
+        np.multiply(heat[y0:y1], levels * scale, out=lv, casting="same_kind")
         np.clip(lv, 0, levels - 1, out=lv)
         with np.errstate(invalid="ignore"):  # NaN: 0 or the most negative integer, 0 once shifted
             np.copyto(b, lv, casting="unsafe")  # truncation: the level
@@ -135,7 +154,105 @@ def _overlay_into(out, frame, heat, table, threshold):
     return out
 
 
-def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
+_LEGEND_MIN_WIDTH = 128  # pixels: narrower, its labels cannot be read (smaller frames get none)
+_LEGEND_MAX_WIDTH = 360
+
+
+class _Legend:
+    """A colour bar drawn into the lower left corner of each frame: the map's scale, 0 to 1 (or
+    to the frame's maximum with ``normalize``), and a white tick where the threshold lies on it.
+
+    Rendered once with matplotlib (no pyplot state: safe in the drawing thread) and blended into
+    each frame as a small patch; only the tick moves, with ``normalize`` (the threshold is
+    ``threshold / max`` of the frame's own scale, off the bar when no pixel reaches it).
+    ``patch`` is None when the frame is too small to hold a readable legend."""
+
+    def __init__(self, frame_shape, cmap, threshold, normalize):
+        import numpy as np
+
+        H, W = frame_shape
+        margin = max(2, W // 100)
+        width = int(min(max(_LEGEND_MIN_WIDTH, round(0.3 * W)), _LEGEND_MAX_WIDTH))
+        height = int(round(0.3 * width))
+        self.patch = None
+        if width + 2 * margin > W or height + 2 * margin > H:
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        fig = Figure(figsize=(width / 100, height / 100), dpi=100)
+        FigureCanvasAgg(fig)
+        fig.patch.set_alpha(0.0)
+        fig.add_artist(Rectangle((0, 0), 1, 1, transform=fig.transFigure, color="black", alpha=0.6, lw=0, zorder=-1))
+        bar = (0.07, 0.36, 0.86, 0.24)  # left, bottom, width, height as fractions of the legend
+        ax = fig.add_axes(bar)
+        ax.imshow(np.linspace(0, 1, 256)[None, :], aspect="auto", cmap=cmap, extent=(0, 1, 0, 1),
+                  interpolation="nearest")
+        ax.set_axis_off()
+        caption = f"map / frame max (tick: {threshold:g})" if normalize else "sound source map"
+        # text a fifth of the legend's height, smaller when the caption would not fit its width
+        points = min(0.2 * height, 0.9 * width / (0.6 * len(caption))) * 72 / 100
+        fig.text(0.5, 0.8, caption, color="white", fontsize=points, ha="center", va="center")
+        labels = [(0.0, "0"), (1.0, "max" if normalize else "1")]
+        if not normalize and 0 < threshold < 1:
+            labels.append((threshold, f"{threshold:g}"))
+        for x, label in labels:
+            fig.text(bar[0] + bar[2] * x, 0.17, label, color="white", fontsize=points, ha="center", va="center")
+        fig.canvas.draw()
+        rgba = np.asarray(fig.canvas.buffer_rgba(), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:]
+        self.colour = rgba[..., :3] * alpha * 255.0  # premultiplied
+        self.keep = 1.0 - alpha
+        self.patch = (slice(H - margin - height, H - margin), slice(margin, margin + width))
+        self.bar_x = (int(round(bar[0] * width)), int(round((bar[0] + bar[2]) * width)))
+        self.bar_y = (int(round((1 - bar[1] - bar[3]) * height)), int(round((1 - bar[1]) * height)))
+        self.tick_width = max(1, width // 120)
+        self.threshold = float(threshold)
+
+    def draw(self, out, scale=1.0):
+        """Blend the legend into ``out`` (H, W, 3) uint8, the tick at ``threshold * scale``."""
+        import numpy as np
+
+        if self.patch is None:
+            return out
+        region = out[self.patch]
+        region[...] = np.clip(region * self.keep + self.colour + 0.5, 0, 255).astype(np.uint8)
+        position = self.threshold * scale
+        if np.isfinite(position) and 0.0 <= position <= 1.0:  # off the bar: nothing reaches the threshold
+            x0, x1 = self.bar_x
+            x = x0 + int(round(position * (x1 - x0 - 1)))
+            y0, y1 = self.bar_y
+            region[max(y0 - 2, 0) : y1 + 2, max(x - self.tick_width // 2, 0) : x - self.tick_width // 2 + self.tick_width] = 255
+        return out
+
+
+class _Painter:
+    """Draws frames as :func:`overlay_frames` documents it: the map blended in, the threshold's
+    outline, with ``normalize`` the colours scaled to each frame's maximum, and the legend."""
+
+    def __init__(self, frame_shape, threshold, cmap, legend, normalize):
+        self.table = _colour_table(cmap)
+        self.threshold = threshold
+        self.normalize = bool(normalize)
+        self.legend = _Legend(frame_shape, _pyplot().get_cmap(cmap) if isinstance(cmap, str) else cmap,
+                              threshold, self.normalize) if legend else None
+
+    def __call__(self, out, frame, heat):
+        import numpy as np
+
+        scale = 1.0
+        if self.normalize:
+            peak = float(np.fmax.reduce(heat, axis=None)) if heat.size else 0.0  # fmax: NaN ignored
+            if np.isfinite(peak) and peak > 0:
+                scale = 1.0 / peak
+        _overlay_into(out, frame, heat, self.table, self.threshold, scale)
+        if self.legend is not None:
+            self.legend.draw(out, scale)
+        return out
+
+
+def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno", legend=False, normalize=False):
     """Frames with their localisation maps blended over them (as :func:`save_heatmap_frames` draws them).
 
     Parameters
@@ -145,6 +262,13 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
     threshold : float, default=0.5
         Map value whose outline is drawn white.
     cmap : str, default="inferno"
+    legend : bool, default=False
+        Draw a colour bar into the lower left corner of each frame: the scale of the colours and
+        a white tick at ``threshold``. Frames narrower than about 130 pixels get none.
+    normalize : bool, default=False
+        Colour each frame's map divided by its maximum, so that the source's shape shows
+        whatever the frame's confidence (the legend then reads "map / its frame's max" and its
+        tick moves to ``threshold / max``). The white outline still marks ``map >= threshold``.
 
     Returns
     -------
@@ -158,17 +282,15 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno"):
     import numpy as np
 
     frames, maps = _check_frames_and_maps(frames, maps, threshold)
-    table = _colour_table(cmap)
+    paint = _Painter(frames.shape[1:3], threshold, cmap, legend, normalize)
     out = np.empty_like(frames)
     for t in range(frames.shape[0]):
-        _overlay_into(out[t], frames[t], maps[t], table, threshold)
+        paint(out[t], frames[t], maps[t])
     return out
 
 
-
-
-def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video_codec=None, preset="veryfast",
-                       crf=18, audio_codec="aac", audio_bit_rate=192_000):
+def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", legend=False, normalize=False,
+                       video_codec=None, preset="veryfast", crf=18, audio_codec="aac", audio_bit_rate=192_000):
     """Write a clip with its localisation maps blended over the frames, and its sound, to a video file.
 
     The frames are drawn as :func:`overlay_frames` draws them and handed to the encoder one at a
@@ -187,6 +309,10 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video
     threshold : float, default=0.5
         Map value whose outline is drawn white.
     cmap : str, default="inferno"
+    legend : bool, default=False
+        Draw a colour bar with the scale and the threshold into each frame (:func:`overlay_frames`).
+    normalize : bool, default=False
+        Colour each frame's map divided by its maximum (:func:`overlay_frames`).
     video_codec : str or None, default=None
         FFmpeg encoder; ``None`` picks ``"libx264"`` (H.264) when PyAV has it, else ``"mpeg4"``.
         Frames are encoded as yuv420p.
@@ -212,13 +338,13 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", video
     if not isinstance(clip, AVClip):
         raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
     frames, maps = _check_frames_and_maps(clip.frames, maps, threshold)
-    table = _colour_table(cmap)
     T, H, W, _ = frames.shape
+    paint = _Painter((H, W), threshold, cmap, legend, normalize)
     height, width = H + H % 2, W + W % 2  # yuv420p: even sizes
     buffers = [np.empty((height, width, 3), dtype=np.uint8) for _ in range(2)]
 
     def draw(out, t):
-        _overlay_into(out[:H, :W], frames[t], maps[t], table, threshold)
+        paint(out[:H, :W], frames[t], maps[t])
         if H % 2:
             out[H] = out[H - 1]
         if W % 2:
@@ -255,7 +381,8 @@ def _check_frames_and_maps(frames, maps, threshold):
     return frames, maps
 
 
-def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="inferno", prefix="frame"):
+def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="inferno", prefix="frame",
+                        legend=False, normalize=False):
     """Write frames with a localisation map blended over them, one PNG per frame.
 
     Parameters
@@ -265,7 +392,8 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
         As from ``AVCorrespondence.localize``; not renormalised here, so a
         low-confidence frame stays nearly untinted.
     out_dir : str or os.PathLike
-        Created if missing.
+        Folder for the files, created if missing; its parent folder must exist (a mistyped
+        path is refused, not created).
     every : int, default=1
         Write every ``every``-th frame (0, every, 2 * every, ...).
     threshold : float, default=0.5
@@ -274,6 +402,10 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
         Matplotlib colormap name.
     prefix : str, default="frame"
         Files are ``{prefix}_{index:05d}.png``.
+    legend : bool, default=False
+        Draw a colour bar with the scale and the threshold into each frame (:func:`overlay_frames`).
+    normalize : bool, default=False
+        Colour each frame's map divided by its maximum (:func:`overlay_frames`).
 
     Returns
     -------
@@ -286,13 +418,14 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     if int(every) < 1:
         raise ValueError(f"every must be >= 1; got {every!r}")
     plt = _pyplot()
-    table = _colour_table(cmap)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = _check_output_folder(out_dir, name="out_dir")
+    paint = _Painter(frames.shape[1:3], threshold, cmap, legend, normalize)
+    out_dir.mkdir(exist_ok=True)
     paths = []
     image = np.empty(frames.shape[1:], dtype=np.uint8)
     for t in range(0, frames.shape[0], int(every)):
         path = os.path.join(os.fspath(out_dir), f"{prefix}_{t:05d}.png")
         with atomic_path(path) as tmp:
-            plt.imsave(tmp, _overlay_into(image, frames[t], maps[t], table, threshold), format="png")
+            plt.imsave(tmp, paint(image, frames[t], maps[t]), format="png")
         paths.append(path)
     return paths

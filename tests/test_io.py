@@ -10,7 +10,7 @@ av = pytest.importorskip("av")
 
 from skavc._clip import AVClip  # noqa: E402
 from skavc import io as skio  # noqa: E402
-from skavc.io import load_clip, save_clip  # noqa: E402
+from skavc.io import load_audio, load_clip, save_clip  # noqa: E402
 
 SR = 16000
 FPS = 25
@@ -382,3 +382,34 @@ def test_atomic_write(clip, tmp_path, monkeypatch):
     monkeypatch.setattr(skio, "_rgb_to_videoframe", real)
     save_clip(clip, target)  # a successful one replaces it
     assert os.listdir(tmp_path) == ["out.mp4"] and load_clip(target).n_frames == clip.n_frames
+
+
+def test_load_audio_reads_wav_flac_and_stereo(tmp_path):
+    import av
+    from scipy.io import wavfile
+
+    rate = 22050
+    t = np.arange(rate // 2) / rate
+    left, right = 0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 220 * t)
+    stereo = (np.stack([left, right], axis=1) * 32767).astype(np.int16)
+    wavfile.write(tmp_path / "s.wav", rate, stereo)
+    samples, got_rate = load_audio(tmp_path / "s.wav")
+    assert got_rate == rate and samples.dtype == np.float32
+    np.testing.assert_allclose(samples, (left + right) / 2, atol=1e-4)  # channels averaged, int16 scaled
+
+    with av.open(str(tmp_path / "s.flac"), "w") as container:  # lossless: the same samples come back
+        stream = container.add_stream("flac", rate=rate)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo.T), format="s16p", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    flac, flac_rate = load_audio(tmp_path / "s.flac")
+    assert flac_rate == rate
+    np.testing.assert_allclose(flac, samples, atol=1e-4)
+
+    (tmp_path / "notes.txt").write_text("not sound")
+    with pytest.raises(ValueError, match="audio or video file with sound"):
+        load_audio(tmp_path / "notes.txt", name="MIX")
+    with pytest.raises(FileNotFoundError, match="MIX: no such file"):
+        load_audio(tmp_path / "missing.wav", name="MIX")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run ON the GPU machine, in the repository root, in the call that carries ".whl" after the
-# onnxruntime-gpu parts were staged into /tmp/w by earlier, chained calls (see docs/gpu.md).
+# onnxruntime-gpu parts were staged into /tmp/w by earlier, chained calls (see benchmarks/gpu/README.md).
 # Installs everything into /tmp/site and prints the CUDA benchmark tables (visual encoder:
 # skavc fp32/fp16 against PyTorch eager fp32 and fp16 autocast, same host frames, same run),
 # then benchmarks/gpu/estimator_threads.py. Extra arguments go to bench_encoders.py instead of

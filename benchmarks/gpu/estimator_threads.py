@@ -1,6 +1,6 @@
 """Where ``AVCorrespondence.transform`` with ``n_jobs > 1`` loses its time on CUDA.
 
-Run on the GPU machine after the runbook's installs (docs/gpu.md). Uses the effnet-mel audio
+Run on the GPU machine after the runbook's installs (benchmarks/gpu/README.md). Uses the effnet-mel audio
 encoder (no Whisper weights needed there). The model is fitted once with ``n_jobs=1``; each row
 then sets ``n_jobs`` (and whether calls from several threads are coalesced) on the same fitted
 encoders, runs ``transform`` on 16 clips to warm up and times it on 32 more. Beside clips/s it

@@ -1,6 +1,6 @@
 """CUDA provider options for the EfficientNet-Lite0 graph: which settings fill the GPU.
 
-Run on the GPU machine (after the runbook's installs, see docs/gpu.md). Times host uint8
+Run on the GPU machine (after the runbook's installs, see benchmarks/gpu/README.md). Times host uint8
 frames -> host embeddings through one reused I/O binding (what ``OnnxEncoder`` does on CUDA),
 for each CUDA provider option set and both precisions, against PyTorch eager fp32 fed the same
 frames in the same run. Usage::
