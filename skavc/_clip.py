@@ -53,11 +53,11 @@ def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip"):
             f"time (within {DURATION_TOLERANCE:.0%} of the longer). Check sample_rate and fps, or cut both to "
             "the same span")
     if n_frames == 1:
-        warnings.warn(f"{where} has one frame: a still picture has no motion, so sync, localisation and "
+        warnings.warn(f"{where}: one frame only, a still picture without motion, so sync, localisation and "
                       "timing have nothing to go on", ClipQualityWarning, stacklevel=4)
     if audio_seconds < MIN_AUDIO_DURATION:
-        warnings.warn(f"{where}'s audio lasts {1000 * audio_seconds:.1f} ms (under {MIN_AUDIO_DURATION:g} s): "
-                      "its embedding says little", ClipQualityWarning, stacklevel=4)
+        warnings.warn(f"{where}: the audio lasts {1000 * audio_seconds:.1f} ms (under {MIN_AUDIO_DURATION:g} s), "
+                      "so its embedding says little", ClipQualityWarning, stacklevel=4)
 
 
 @dataclass(eq=False)
@@ -103,8 +103,8 @@ class AVClip:
         where = f"the clip from '{self.source}'" if self.source else "the clip"
         check_durations(self.audio.shape[0], self.sample_rate, self.frames.shape[0], self.fps, where=where)
         if min(self.frames.shape[1:3]) < MIN_FRAME_SIDE:
-            warnings.warn(f"{where}'s frames are {self.frames.shape[2]}x{self.frames.shape[1]} pixels (under "
-                          f"{MIN_FRAME_SIDE} on a side): the visual encoder sees them upsampled to 224x224, and "
+            warnings.warn(f"{where}: the frames are {self.frames.shape[2]}x{self.frames.shape[1]} pixels (under "
+                          f"{MIN_FRAME_SIDE} on a side), so the visual encoder sees them upsampled to 224x224 and "
                           "its embedding says little", ClipQualityWarning, stacklevel=3)
 
     @property
