@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_audio, check_frames, check_positive, check_sample_rate
+from ._validation import check_audio, check_frames, check_positive, check_real, check_sample_rate
 
 
 #: How far the audio's and the frames' durations may disagree, as a fraction of the longer: more
@@ -76,6 +76,9 @@ class AVClip:
         Frame rate of ``frames`` in frames per second.
     source : str or None, default=None
         Where the clip came from (a file path), for messages only.
+    start : float, default=0.0
+        Seconds from the first video frame of the recording it was cut from to its own first
+        frame (a window of a long video: :func:`skavc.io.iter_clips`); 0 for a whole recording.
 
     Raises
     ------
@@ -94,12 +97,14 @@ class AVClip:
     frames: np.ndarray
     fps: float
     source: str = field(default=None)
+    start: float = 0.0
 
     def __post_init__(self):
         self.audio = check_audio(self.audio, name="audio")
         self.frames = check_frames(self.frames, name="frames")
         self.sample_rate = check_sample_rate(self.sample_rate, name="sample_rate")
         self.fps = check_positive(self.fps, name="fps")
+        self.start = check_real(self.start, name="start", minimum=0.0)
         where = f"the clip from '{self.source}'" if self.source else "the clip"
         check_durations(self.audio.shape[0], self.sample_rate, self.frames.shape[0], self.fps, where=where)
         if min(self.frames.shape[1:3]) < MIN_FRAME_SIDE:
@@ -119,6 +124,7 @@ class AVClip:
 
     def __repr__(self):
         src = f", source={self.source!r}" if self.source else ""
+        src += f", start={self.start:g}s" if self.start else ""
         return (
             f"AVClip(duration={self.duration:.3f}s, sample_rate={self.sample_rate}, "
             f"frames={self.frames.shape}, fps={self.fps:g}{src})"

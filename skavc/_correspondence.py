@@ -21,7 +21,8 @@ from ._inputs import check_collection, resolve_audio
 from ._text_space import check_labels
 from .index import unit_rows
 from ._training import Adam, progress_logger, run_epochs, train_epoch
-from ._validation import check_int, check_sample_rate
+from ._progress import Progress
+from ._validation import check_int, check_option, check_sample_rate
 from .encoders import AUDIO_ENCODERS, TEXT_ENCODERS, VISUAL_ENCODERS
 from .metrics import cross_modal_recall
 
@@ -690,6 +691,50 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """
         offsets, confidence = sync.offsets_from_curves(self.sync_curve(X, method=method))
         return (offsets, confidence) if return_confidence else offsets
+
+    def sync_timeline(self, X, *, window=10.0, hop=None, method="auto"):
+        """Offset of each recording window by window, as a whole, and its drift (long videos).
+
+        A video file is streamed a window at a time, its frames decoded at
+        :data:`skavc.sync.WORK_SIDE` pixels on their larger side, so memory does not grow with
+        its length; a clip in memory is sliced. Training-free (the "signal" curve of each window,
+        combined over the windows for the whole recording: :func:`skavc.sync.sync_timeline`).
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+        window : float, default=10.0
+            Seconds per window (the last one holds what is left).
+        hop : float or None, default=None
+            Seconds between window starts (<= ``window``); None means ``window``.
+        method : {"auto", "signal", "naive"}, default="auto"
+            "auto" is "signal"; "naive" the energy cross-correlation baseline. The learned
+            sync head does not read windows.
+
+        Returns
+        -------
+        timelines : list of SyncTimeline
+            Per recording: window starts and lengths (s), their offsets (s, positive = audio
+            ahead) and confidences, the whole recording's offset and confidence, its combined
+            curve, and the drift (s per s; NaN with fewer than 3 trustworthy windows). A
+            recording shorter than ``window`` is one window, whose answer is
+            :meth:`predict_offset`'s (``method="signal"``) up to the frames' working size.
+        """
+        X = check_collection(X)
+        method = check_option(method, name="method", options=("auto", "signal", "naive"))
+        method = "signal" if method == "auto" else method
+        context = self._context()
+
+        def job(item, where):
+            windows, duration = context.windows(item, where, window=window, hop=hop, max_side=sync.WORK_SIDE)
+            progress = Progress(f"sync {where}", duration) if self.verbose else None
+            timeline = sync.sync_timeline(windows, method=method, max_offset=self.max_offset,
+                                          progress=None if progress is None else progress.update)
+            if progress is not None:
+                progress.close()
+            return timeline
+
+        return context.map(job, X)
 
     def localize(self, X, method="auto", return_confidence=False, refine=True):
         """Where the sound comes from, as a heat map per frame.

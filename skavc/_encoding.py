@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_memory
 from threadpoolctl import threadpool_limits
 
 from ._clip import AVClip
-from ._inputs import resolve_audio, resolve_clip, resolve_frames, resolve_pair
+from ._inputs import clip_windows, resolve_audio, resolve_clip, resolve_frames, resolve_pair
 from .encoders import make_audio_encoder, make_text_encoder, make_visual_encoder
 from .features import grid_times, resample_track, sample_frame_indices
 
@@ -221,6 +221,33 @@ class EncodingContext:
     def clip(self, item, where):
         """One item of ``X`` as an AVClip with audio at :attr:`sample_rate`."""
         return resolve_clip(item, sample_rate=self.sample_rate, fps=self.fps, where=where)
+
+    def windows(self, item, where, *, window, hop=None, max_side=None):
+        """One item's consecutive windows (AVClip objects with their ``start``), and its length.
+
+        A video file is streamed (:func:`skavc.io.iter_clips`: one window decoded at a time,
+        frames resized by FFmpeg so that their larger side is at most ``max_side`` pixels);
+        anything else is resolved and sliced in memory (:func:`~skavc._inputs.clip_windows`,
+        at its own size).
+
+        Returns
+        -------
+        windows : iterator of AVClip
+        duration : float or None
+            Seconds of media to get through (for a progress line), None when unknown.
+        """
+        if isinstance(item, (str, os.PathLike)):
+            from .io import iter_clips, video_info
+
+            info = video_info(item)
+            frame_size = None
+            if max_side is not None and max(info.height, info.width) > max_side:
+                scale = max_side / max(info.height, info.width)
+                frame_size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
+            return (iter_clips(item, window=window, hop=hop, sample_rate=self.sample_rate, frame_size=frame_size),
+                    info.duration)
+        clip = self.clip(item, where)
+        return clip_windows(clip, window=window, hop=hop), clip.n_frames / clip.fps
 
     # -- the parallel map -------------------------------------------------------------
     def map(self, func, items):

@@ -166,3 +166,46 @@ def resolve_pair(item, *, sample_rate, fps, where, frame_sampler):
         return load_sampled(item, frame_sampler, sample_rate=sample_rate)
     clip = resolve_clip(item, sample_rate=sample_rate, fps=fps, where=where)
     return clip.audio, clip.frames[frame_sampler(clip.n_frames)]
+
+
+def clip_windows(clip, *, window, hop=None):
+    """Consecutive windows of an in-memory clip, as :func:`skavc.io.iter_clips` reads them from a file.
+
+    Parameters
+    ----------
+    clip : AVClip
+    window : float
+        Seconds per window: ``floor(window * fps)`` frames (at least one); the last window
+        holds what is left.
+    hop : float or None, default=None
+        Seconds from one window's start to the next (at most ``window``); None means ``window``.
+
+    Yields
+    ------
+    window : AVClip
+        Frames ``[round(k * hop * fps), ...)`` and the audio that plays with them (exactly
+        ``round(n_frames * sample_rate / fps)`` samples, zero-padded where the clip's audio
+        ends early), ``start`` set on the clip's own clock.
+    """
+    from ._validation import check_real
+
+    window = check_real(window, name="window", positive=True)
+    hop = window if hop is None else check_real(hop, name="hop", positive=True)
+    if hop > window:
+        raise ValueError(f"hop must be at most window ({window:g} s), or windows would leave gaps; got {hop!r}")
+    fps, rate = clip.fps, clip.sample_rate
+    n_window = max(1, int(np.floor(window * fps + 1e-6)))
+    k = 0
+    while True:
+        first = int(round(k * hop * fps))
+        if first >= clip.n_frames:
+            return
+        last = min(first + n_window, clip.n_frames)
+        a0, n_samples = int(round(first * rate / fps)), int(round((last - first) * rate / fps))
+        audio = clip.audio[a0 : a0 + n_samples]
+        if audio.size < n_samples:
+            audio = np.concatenate([audio, np.zeros(n_samples - audio.size, np.float32)])
+        yield AVClip(audio, rate, clip.frames[first:last], fps, clip.source, start=clip.start + first / fps)
+        if last == clip.n_frames:
+            return
+        k += 1

@@ -40,8 +40,8 @@ def _save(fig, path):
         fig.savefig(tmp, dpi=100)
 
 
-def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, title=None):
-    """Plot a sync curve (score against offset) as a PNG.
+def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, title=None, timeline=None):
+    """Plot a sync curve (score against offset) as a PNG, and the offset over time when given.
 
     Parameters
     ----------
@@ -55,9 +55,17 @@ def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, titl
     confidence : float or None
         Shown in the title.
     title : str or None
+    timeline : SyncTimeline or None
+        A long recording's windows (:meth:`skavc.AVCorrespondence.sync_timeline`): a second
+        panel shows each window's offset against time, coloured by its confidence, with the
+        fitted drift.
     """
+    import numpy as np
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    panels = 2 if timeline is not None and len(timeline.starts) > 1 else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(7, 3.2 * panels), squeeze=False)
+    ax = axes[0, 0]
     try:
         ax.plot(offsets, scores, color="tab:blue", lw=1.5)
         if offset is not None:
@@ -71,6 +79,18 @@ def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, titl
         if confidence is not None:
             parts.append(f"confidence {confidence:.2f}")
         ax.set_title(", ".join(parts), fontsize=10)
+        if panels == 2:
+            ax = axes[1, 0]
+            points = ax.scatter(timeline.centres, timeline.offsets, c=timeline.confidence, cmap="viridis",
+                                vmin=0, vmax=1, s=14)
+            fig.colorbar(points, ax=ax, label="confidence")
+            if np.isfinite(timeline.drift):
+                ax.plot(timeline.centres, timeline.drift_intercept + timeline.drift * timeline.centres,
+                        color="tab:red", lw=1, label=f"drift {3600 * timeline.drift:+.2f} s per hour")
+                ax.legend(loc="best", fontsize=8)
+            ax.axhline(0.0, color="grey", lw=0.5)
+            ax.set_xlabel("time in the recording (s), window centres")
+            ax.set_ylabel("offset (s)")
         fig.tight_layout()
         _save(fig, path)
     finally:

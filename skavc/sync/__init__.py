@@ -38,17 +38,22 @@ from ._signal import (
     peak_offset,
     signal_sync_curve,
 )
+from ._timeline import WORK_SIDE, SyncTimeline, combine_curves, fit_drift, sync_timeline
 
 __all__ = [
     "METHODS",
     "SYNC_CONFIDENCE_THRESHOLD",
     "SOUND_SERIES_RESOLUTION",
     "SYNC_RATE",
+    "WORK_SIDE",
     "SyncHead",
+    "SyncTimeline",
     "clip_tracks",
+    "combine_curves",
     "context_windows",
     "diagonal_curve",
     "estimate_offset",
+    "fit_drift",
     "fit_sync_head",
     "fit_timing",
     "grid_times",
@@ -65,6 +70,7 @@ __all__ = [
     "signal_sync_curve",
     "sound_series",
     "sync_curves",
+    "sync_timeline",
     "timing_evidence",
     "timing_probability",
 ]

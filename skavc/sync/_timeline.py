@@ -1,0 +1,171 @@
+"""Synchronisation over time: an offset per window of a long recording, the whole recording's, and its drift.
+
+A long recording is read in windows (``skavc.io.iter_clips`` streams them from a file; an
+in-memory clip is sliced), each window gets its own training-free sync curve, and the windows'
+curves, all in chance units, are combined into the whole recording's (Stouffer: their sum over
+the square root of their number, still in chance units when the windows are independent). The
+per-window offsets show what one number per file cannot: a clock that drifts.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_option, check_real
+from ._signal import SYNC_CONFIDENCE_THRESHOLD, naive_sync_curve, peak_offset, signal_sync_curve
+
+#: Larger side (pixels) a long video's frames are decoded at for sync: the motion energy averages
+#: frames over at most 64 blocks a side (:func:`skavc.features.motion_energy`), so 4 pixels a block
+#: keep its input nearly as it is at full size, at a fraction of the decoding's memory and time.
+WORK_SIDE = 256
+
+
+@dataclass(frozen=True)
+class SyncTimeline:
+    """Offsets of one recording, window by window, and as a whole.
+
+    Attributes
+    ----------
+    starts : ndarray of shape (n_windows,)
+        Seconds from the recording's first frame to each window's.
+    durations : ndarray of shape (n_windows,)
+        Each window's length in seconds.
+    offsets : ndarray of shape (n_windows,)
+        Each window's offset in seconds, positive = audio ahead of video.
+    confidence : ndarray of shape (n_windows,)
+        Each window's confidence in [0, 1] (:func:`~skavc.sync.peak_offset`); at or above
+        :data:`~skavc.sync.SYNC_CONFIDENCE_THRESHOLD` the window's offset can be trusted.
+    offset : float
+        The whole recording's offset: the peak of the windows' combined curve.
+    overall_confidence : float
+        Its confidence, from the combined curve's peak (the same rule as a window's).
+    curve : tuple of (offsets, scores)
+        The combined curve, offsets in seconds and scores in chance units, shape (K,) each.
+    drift : float
+        Change of the offset per second of recording (s/s; 0.001 is 3.6 s an hour), fitted by
+        least squares to the windows at or above the confidence threshold, weighted by their
+        confidence; NaN with fewer than 3 such windows.
+    drift_intercept : float
+        The fitted line's offset at the recording's start (s): ``drift_intercept + drift * t``
+        is its offset at ``t`` seconds; NaN with the drift.
+    fps : float
+        The windows' frame rate.
+    """
+
+    starts: np.ndarray
+    durations: np.ndarray
+    offsets: np.ndarray
+    confidence: np.ndarray
+    offset: float
+    overall_confidence: float
+    curve: tuple
+    drift: float
+    drift_intercept: float
+    fps: float
+
+    @property
+    def centres(self):
+        """Seconds from the recording's first frame to the middle of each window, (n_windows,)."""
+        return self.starts + self.durations / 2
+
+
+def combine_curves(curves):
+    """Windows' sync curves on one offset grid combined into one, still in chance units.
+
+    Parameters
+    ----------
+    curves : list of (offsets, scores)
+        Each in chance units (as :func:`~skavc.sync.signal_sync_curve` returns them), on one
+        grid of offsets.
+
+    Returns
+    -------
+    offsets, scores : ndarray of shape (K,)
+        ``sum(scores) / sqrt(len(curves))``: one curve is returned as it is.
+    """
+    if not curves:
+        raise ValueError("curves is empty: expected at least one (offsets, scores)")
+    grid = np.asarray(curves[0][0], dtype=np.float64)
+    for offsets, _ in curves[1:]:
+        if np.shape(offsets) != grid.shape or not np.allclose(offsets, grid):
+            raise ValueError("curves must share one grid of offsets (windows of one length and frame rate)")
+    scores = np.sum([np.asarray(s, dtype=np.float64) for _, s in curves], axis=0) / np.sqrt(len(curves))
+    return grid, scores
+
+
+def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHOLD):
+    """The line of the offsets against time, over the windows that can be trusted.
+
+    Parameters
+    ----------
+    centres, offsets, confidence : ndarray of shape (n_windows,)
+        Window centres (s), their offsets (s) and confidences in [0, 1].
+    threshold : float
+        Windows below this confidence are left out.
+
+    Returns
+    -------
+    drift, intercept : float
+        Slope (s/s) and offset at time 0 (s) of the weighted least-squares line, weights the
+        confidences; both NaN with fewer than 3 windows at or above ``threshold`` or when they
+        all sit at one time.
+    """
+    centres, offsets, confidence = (np.asarray(v, dtype=np.float64) for v in (centres, offsets, confidence))
+    keep = confidence >= threshold
+    if keep.sum() < 3 or np.ptp(centres[keep]) == 0:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(centres[keep], offsets[keep], 1, w=np.sqrt(confidence[keep]))
+    return float(slope), float(intercept)
+
+
+def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
+    """Offset per window of one recording, the whole recording's, and its drift.
+
+    Parameters
+    ----------
+    windows : iterable of AVClip
+        Consecutive windows of one recording, each with its ``start`` (seconds), one length
+        but the last (``skavc.io.iter_clips`` gives them from a file without holding it).
+    method : {"signal", "naive"}, default="signal"
+        The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`, or the
+        baseline :func:`~skavc.sync.naive_sync_curve`).
+    max_offset : float, default=1.0
+        Largest offset searched, seconds either way (clipped to half a window).
+    progress : callable or None
+        ``progress(seconds_done)`` after each window.
+
+    Returns
+    -------
+    timeline : SyncTimeline
+        A tail window too short to search the first window's range is reported but left out of
+        the whole recording's curve; a recording of one window gives that
+        window's offset and confidence as the whole recording's, as :func:`peak_offset` of its
+        curve does.
+    """
+    check_option(method, name="method", options=("signal", "naive"))
+    max_offset = check_real(max_offset, name="max_offset", positive=True)
+    curve_of = signal_sync_curve if method == "signal" else naive_sync_curve
+    starts, durations, peaks, curves, fps = [], [], [], [], None
+    for clip in windows:
+        curve = curve_of(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=max_offset)
+        starts.append(float(clip.start))
+        durations.append(clip.n_frames / clip.fps)
+        fps = clip.fps
+        peaks.append(peak_offset(*curve))
+        curves.append(curve)
+        if progress is not None:
+            progress(starts[-1] + durations[-1])
+    if not curves:
+        raise ValueError("windows is empty: expected at least one clip")
+    # a short tail may search a narrower range (max_offset is clipped to half a window): its own
+    # offset stands, but only curves on the first window's grid are combined
+    whole = [c for c in curves if c[0].shape == curves[0][0].shape and np.allclose(c[0], curves[0][0])]
+    grid, scores = combine_curves(whole)
+    offset, confidence = peak_offset(grid, scores)
+    starts, durations = np.asarray(starts), np.asarray(durations)
+    offsets = np.array([p[0] for p in peaks])
+    window_confidence = np.array([p[1] for p in peaks])
+    drift, intercept = fit_drift(starts + durations / 2, offsets, window_confidence)
+    return SyncTimeline(starts=starts, durations=durations, offsets=offsets, confidence=window_confidence,
+                        offset=offset, overall_confidence=confidence, curve=(grid, scores), drift=drift,
+                        drift_intercept=intercept, fps=fps)

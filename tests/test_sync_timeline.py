@@ -1,0 +1,91 @@
+"""Sync over time (issue 20): an offset per window, the whole recording's, and the drift."""
+
+import numpy as np
+import pytest
+
+from skavc import AVClip, AVCorrespondence
+from skavc.datasets import make_av_clips
+from skavc.sync import combine_curves, fit_drift, signal_sync_curve, sync_timeline
+
+FPS = 25.0
+SEGMENT = 4.0  # seconds per generated segment, one window each
+DRIFT = [-0.24, -0.12, 0.0, 0.12, 0.24]  # each segment's offset: a clock running 0.03 s/s fast
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    """One recording of five 4 s segments whose audio leads by more and more, and the truth."""
+    parts = [make_av_clips(n_clips=1, n_classes=4, duration=SEGMENT, frame_size=(96, 96), offset_range=(o, o),
+                           random_state=10 + i)[0][0] for i, o in enumerate(DRIFT)]
+    audio = np.concatenate([p.audio for p in parts])
+    frames = np.concatenate([p.frames for p in parts])
+    return AVClip(audio, parts[0].sample_rate, frames, FPS, source="drifting")
+
+
+def test_one_window_is_the_clips_own_answer():
+    (clip,), truth = make_av_clips(n_clips=1, duration=SEGMENT, frame_size=(96, 96), offset_range=(0.2, 0.2),
+                                   random_state=3)
+    (timeline,) = AVCorrespondence().sync_timeline([clip], window=10.0)
+    offsets, confidence = AVCorrespondence().predict_offset([clip], return_confidence=True, method="signal")
+    assert timeline.starts.tolist() == [0.0] and timeline.durations.tolist() == [SEGMENT]
+    assert timeline.offset == offsets[0] == timeline.offsets[0]
+    assert timeline.overall_confidence == confidence[0] == timeline.confidence[0]
+    np.testing.assert_array_equal(timeline.curve[1], signal_sync_curve(
+        clip.audio, clip.sample_rate, clip.frames, clip.fps)[1])
+    assert abs(timeline.offset - 0.2) <= 1 / FPS and np.isnan(timeline.drift) and timeline.fps == FPS
+
+
+def test_windows_follow_a_drifting_clock(drifting):
+    (timeline,) = AVCorrespondence().sync_timeline([drifting], window=SEGMENT)
+    np.testing.assert_allclose(timeline.starts, SEGMENT * np.arange(len(DRIFT)))
+    assert np.all(np.abs(timeline.offsets - DRIFT) <= 1 / FPS), timeline.offsets  # within a frame per window
+    assert np.all(timeline.confidence >= 0.5)
+    slope = np.polyfit(timeline.centres, DRIFT, 1)[0]
+    assert abs(timeline.drift - slope) < 0.002  # 0.03 s/s injected
+    # one number for the whole recording lies within the drift's range; the windows show what it hides
+    assert min(DRIFT) - 1 / FPS <= timeline.offset <= max(DRIFT) + 1 / FPS
+
+
+def test_overlapping_windows_and_a_short_tail(drifting):
+    (timeline,) = AVCorrespondence().sync_timeline([drifting], window=SEGMENT, hop=SEGMENT / 2)
+    np.testing.assert_allclose(timeline.starts, np.arange(0, 17, 2.0))  # the last one ends with the recording
+    assert np.all(timeline.durations == SEGMENT)
+    assert np.all(np.abs(timeline.offsets[::2] - DRIFT) <= 1 / FPS)  # those on the segments
+    (tail,) = AVCorrespondence().sync_timeline([drifting], window=6.0)
+    assert tail.durations.tolist() == [6.0, 6.0, 6.0, 2.0]  # the tail holds what is left
+    assert tail.curve[0].shape == tail.curve[1].shape
+
+
+def test_combine_curves_keeps_chance_units_and_one_grid():
+    rng = np.random.RandomState(0)
+    grid = np.linspace(-1, 1, 201)
+    noise = [(grid, rng.standard_normal(grid.size)) for _ in range(16)]
+    _, combined = combine_curves(noise)
+    assert 0.8 < np.std(combined) < 1.2  # independent chance curves stay at chance spread
+    single = combine_curves(noise[:1])
+    np.testing.assert_array_equal(single[1], noise[0][1])
+    with pytest.raises(ValueError, match="one grid of offsets"):
+        combine_curves([noise[0], (grid[:-1], grid[:-1])])
+    with pytest.raises(ValueError, match="curves is empty"):
+        combine_curves([])
+
+
+def test_fit_drift_uses_only_trustworthy_windows():
+    centres = np.arange(10.0)
+    offsets = 0.01 * centres
+    confidence = np.full(10, 0.9)
+    assert fit_drift(centres + 0.0, offsets + 0.3, confidence) == pytest.approx((0.01, 0.3))
+    offsets[3], confidence[3] = 5.0, 0.1  # a wild window nobody trusts
+    assert fit_drift(centres, offsets, confidence) == pytest.approx((0.01, 0.0), abs=1e-9)
+    assert np.isnan(fit_drift(centres[:2], offsets[:2], confidence[:2])).all()
+
+
+def test_bad_window_and_method_are_named(drifting):
+    with pytest.raises(ValueError, match="window must be a finite number > 0"):
+        AVCorrespondence().sync_timeline([drifting], window=0)
+    with pytest.raises(ValueError, match="hop must be at most window"):
+        AVCorrespondence().sync_timeline([drifting], window=2.0, hop=3.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        AVCorrespondence().sync_timeline([drifting], method="learned")
+    with pytest.raises(ValueError, match="windows is empty"):
+        sync_timeline([])
