@@ -1,7 +1,7 @@
 """The audio-visual clip: one mono waveform and the frames that go with it."""
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class ClipQualityWarning(UserWarning):
     a few samples of audio). Silence it with ``warnings.simplefilter("ignore", ClipQualityWarning)``."""
 
 
-def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip"):
+def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip", warn=True):
     """Refuse audio and frames that cannot cover one span of time; warn on a clip that is merely poor.
 
     Parameters
@@ -35,6 +35,8 @@ def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip"):
     fps : float
     where : str
         Name of the clip in messages.
+    warn : bool, default=True
+        Whether a poor clip (one frame, audio under :data:`MIN_AUDIO_DURATION`) warns.
 
     Raises
     ------
@@ -52,6 +54,8 @@ def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip"):
             f"frames {frames_seconds:.3f} s ({n_frames} frames at {fps:g} fps); they must cover the same span of "
             f"time (within {DURATION_TOLERANCE:.0%} of the longer). Check sample_rate and fps, or cut both to "
             "the same span")
+    if not warn:
+        return
     if n_frames == 1:
         warnings.warn(f"{where}: one frame only, a still picture without motion, so sync, localisation and "
                       "timing have nothing to go on", ClipQualityWarning, stacklevel=4)
@@ -79,6 +83,10 @@ class AVClip:
     start : float, default=0.0
         Seconds from the first video frame of the recording it was cut from to its own first
         frame (a window of a long video: :func:`skavc.io.iter_clips`); 0 for a whole recording.
+    check_quality : bool, default=True
+        Warn (:class:`ClipQualityWarning`) when the clip is poor. The windows of a long video
+        after its first are built without (the first says what holds for all of them, and the
+        last is often a few frames that its task leaves out).
 
     Raises
     ------
@@ -98,16 +106,18 @@ class AVClip:
     fps: float
     source: str = field(default=None)
     start: float = 0.0
+    check_quality: InitVar[bool] = True
 
-    def __post_init__(self):
+    def __post_init__(self, check_quality):
         self.audio = check_audio(self.audio, name="audio")
         self.frames = check_frames(self.frames, name="frames")
         self.sample_rate = check_sample_rate(self.sample_rate, name="sample_rate")
         self.fps = check_positive(self.fps, name="fps")
         self.start = check_real(self.start, name="start", minimum=0.0)
         where = f"the clip from '{self.source}'" if self.source else "the clip"
-        check_durations(self.audio.shape[0], self.sample_rate, self.frames.shape[0], self.fps, where=where)
-        if min(self.frames.shape[1:3]) < MIN_FRAME_SIDE:
+        check_durations(self.audio.shape[0], self.sample_rate, self.frames.shape[0], self.fps, where=where,
+                        warn=check_quality)
+        if check_quality and min(self.frames.shape[1:3]) < MIN_FRAME_SIDE:
             warnings.warn(f"{where}: the frames are {self.frames.shape[2]}x{self.frames.shape[1]} pixels (under "
                           f"{MIN_FRAME_SIDE} on a side), so the visual encoder sees them upsampled to 224x224 and "
                           "its embedding says little", ClipQualityWarning, stacklevel=3)

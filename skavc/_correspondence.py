@@ -6,6 +6,7 @@ in a few lines; encoding goes through :class:`skavc._encoding.EncodingContext`. 
 for the numpydoc of its public methods, about half the module.)
 """
 
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -727,7 +728,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         def job(item, where):
             windows, duration = context.windows(item, where, window=window, hop=hop, max_side=sync.WORK_SIDE)
-            progress = Progress(f"sync {where}", duration) if self.verbose else None
+            name = os.path.basename(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else where
+            progress = Progress(f"sync {name}", duration) if self.verbose else None
             timeline = sync.sync_timeline(windows, method=method, max_offset=self.max_offset,
                                           progress=None if progress is None else progress.update)
             if progress is not None:

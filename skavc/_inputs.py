@@ -117,7 +117,8 @@ def resolve_clip(item, *, sample_rate, fps, where):
             f"{where} must be an AVClip, an (audio, frames) pair or a video path; got {type(item).__name__}"
         )
     if clip.sample_rate != sample_rate:
-        clip = AVClip(_resample(clip.audio, clip.sample_rate, sample_rate), sample_rate, clip.frames, clip.fps, clip.source)
+        clip = AVClip(_resample(clip.audio, clip.sample_rate, sample_rate), sample_rate, clip.frames, clip.fps, clip.source,
+                      start=clip.start)
     return clip
 
 
@@ -175,37 +176,34 @@ def clip_windows(clip, *, window, hop=None):
     ----------
     clip : AVClip
     window : float
-        Seconds per window: ``floor(window * fps)`` frames (at least one); the last window
-        holds what is left.
+        Seconds per window (frames as :func:`skavc.io.window_frames` counts them); the last
+        window holds what is left.
     hop : float or None, default=None
         Seconds from one window's start to the next (at most ``window``); None means ``window``.
 
     Yields
     ------
     window : AVClip
-        Frames ``[round(k * hop * fps), ...)`` and the audio that plays with them (exactly
-        ``round(n_frames * sample_rate / fps)`` samples, zero-padded where the clip's audio
-        ends early), ``start`` set on the clip's own clock.
+        The window's frames and the audio that plays with them (exactly ``round(n_frames *
+        sample_rate / fps)`` samples, zero-padded where the clip's audio ends early), ``start``
+        set on the clip's own clock; the last window is the first that reaches the end.
     """
-    from ._validation import check_real
+    from .io import check_window, window_frames
 
-    window = check_real(window, name="window", positive=True)
-    hop = window if hop is None else check_real(hop, name="hop", positive=True)
-    if hop > window:
-        raise ValueError(f"hop must be at most window ({window:g} s), or windows would leave gaps; got {hop!r}")
+    window, hop = check_window(window, hop)
     fps, rate = clip.fps, clip.sample_rate
-    n_window = max(1, int(np.floor(window * fps + 1e-6)))
     k = 0
     while True:
-        first = int(round(k * hop * fps))
+        first, stop = window_frames(k, hop, window, fps)
         if first >= clip.n_frames:
             return
-        last = min(first + n_window, clip.n_frames)
-        a0, n_samples = int(round(first * rate / fps)), int(round((last - first) * rate / fps))
+        stop = max(first + 1, min(stop, clip.n_frames))
+        a0, n_samples = int(round(first * rate / fps)), int(round((stop - first) * rate / fps))
         audio = clip.audio[a0 : a0 + n_samples]
         if audio.size < n_samples:
             audio = np.concatenate([audio, np.zeros(n_samples - audio.size, np.float32)])
-        yield AVClip(audio, rate, clip.frames[first:last], fps, clip.source, start=clip.start + first / fps)
-        if last == clip.n_frames:
+        yield AVClip(audio, rate, clip.frames[first:stop], fps, clip.source, start=clip.start + first / fps,
+                     check_quality=k == 0)
+        if stop == clip.n_frames:
             return
         k += 1

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from ._clip import ClipQualityWarning
+from ._progress import clock
 from ._validation import X264_PRESETS, check_output_path
 from ._version import __version__
 
@@ -201,6 +202,8 @@ def _load_video(path, model, *, sound, **kwargs):
 
 
 def _sync(args):
+    import numpy as np
+
     from .sync import SYNC_CONFIDENCE_THRESHOLD, peak_offset
 
     if args.plot:
@@ -210,19 +213,44 @@ def _sync(args):
     model.set_params(max_offset=args.max_offset)
     if args.method == "learned":
         _fitted_with(model, "sync_head_", "--method learned", "sync", "or use --method signal (training-free)")
-    clip = _load_video(args.video, model, sound="sync compares the sound with the pictures: give a video with "
-                       "an audio track")
-    ((offsets, scores),) = model.sync_curve([clip], method=args.method)
-    offset, confidence = peak_offset(offsets, scores)  # what predict_offset reads off the same curve
+    timeline = None
+    if args.method == "learned" or (args.method == "auto" and getattr(model, "sync_head_", None) is not None):
+        # the learned head reads the whole clip at once (its memory grows with the video's length)
+        clip = _load_video(args.video, model, sound="sync compares the sound with the pictures: give a video "
+                           "with an audio track")
+        ((offsets, scores),) = model.sync_curve([clip], method="learned")
+        offset, confidence = peak_offset(offsets, scores)  # what predict_offset reads off the same curve
+        fps = clip.fps
+    else:  # streamed a window at a time: memory bounded by the window, whatever the video's length
+        model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
+        (timeline,) = model.sync_timeline([args.video], window=args.window, hop=args.hop,
+                                          method="signal" if args.method == "auto" else args.method)
+        (offsets, scores), offset, confidence, fps = (timeline.curve, timeline.offset,
+                                                      timeline.overall_confidence, timeline.fps)
 
-    verdict = "in sync" if abs(offset) < 0.5 / clip.fps else ("audio ahead" if offset > 0 else "audio behind")
+    verdict = "in sync" if abs(offset) < 0.5 / fps else ("audio ahead" if offset > 0 else "audio behind")
     trust = "trustworthy" if confidence >= SYNC_CONFIDENCE_THRESHOLD else "NOT trustworthy"
     print(f"{args.video}: offset {offset:+.3f} s ({verdict}), confidence {confidence:.2f} "
           f"({trust}; threshold {SYNC_CONFIDENCE_THRESHOLD})")
+    if timeline is not None and len(timeline.starts) > 1:
+        print(f"{len(timeline.starts)} windows of {args.window:g} s (the first line: all of them together):")
+        print(f"  {'window':<17}{'offset (s)':>11}{'confidence':>12}")
+        for start, duration, window_offset, window_confidence in zip(
+                timeline.starts, timeline.durations, timeline.offsets, timeline.confidence):
+            span = f"{clock(start)}-{clock(start + duration)}"
+            print(f"  {span:<17}{window_offset:>+11.3f}{window_confidence:>12.2f}")
+        trusted = int(np.sum(timeline.confidence >= SYNC_CONFIDENCE_THRESHOLD))
+        if np.isfinite(timeline.drift):
+            print(f"drift: {3600 * timeline.drift:+.2f} s per hour ({1000 * timeline.drift:+.3f} ms per s), fitted "
+                  f"on the {trusted} windows at confidence >= {SYNC_CONFIDENCE_THRESHOLD}")
+        else:
+            print(f"drift: not measured ({trusted} windows at confidence >= {SYNC_CONFIDENCE_THRESHOLD}, "
+                  "3 needed)")
     if args.plot:
         from .plotting import save_sync_curve
 
-        save_sync_curve(offsets, scores, args.plot, offset=offset, confidence=confidence, title=str(args.video))
+        save_sync_curve(offsets, scores, args.plot, offset=offset, confidence=confidence,
+                        title=Path(args.video).name, timeline=timeline)
         print(f"sync curve written to {args.plot}")
     return 0
 
@@ -305,6 +333,17 @@ def _describe(args):
     clip = _load_video(args.video, model, sound=None)  # only the pictures are read: silent videos too
     print(f"{args.video}: {model.describe_expected_audio(clip)}")
     return 0
+
+
+def _positive_seconds(text):
+    """A number of seconds > 0 (``--window``, ``--hop``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0; got {text!r}")
+    return value
 
 
 def _box(text):
@@ -403,7 +442,14 @@ def build_parser():
     sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "naive"],
                       help="auto: learned with a --model fitted with sync=True, else signal (training-free)")
     sync.add_argument("--model", help=_MODEL_HELP)
-    sync.add_argument("--plot", metavar="PNG", help="write the sync curve to this PNG file (its folder must exist)")
+    sync.add_argument("--plot", metavar="PNG", help="write the sync curve (and, for a long video, the offset over "
+                      "time) to this PNG file (its folder must exist)")
+    sync.add_argument("--window", type=_positive_seconds, default=10.0,
+                      help="seconds per window: the video is read a window at a time and each gets its offset "
+                      "(the drift over time); the first line combines them all")
+    sync.add_argument("--hop", type=_positive_seconds, metavar="SECONDS",
+                      help="seconds between window starts, at most --window (default: --window, no overlap)")
+    sync.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     sync.set_defaults(func=_sync)
 
     loc = command("localize", "heat maps of where the sound comes from: a video, or PNG frames")

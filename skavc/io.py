@@ -1,7 +1,7 @@
-"""Read and write real video files as :class:`~skavc.AVClip` objects (PyAV + librosa).
+"""Read and write real video files as :class:`~skavc.AVClip` objects (PyAV + soxr).
 
-Time model used by :func:`load_clip`
-------------------------------------
+Time model used by :func:`load_clip` and :func:`iter_clips`
+-----------------------------------------------------------
 Every time in a file is measured on the container's clock. The clip's time
 origin is the **first frame of the video stream**; ``start`` is relative to
 it. The audio is cut from the same clock, so audio and video keep whatever
@@ -18,12 +18,23 @@ sample ``i`` plays while frame ``floor(i * fps / sample_rate)`` is shown,
 i.e. an AV offset of 0. The length of the clip is set by the video; the audio
 always holds exactly ``round(n_frames * sample_rate / fps)`` samples.
 
+Long files: :func:`iter_clips` reads the same clip as consecutive windows in
+one pass, holding about one window at a time (each window's ``start`` says
+where it is); :func:`video_info` reads duration, rate, size and rotation from
+the header, to plan windows and show progress.
+
+Orientation: phone videos store landscape frames and a display matrix; the
+frames are turned upright as FFmpeg's players and ``autorotate`` do, and
+``frame_size`` is the upright size.
+
 (Over 500 lines: reading and writing share the time model above and the stream handling,
 which one module keeps in one place.)
 """
 
+import bisect
 import math
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -31,10 +42,10 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ._clip import AVClip
-from ._validation import (atomic_path, check_encoder_settings, check_output_path, check_positive, check_sample_rate,
-                          pcm_to_float)
+from ._validation import (atomic_path, check_encoder_settings, check_output_path, check_positive, check_real,
+                          check_sample_rate, pcm_to_float)
 
-__all__ = ["load_audio", "load_clip", "load_sampled", "save_clip"]
+__all__ = ["VideoInfo", "iter_clips", "load_audio", "load_clip", "load_sampled", "save_clip", "video_info"]
 
 # Extra audio (seconds) decoded on each side of the requested span so the
 # resampler's edge transients fall outside the samples we keep.
@@ -78,6 +89,27 @@ def _check_sample_rate(sample_rate):
     return None if sample_rate is None else check_sample_rate(sample_rate, name="sample_rate")
 
 
+def _check_start(start):
+    try:
+        start = float(start)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"start must be a number of seconds; got {start!r}") from exc
+    if not np.isfinite(start) or start < 0:
+        raise ValueError(f"start must be a finite number of seconds >= 0; got {start!r}")
+    return start
+
+
+def _check_load_args(path, sample_rate, fps, max_duration, start, frame_size):
+    """The arguments :func:`load_clip` and :func:`iter_clips` share, checked under their own names."""
+    path = _check_path_in(path)
+    sample_rate = _check_sample_rate(sample_rate)
+    if fps is not None:
+        fps = check_positive(fps, name="fps")
+    if max_duration is not None:
+        max_duration = check_positive(max_duration, name="max_duration")
+    return path, sample_rate, fps, max_duration, _check_start(start), _check_frame_size(frame_size)
+
+
 # --------------------------------------------------------------------------- #
 # decoding helpers
 # --------------------------------------------------------------------------- #
@@ -89,6 +121,53 @@ def _audio_to_mono(frame):
         arr = arr.reshape(-1, n_ch).T
     arr = pcm_to_float(arr, name="the decoded audio")  # FFmpeg's s16, s32 and u8 are integer PCM
     return arr.mean(axis=0) if arr.shape[0] > 1 else arr[0]
+
+
+def _open_input(path):
+    """``av.open(path)``, FFmpeg's failures as one ValueError that names the path."""
+    try:
+        return av.open(path)
+    except av.error.FFmpegError as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, ValueError):
+            raise  # permission denied and the like: not a decoding problem
+        raise ValueError(f"could not decode video file '{path}': {exc}") from exc
+
+
+def _pick_streams(container, path, allow_missing_audio):
+    """The first video stream (frame-threaded) and the first audio stream (or None)."""
+    if not container.streams.video:
+        raise ValueError(f"no video stream in '{path}': a clip needs both frames and audio")
+    vstream = container.streams.video[0]
+    astream = container.streams.audio[0] if container.streams.audio else None
+    if astream is None and not allow_missing_audio:
+        raise ValueError(
+            f"no audio stream in '{path}': a clip needs both frames and audio "
+            "(pass allow_missing_audio=True to use silence instead)"
+        )
+    # Frame-level multithreading: several times faster for H.264/HEVC.
+    vstream.thread_type = "AUTO"
+    return vstream, astream
+
+
+def _stream_start(stream):
+    """The stream's start time (s) from the header, or None."""
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _soxr_stream(orig_sr, target_sr):
+    """libsoxr at quality "HQ", streaming: fed chunk by chunk, it gives bit for bit what
+    ``librosa.resample(res_type="soxr_hq")`` gives on the whole signal (one-shot
+    ``soxr.resample``), whatever the chunks; :func:`iter_clips` relies on it."""
+    import soxr  # librosa's resampler, without librosa's import time (~1 s)
+
+    return soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality="HQ")
+
+
+def _resample(samples, orig_sr, target_sr):
+    """Mono float32 ``samples`` from ``orig_sr`` to ``target_sr`` (Hz), as :func:`iter_clips` streams them."""
+    return _soxr_stream(orig_sr, target_sr).resample_chunk(np.asarray(samples, dtype=np.float32), last=True)
 
 
 def _native_fps(stream):
@@ -199,6 +278,15 @@ def _decode(container, path, vstream, astream, origin, start, max_duration, seek
     return t_lo, t_hi, vframes, last_vdur, audio, a_rate, a_seen
 
 
+def _cfr_tolerance(native, tick):
+    """How far (s) a frame interval may be from ``1 / native`` in a constant-rate stream.
+
+    Constant frame rate = every interval is one nominal frame, up to time stamp rounding
+    (``tick``, the time base); a dropped or duplicated frame makes it "variable".
+    """
+    return max(0.05 / native, 1.01 * tick)
+
+
 def _select_frames(times, fps, native, t_lo, max_duration, video_end, tick):
     """Pick frame indices and the output rate.
 
@@ -209,10 +297,7 @@ def _select_frames(times, fps, native, t_lo, max_duration, video_end, tick):
     first output frame stands for (the audio is cut from there).
     """
     diffs = np.diff(times)
-    # Constant frame rate = every interval is one nominal frame, up to time
-    # stamp rounding; a dropped or duplicated frame makes it "variable".
-    tol = max(0.05 / native, 1.01 * tick)
-    cfr = diffs.size == 0 or bool(np.all(np.abs(diffs - 1.0 / native) <= tol))
+    cfr = diffs.size == 0 or bool(np.all(np.abs(diffs - 1.0 / native) <= _cfr_tolerance(native, tick)))
     if fps is None and cfr:
         # Constant frame rate at the native rate: return the decoded frames as
         # they are, starting at the one nearest to t_lo, and start the audio at
@@ -243,23 +328,115 @@ def _select_frames(times, fps, native, t_lo, max_duration, video_end, tick):
     return idx, out_fps, t_lo
 
 
-def _to_rgb(frames, frame_size):
-    """Convert decoded frames to RGB uint8 arrays (resized to ``frame_size``).
+# --------------------------------------------------------------------------- #
+# orientation (the display matrix of phone videos) and RGB conversion
+# --------------------------------------------------------------------------- #
+_UPRIGHT = (False, False, False)  # (transpose, flip rows, flip columns): nothing to do
+
+
+def _display_matrix(frame):
+    """The display matrix a decoded frame carries (9 ints, FFmpeg's layout), or None.
+
+    FFmpeg (>= 6.1) copies the container's matrix (mp4 ``tkhd``, mkv projection) onto
+    every decoded frame. The whole matrix is read, not only ``VideoFrame.rotation``,
+    whose angle alone cannot tell a mirrored video from a turned one.
+    """
+    for side_data in frame.side_data:
+        if getattr(side_data.type, "name", None) == "DISPLAYMATRIX":
+            return np.frombuffer(bytes(side_data), dtype=np.int32)[:9]
+    return None
+
+
+def _orientation(matrix):
+    """How to show stored frames upright, as FFmpeg's ``autorotate`` does (fftools).
+
+    Parameters
+    ----------
+    matrix : ndarray of 9 int32 or None
+        A display matrix (16.16 fixed point), as :func:`_display_matrix` gives it.
+
+    Returns
+    -------
+    rotation : int
+        Degrees clockwise the stored frames turn to be shown (0, 90, 180 or 270; other
+        angles are reported rounded but not applied). A portrait phone video is stored
+        landscape with rotation 90 (ffprobe: "rotation of -90.00 degrees").
+    ops : tuple of bool
+        (transpose, flip rows, flip columns) on an (height, width, 3) array, in that order:
+        the eight orientations a matrix of right angles and mirrors can express.
+    """
+    if matrix is None:
+        return 0, _UPRIGHT
+    m = matrix.astype(np.float64) / 65536.0
+    sx, sy = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if sx == 0 or sy == 0:
+        return 0, _UPRIGHT
+    # av_display_rotation_get is counter-clockwise; fftools' get_rotation turns it clockwise in [0, 360)
+    theta = float(round(math.degrees(math.atan2(m[1] / sy, m[0] / sx))))
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    # the cases of fftools' autorotate (transpose, hflip and vflip filters), signs on the raw matrix
+    if abs(theta - 90) < 1:
+        ops = (True, False, False) if matrix[3] > 0 else (True, False, True)  # cclock_flip | clock
+    elif abs(theta - 180) < 1:
+        ops = (False, bool(matrix[4] < 0), bool(matrix[0] < 0))  # vflip, hflip
+    elif abs(theta - 270) < 1:
+        ops = (True, True, True) if matrix[3] < 0 else (True, True, False)  # clock_flip | cclock
+    elif abs(theta) < 1 or abs(theta - 360) < 1:
+        theta, ops = 0.0, (False, bool(matrix[4] < 0), False)  # vflip
+    else:
+        ops = _UPRIGHT  # FFmpeg would rotate by an arbitrary angle (and pad); phones never ask
+    return int(round(theta)) % 360, ops
+
+
+def _orient(rgb, ops):
+    """``rgb`` of shape (height, width, 3) turned by ``ops`` (a view, no copy)."""
+    transpose, flip_rows, flip_cols = ops
+    if transpose:
+        rgb = rgb.swapaxes(0, 1)
+    if flip_rows:
+        rgb = rgb[::-1]
+    if flip_cols:
+        rgb = rgb[:, ::-1]
+    return rgb
+
+
+class _RGBConverter:
+    """Decoded frames as upright RGB uint8 arrays of ``frame_size`` (the upright size).
 
     One shared ``VideoReformatter`` for all frames: ``frame.to_ndarray(format=)``
     builds a new swscale context (and thread pool) per frame, which made the
-    conversion ~100x slower than the decoding itself for small frames.
+    conversion ~100x slower than the decoding itself for small frames. swscale does
+    the resize (area averaging) and the colour conversion in one pass; the turn to
+    upright (display matrix of the first frame) is an array view after it.
+
+    ``copy=True`` returns arrays that own their memory (C-contiguous): what a stream
+    keeps must not pin FFmpeg's frame buffers, which also hide from ``tracemalloc``.
     """
-    reformatter = VideoReformatter()
-    h, w = frame_size if frame_size is not None else (None, None)
-    out = []
-    for frame in frames:
+
+    def __init__(self, frame_size, *, copy):
+        self.frame_size = frame_size
+        self.copy = copy
+        self.ops = None  # known at the first frame
+        self._reformatter = VideoReformatter()
+
+    def __call__(self, frame):
+        if self.ops is None:
+            self.ops = _orientation(_display_matrix(frame))[1]
+        h, w = self.frame_size if self.frame_size is not None else (None, None)
+        if self.ops[0]:  # transposed to be upright: scale to the stored frame's shape first
+            h, w = w, h
         # swscale's own threads only pay off for large frames
         threads = 1 if frame.width * frame.height <= 640 * 480 else 0
-        # swscale does the resize (area averaging) and the colour conversion in one pass
-        rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA", threads=threads)
-        out.append(rgb.to_ndarray())
-    return out
+        rgb = self._reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA",
+                                         threads=threads)
+        rgb = _orient(rgb.to_ndarray(), self.ops)
+        return np.array(rgb, order="C", copy=True) if self.copy else rgb
+
+
+def _to_rgb(frames, frame_size):
+    """Convert decoded frames to upright RGB uint8 arrays (resized to ``frame_size``)."""
+    convert = _RGBConverter(frame_size, copy=False)
+    return [convert(frame) for frame in frames]
 
 
 def load_clip(
@@ -280,8 +457,9 @@ def load_clip(
         Video file readable by FFmpeg (mp4, mkv, webm, avi, mov, ...).
     sample_rate : int or None, default=16000
         Sampling rate of the returned audio. When the file's rate differs the
-        audio is resampled with ``librosa.resample(res_type="soxr_hq")``.
-        ``None`` keeps the file's rate.
+        audio is resampled by libsoxr at quality "HQ" (what
+        ``librosa.resample(res_type="soxr_hq")`` does; :func:`iter_clips` streams
+        the same resampler). ``None`` keeps the file's rate.
     fps : float or None, default=None
         Frame rate of the returned frames. ``None`` keeps the native rate (the
         stream's average rate). When ``fps`` is given, or the stream has a
@@ -324,13 +502,17 @@ def load_clip(
     Notes
     -----
     * The first video stream and the first audio stream are used; channels
-      are averaged to mono. Rotation metadata (phone videos) is not applied.
+      are averaged to mono.
+    * Rotation metadata (the display matrix of phone videos) is applied as
+      FFmpeg's ``autorotate`` applies it: a portrait phone video comes out
+      upright (height > width), mirrored ones unmirrored; ``frame_size`` is the
+      upright size. Only right angles are applied (what phones write).
     * For ``start`` beyond 2 s the decoder seeks to the keyframe before
       ``start - 1 s`` instead of decoding from the beginning (and falls back
       to a full decode if the seek skipped data that is needed).
     * All decoded frames of the requested span are held (in the file's pixel
-      format, usually yuv420p) until they are converted to RGB: use
-      ``max_duration`` for long files.
+      format, usually yuv420p) until they are converted to RGB: for long files
+      use :func:`iter_clips`, which holds about one window.
     * Partially corrupt streams decode as far as FFmpeg can; only a file that
       cannot be opened or that errors out while decoding raises.
 
@@ -426,53 +608,20 @@ def load_audio(path, *, sample_rate=None, name="path"):
         raise ValueError(f"{name}: no sound decoded from '{path}'; {what}")
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
     if sample_rate is not None and sample_rate != rate:
-        import librosa  # only when resampling: importing it costs ~1 s
-
-        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq").astype(np.float32)
-        rate = sample_rate
+        samples, rate = _resample(samples, rate, sample_rate), sample_rate
     return samples, int(rate)
 
 
 def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, allow_missing_audio, frame_sampler=None):
     """:func:`load_clip`'s work: (audio, sample rate, frames, fps), frames optionally sampled."""
-    path = _check_path_in(path)
-    sample_rate = _check_sample_rate(sample_rate)
-    if fps is not None:
-        fps = check_positive(fps, name="fps")
-    if max_duration is not None:
-        max_duration = check_positive(max_duration, name="max_duration")
-    try:
-        start = float(start)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"start must be a number of seconds; got {start!r}") from exc
-    if not np.isfinite(start) or start < 0:
-        raise ValueError(f"start must be a finite number of seconds >= 0; got {start!r}")
-    frame_size = _check_frame_size(frame_size)
-
-    try:
-        container = av.open(path)
-    except av.error.FFmpegError as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, ValueError):
-            raise  # permission denied and the like: not a decoding problem
-        raise ValueError(f"could not decode video file '{path}': {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"no video stream in '{path}': a clip needs both frames and audio")
-        vstream = container.streams.video[0]
-        astream = container.streams.audio[0] if container.streams.audio else None
-        if astream is None and not allow_missing_audio:
-            raise ValueError(
-                f"no audio stream in '{path}': a clip needs both frames and audio "
-                "(pass allow_missing_audio=True to use silence instead)"
-            )
-        # Frame-level multithreading: several times faster for H.264/HEVC.
-        vstream.thread_type = "AUTO"
+    path, sample_rate, fps, max_duration, start, frame_size = _check_load_args(
+        path, sample_rate, fps, max_duration, start, frame_size)
+    with _open_input(path) as container:
+        vstream, astream = _pick_streams(container, path, allow_missing_audio)
         native = _native_fps(vstream)
-        stream_start = (
-            float(vstream.start_time * vstream.time_base)
-            if vstream.start_time is not None and vstream.time_base is not None
-            else None
-        )
+        stream_start = _stream_start(vstream)
+        # read while the file is open: a closed container's streams point at freed memory
+        tick = float(vstream.time_base) if vstream.time_base is not None else 0.0
         frame_dt = 1.0 / (fps or native or 25.0)
 
         # The origin is the video stream's start time from the header (equal
@@ -514,7 +663,6 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
     if native is None:  # no rate in the header: estimate it from the time stamps
         native = 1.0 / float(np.median(np.diff(times))) if times.size > 1 else (1.0 / last_vdur if last_vdur else 25.0)
     video_end = times[-1] + (last_vdur or 1.0 / native)
-    tick = float(vstream.time_base) if vstream.time_base is not None else 0.0
     idx, out_fps, t_first = _select_frames(times, fps, native, t_lo, max_duration, video_end, tick)
     if idx.size == 0:
         if max_duration is not None and max_duration * (fps or native) < 1:
@@ -539,9 +687,7 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
         if audio is not None:
             a_t0, y = audio
             if a_rate != out_sr:
-                import librosa  # only when resampling: importing it costs ~1 s
-
-                y = librosa.resample(y, orig_sr=a_rate, target_sr=out_sr, res_type="soxr_hq")
+                y = _resample(y, a_rate, out_sr)
             # sample i of y plays at a_t0 + i / out_sr; the clip starts at t_first
             offset = int(round((t_first - a_t0) * out_sr))
             if min(y.size, offset + n_samples) - max(0, offset) > 0:  # any overlap?
@@ -562,6 +708,801 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
                 )
             wave = np.zeros(n_samples, dtype=np.float32)
     return wave, out_sr, frames, out_fps
+
+
+# --------------------------------------------------------------------------- #
+# streaming: windows of a long file in one pass
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`video_info` reads from a file's header (and its first frame).
+
+    Attributes
+    ----------
+    duration : float or None
+        Seconds of video (the video stream's duration, else the container's), None when the
+        file does not say.
+    fps : float or None
+        Native frame rate (the stream's average rate), None when the file does not say.
+    n_frames : int or None
+        Number of frames at ``fps``: the count the header gives (mp4), else
+        ``round(duration * fps)``; an estimate either way.
+    width, height : int
+        Size of the upright frames in pixels (after the rotation below).
+    has_audio : bool
+        Whether the file has an audio stream.
+    audio_sample_rate : int or None
+        The audio stream's rate (Hz), None without one.
+    rotation : int
+        Degrees clockwise the stored frames are turned to be upright (0, 90, 180 or 270), as
+        FFmpeg's player and ``autorotate`` do; 90 for a portrait phone video.
+    """
+
+    duration: float
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+    has_audio: bool
+    audio_sample_rate: int
+    rotation: int
+
+    def n_windows(self, window=10.0, hop=None, fps=None):
+        """How many windows :func:`iter_clips` yields with these arguments (from the header: an estimate).
+
+        Parameters
+        ----------
+        window, hop, fps : float or None
+            As :func:`iter_clips` takes them (``start`` and ``max_duration`` left at their defaults).
+
+        Returns
+        -------
+        n_windows : int or None
+            None when the header gives neither the duration nor the frame count.
+        """
+        window, hop = check_window(window, hop)
+        out_fps = check_positive(fps, name="fps") if fps is not None else self.fps
+        if out_fps is None:
+            return None
+        if fps is None and self.n_frames is not None:
+            n_total = self.n_frames
+        elif self.duration is not None:
+            n_total = max(1, int(math.ceil(self.duration * out_fps - 1e-3)))
+        else:
+            return None
+        k = 0
+        while window_frames(k, hop, window, out_fps)[1] < n_total:
+            k += 1
+        return k + 1
+
+
+def video_info(path):
+    """Duration, frame rate, size and rotation of a video file, without decoding it.
+
+    Reads the container's header and decodes only the first frame (where FFmpeg puts the
+    display matrix), so it is instant on files of any length: what a caller needs to plan
+    windows and show progress over :func:`iter_clips`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    info : VideoInfo
+        ``duration``, ``fps``, ``n_frames``, ``width``, ``height``, ``has_audio``,
+        ``audio_sample_rate``, ``rotation``; ``info.n_windows(window, hop)`` estimates how
+        many windows :func:`iter_clips` yields.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file cannot be read, has no video stream, or no frame decodes.
+
+    Examples
+    --------
+    >>> info = video_info("talk.mp4")  # doctest: +SKIP
+    >>> info.duration, info.height, info.width, info.rotation  # doctest: +SKIP
+    (3601.2, 1920, 1080, 90)
+    """
+    path = _check_path_in(path)
+    with _open_input(path) as container:
+        vstream, astream = _pick_streams(container, path, allow_missing_audio=True)
+        fps = _native_fps(vstream)
+        duration = None
+        if vstream.duration is not None and vstream.time_base is not None:
+            duration = float(vstream.duration * vstream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        n_frames = int(vstream.frames) if vstream.frames else None
+        if n_frames is None and duration is not None and fps is not None:
+            n_frames = int(round(duration * fps))
+        if duration is None and n_frames is not None and fps is not None:
+            duration = n_frames / fps
+        try:
+            first = next(container.decode(vstream), None)
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"could not decode video file '{path}': {exc}") from exc
+        if first is None:
+            raise ValueError(f"no video frames decoded from '{path}'")
+        rotation, ops = _orientation(_display_matrix(first))
+        height, width = (first.width, first.height) if ops[0] else (first.height, first.width)
+        audio_rate = None
+        if astream is not None:
+            audio_rate = int(astream.rate or astream.codec_context.sample_rate or 0) or None
+    return VideoInfo(duration=duration, fps=fps, n_frames=n_frames, width=int(width), height=int(height),
+                     has_audio=astream is not None, audio_sample_rate=audio_rate, rotation=rotation)
+
+
+def check_window(window, hop):
+    """``window`` and ``hop`` (s) checked, ``hop`` None meaning ``window``: (window, hop)."""
+    window = check_real(window, name="window", positive=True)
+    if hop is None:
+        return window, window
+    hop = check_real(hop, name="hop", positive=True)
+    if hop > window:
+        raise ValueError(f"hop must be at most window ({window:g} s), or windows would leave frames out; "
+                         f"got hop={hop!r}")
+    return window, hop
+
+
+def _round_frames(x):
+    """``x`` (a number of frames) to the nearest whole frame, halves down, float noise ignored."""
+    return int(math.floor(x + 0.5 - 1e-6))
+
+
+def window_frames(k, hop, window, fps):
+    """Window ``k``'s output frames ``[first, stop)`` at ``fps``, before the file's end cuts it.
+
+    Both ends are rounded from seconds (not a fixed count from the start), so that windows with
+    ``hop == window`` tile the frames exactly even when ``window * fps`` is not whole.
+    """
+    return _round_frames(k * hop * fps), _round_frames(k * hop * fps + window * fps)
+
+
+class _SeekMissed(Exception):
+    """The initial seek landed after data the first window needs: decode from the beginning."""
+
+
+class _AudioTrack:
+    """The audio of a stream, mono, resampled as it arrives, cut into windows on the video's clock.
+
+    The resampler is :func:`_soxr_stream`, fed the decoded frames in order: the samples of a
+    window are those :func:`load_clip` cuts from the same span (it resamples the whole span in
+    one chunk). Only the samples that windows still to come may use are kept.
+
+    Which frames are kept mirrors :func:`_decode`: from the first one that ends after ``a_lo``
+    (the span's start less a margin) to the last one that starts before ``a_hi``. Sample ``i``
+    of the output plays at ``t0 + i / rate``, ``t0`` the time of the first kept frame.
+    """
+
+    def __init__(self, sample_rate):
+        self.sample_rate = sample_rate  # None: the file's rate, known at the first frame
+        self.a_lo, self.a_hi = -math.inf, math.inf
+        self.t0 = None  # time (s) of the first kept sample
+        self.seen = False  # any sample at all, kept or not
+        self.done = False
+        self._in_rate = None  # the stream's rate, from its first frame
+        self._next = None  # time of the sample after the last decoded frame
+        self._resampler = None
+        self._chunks, self._base, self.n_out = [], 0, 0  # samples [base, n_out) are held
+
+    @property
+    def rate(self):
+        """Rate (Hz) of the samples cut; 16000 when the stream never produced one (as load_clip)."""
+        return self.sample_rate or self._in_rate or 16000
+
+    def push(self, frame):
+        n = frame.samples
+        if n == 0 or self.done:
+            return
+        self.seen = True
+        self._in_rate = self._in_rate or frame.sample_rate
+        t = frame.time if frame.pts is not None else self._next
+        t = 0.0 if t is None else t
+        self._next = t + n / frame.sample_rate
+        if self._next <= self.a_lo:
+            return
+        if t > self.a_hi:
+            self.finish()
+            return
+        if self.t0 is None:
+            self.t0 = t
+            if self.rate != frame.sample_rate:
+                self._resampler = _soxr_stream(frame.sample_rate, self.rate)
+        # Samples are concatenated as one contiguous run from t0: small time
+        # stamp jitter between packets is ignored (as load_clip does).
+        self._add(_audio_to_mono(frame))
+
+    def _add(self, mono, last=False):
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(mono, last=last)
+        if mono.size:
+            self._chunks.append(mono)
+            self.n_out += mono.size
+
+    def finish(self):
+        """No more frames: flush the resampler's tail."""
+        if not self.done and self._resampler is not None:
+            self._add(np.zeros(0, np.float32), last=True)
+        self.done = True
+
+    def offset(self, t):
+        """Index of the output sample that plays at time ``t`` (as load_clip rounds it)."""
+        return int(round((t - self.t0) * self.rate))
+
+    def cut(self, t, n):
+        """``n`` samples from time ``t``, zeros where the audio is missing.
+
+        Returns
+        -------
+        status : {"wait", "ok", "none"}
+            "wait": the samples are not all decoded yet; "none": no sample overlaps.
+        wave : ndarray of shape (n,), float32, or None
+        """
+        if self.t0 is None:
+            return ("none", None) if self.done else ("wait", None)
+        off = self.offset(t)
+        if not self.done and self.n_out < off + n:
+            return "wait", None
+        lo, hi = max(off, self._base), min(off + n, self.n_out)
+        if hi <= max(off, 0):
+            return "none", None
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        wave = np.zeros(n, dtype=np.float32)
+        wave[lo - off : hi - off] = self._chunks[0][lo - self._base : hi - self._base]
+        return "ok", wave
+
+    def drop_before(self, t):
+        """Forget the samples before time ``t`` (no window to come starts earlier)."""
+        if self.t0 is None or not self._chunks:
+            return
+        cut = min(self.offset(t), self.n_out) - self._base
+        if cut <= 0:
+            return
+        held = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        self._chunks, self._base = [held[cut:].copy()], self._base + cut
+
+
+class _WindowStream:
+    """:func:`iter_clips`' state between packets: the frames of the windows still to come.
+
+    The video side mirrors :func:`_decode` and :func:`_select_frames` on the span
+    ``[t_lo, t_hi)``, incrementally. *Candidates* are the decoded frames from the last one
+    before ``t_lo`` on, in time order; *outputs* are the clip's frames at ``out_fps``, each a
+    candidate (a *pick*):
+
+    * "asis" (``fps=None``, constant rate so far): output ``j`` is candidate ``i0 + j``, ``i0``
+      the one nearest to ``t_lo``; its time is the candidate's.
+    * "grid" (``fps`` given, or a variable rate found): output ``j`` is the candidate nearest to
+      ``anchor + j / out_fps`` (ties to the earlier, as ``np.searchsorted`` there).
+
+    An irregular interval switches "asis" to "grid". Found before window 0 is complete (by
+    :func:`load_clip`'s stopping rule for that span), everything is planned again on the grid
+    from ``t_lo``, as :func:`load_clip` would; found later, the grid goes on from the first
+    frame's time so that no frame repeats or goes missing at the switch.
+
+    Only the newest candidate keeps its decoded (yuv) frame, until the next one arrives: by then
+    every output it can be the nearest to is known, and it is converted to RGB if picked, else
+    dropped. A picked frame is written straight into its window's array (allocated at the
+    window's first frame, handed over as the clip's frames); frames picked for a later window
+    (read ahead, or the overlap of the window handed over) wait in ``ahead``.
+
+    Window ``k`` holds outputs ``[round(k * hop * fps), round(k * hop * fps + window * fps))``;
+    it is yielded once they are all picked, the frames up to ``2 / fps`` past its end are decoded
+    (load_clip's stop rule, so the constant-rate check sees the same frames) and its audio is in.
+    """
+
+    def __init__(self, path, vstream, astream, *, origin, start, window, hop, max_duration, fps, sample_rate,
+                 frame_size, allow_missing_audio, seeking):
+        self.path, self.start, self.window, self.hop = path, start, window, hop
+        self.max_duration, self.fps = max_duration, fps
+        self.allow_missing_audio, self.seeking = allow_missing_audio, seeking
+        self.native = _native_fps(vstream)
+        self.tick = float(vstream.time_base) if vstream.time_base is not None else 0.0
+        fps_guess = fps or self.native
+        self.frame_dt = 1.0 / fps_guess if fps_guess else 0.04
+        self.audio = _AudioTrack(sample_rate) if astream is not None else None
+        self.audio_start = _stream_start(astream) if astream is not None else None
+        self.sample_rate = sample_rate
+        self.convert = _RGBConverter(frame_size, copy=False)  # copied into its window's slot
+        # the video
+        self.origin = self.t_lo = self.t_hi = None
+        self.prev = None  # (time, frame): the latest frame before t_lo
+        self.last_vt = self.last_vdur = None
+        # [time, rgb, yuv]; rgb: the output whose slot holds the frame, or an array; index cbase + i
+        self.cands, self.times, self.cbase = [], [], 0
+        self.v_stop = self.v_done = self.final = False
+        self.max_t = -math.inf  # newest candidate time of the packets fully decoded
+        # the outputs
+        self.mode = "grid" if fps is not None else "asis"
+        self.anchor = None
+        self.i0 = self.t_i0 = None  # "asis": the first frame's candidate and its time
+        self.picks, self.pbase = [], 0  # (candidate, time) of outputs pbase, pbase + 1, ...
+        self.frames = None  # window k's frames, filled as they are picked: (first output, array)
+        self.ahead = {}  # output -> RGB of the frames picked for later windows only
+        self.n_total = None  # number of outputs, once the end is known
+        self.k = 0  # next window
+        self.frozen = False  # window 0's frames all decoded: a variable rate found later goes on seamlessly
+        self.had_audio = False
+        self.exhausted = False
+        self.out_fps = None
+        if origin is not None:
+            self._set_origin(origin)
+        self._set_rate()
+
+    # -- the clock -------------------------------------------------------------------
+    def _set_origin(self, origin):
+        self.origin = origin
+        self.t_lo = origin + self.start
+        self.t_hi = self.t_lo + self.max_duration if self.max_duration is not None else math.inf
+        if self.audio is not None:
+            # audio kept: the span plus margins for the resampler and for the nearest first frame
+            # being up to a frame before t_lo (as _decode keeps it)
+            self.audio.a_lo = self.t_lo - _AUDIO_MARGIN - self.frame_dt
+            self.audio.a_hi = self.t_hi + _AUDIO_MARGIN + self.frame_dt
+        if self.mode == "grid" and self.anchor is None:
+            self.anchor = self.t_lo
+
+    def _set_rate(self):
+        """Output rate and cap, once the native rate is known (from the header, or estimated)."""
+        if self.native is None:
+            return
+        self.out_fps = float(self.fps) if self.fps is not None else self.native
+        self.n_cap = (int(math.floor(self.max_duration * self.out_fps + 1e-6)) if self.max_duration is not None
+                      else math.inf)
+        if self.n_cap < 1:
+            raise ValueError(f"max_duration={self.max_duration:g}s is shorter than one frame of '{self.path}'")
+        first, stop = window_frames(0, self.hop, self.window, self.out_fps)
+        if stop - first < 1:
+            raise ValueError(f"window={self.window:g}s is shorter than one frame at {self.out_fps:g} fps")
+
+    # -- frames in -------------------------------------------------------------------
+    def push_video(self, frame):
+        # pts can be missing in odd streams: continue the clock.
+        t = frame.time if frame.pts is not None else (self.last_vt + self.frame_dt if self.last_vt is not None
+                                                      else 0.0)
+        self.last_vt = t
+        if self.t_lo is None:
+            self._set_origin(t)
+        if frame.duration and frame.time_base is not None:
+            self.last_vdur = float(frame.duration * frame.time_base)
+        if self.v_done:
+            return
+        if t < self.t_lo:
+            self.prev = (t, frame)  # keep only the latest frame before the span
+            return
+        if self.prev is not None:
+            self._add(*self.prev)
+            self.prev = None
+        self._add(t, frame)
+        if t > self.t_hi + 2 * self.frame_dt:
+            self.v_stop = True  # this packet's other frames still count, as in _decode
+
+    def push_audio(self, frame):
+        had_t0 = self.audio.t0 is not None
+        self.audio.push(frame)
+        if self.seeking and not had_t0 and self.audio.t0 is not None and self.audio_start is not None:
+            # the audio after the seek must reach back to the span's start, unless the stream
+            # itself starts later than that (load_clip's test)
+            if self.audio.t0 > max(self.t_lo - self.frame_dt, self.audio_start) + 1e-3:
+                raise _SeekMissed
+
+    def _add(self, t, frame):
+        n = len(self.cands)
+        if self.seeking and self.cbase + n == 0 and t > self.t_lo + 0.5 * self.frame_dt:
+            raise _SeekMissed
+        if n and t < self.times[-1]:  # out of order: the decoder's order is broken, sort
+            pos = bisect.bisect_right(self.times, t)
+            if self.picks and self.cbase + pos <= self.picks[-1][0] or self.frozen:
+                return  # before frames already picked: cannot take part any more
+            self.times.insert(pos, t)
+            self.cands.insert(pos, [t, None, frame])
+            self._variable_rate()
+            self._resolve()
+            self._release(everyone=True)
+            return
+        if n and self.native is not None and self.mode == "asis":
+            if abs(t - self.times[-1] - 1.0 / self.native) > _cfr_tolerance(self.native, self.tick):
+                self._variable_rate()
+        self.times.append(t)
+        self.cands.append([t, None, frame])
+        if self.native is None and len(self.cands) >= 25:
+            self._estimate_native()
+        self._resolve()
+        self._release()
+
+    def _release(self, everyone=False):
+        """Only the newest candidate can still be picked (see the class notes): drop the others'
+        decoded frame, and where their RGB is too once window 0 is frozen (before, a variable rate
+        means picking window 0 again). A picked frame lives on in its window's array.
+
+        The candidates before the previous one were released when it arrived, unless ``everyone``.
+        """
+        for rec in self.cands[:-1] if everyone else self.cands[-2:-1]:
+            rec[2] = None
+            if self.frozen:
+                rec[1] = None
+
+    def end_packet(self):
+        """All frames of one packet are in."""
+        if self.v_stop:
+            self.v_done = True
+        if self.times:
+            self.max_t = max(self.max_t, self.times[-1])
+        if self.out_fps is not None and not self.frozen and self.max_t > self._ready_time(0):
+            self.frozen = True
+            self._release(everyone=True)
+
+    def finish(self):
+        """The file (or the span) is decoded: the number of outputs is known."""
+        if self.audio is not None:
+            self.audio.finish()
+        if self.final:
+            return
+        if not self.cands and self.prev is not None:
+            self._add(*self.prev)  # the whole video ends before t_lo: judged below
+            self.prev = None
+        if not self.cands:
+            if self.seeking:
+                raise _SeekMissed
+            raise ValueError(f"no video frames decoded from '{self.path}'")
+        self.final = True
+        if self.native is None:
+            self._estimate_native()
+        if self.times[-1] < self.t_lo - 1.0 / self.native:
+            raise ValueError(f"no video frames decoded from '{self.path}' at start={self.start:g}s: "
+                             f"the video ends at {self.times[-1] - self.origin:.3f}s")
+        video_end = self.times[-1] + (self.last_vdur or 1.0 / self.native)
+        if self.mode == "asis":
+            self._find_i0()
+            # frames whose display starts at or after the end of the video are not part of it
+            n = bisect.bisect_left(self.times, video_end - 0.5 / self.native) + self.cbase - self.i0
+        else:
+            n = int(math.ceil((video_end - self.anchor) * self.out_fps - 1e-3))
+        self.n_total = max(0, min(n, self.n_cap))
+        if self.n_total == 0:
+            raise ValueError(f"no video frames decoded from '{self.path}' at start={self.start:g}s")
+        self._resolve()
+        self.frozen = True
+        self._release(everyone=True)
+
+    # -- frames out ------------------------------------------------------------------
+    def _estimate_native(self):
+        """No rate in the header: from the time stamps, as load_clip does (on the first 25 frames)."""
+        diffs = np.diff(self.times)
+        self.native = (1.0 / float(np.median(diffs)) if diffs.size and np.median(diffs) > 0
+                       else (1.0 / self.last_vdur if self.last_vdur else 25.0))
+        self._set_rate()
+        if self.mode == "asis" and diffs.size and np.any(
+                np.abs(diffs - 1.0 / self.native) > _cfr_tolerance(self.native, self.tick)):
+            self._variable_rate()
+
+    def _variable_rate(self):
+        if self.mode == "grid":
+            return
+        self.mode = "grid"
+        if not self.frozen:  # window 0 not complete: plan again from t_lo, as load_clip would
+            for rec in self.cands:  # the slots are written again: keep their frames aside
+                if isinstance(rec[1], int):
+                    rec[1] = np.array(self._slot(rec[1]), copy=True)
+            self.anchor, self.picks, self.pbase, self.ahead = self.t_lo, [], 0, {}
+            self.i0 = None
+        else:  # go on from the first frame's time: the grid meets the frames already picked
+            self._find_i0()
+            self.anchor = self.t_i0
+
+    def _find_i0(self):
+        """The candidate nearest to t_lo (the earlier on a tie, as ``np.argmin``)."""
+        if self.i0 is not None:
+            return True
+        first = bisect.bisect_left(self.times, self.t_lo)
+        if first == len(self.times):
+            if not self.final:
+                return False
+            first = len(self.times) - 1
+        elif first > 0 and abs(self.times[first - 1] - self.t_lo) <= abs(self.times[first] - self.t_lo):
+            first -= 1
+        self.i0 = self.cbase + first
+        self.t_i0 = self.times[first]
+        return True
+
+    def _pick(self, j):
+        """The candidate output ``j`` shows, or None while that is not decided."""
+        size = self.cbase + len(self.cands)
+        if self.mode == "asis":
+            if not self._find_i0():
+                return None
+            c = self.i0 + j
+            return c if c + 1 < size or (self.final and c < size) else None
+        g = self.anchor + j / self.out_fps
+        right = self.cbase + bisect.bisect_left(self.times, g)
+        if not self.final and (right >= size or size < 2):
+            return None
+        if size == 1:
+            return 0
+        right = min(max(right, 1), size - 1)
+        left = right - 1
+        if left < self.cbase:
+            raise RuntimeError("iter_clips: a frame needed again was already dropped")  # a bug, not bad input
+        t_left, t_right = self.times[left - self.cbase], self.times[right - self.cbase]
+        return left if abs(t_left - g) <= abs(t_right - g) else right
+
+    def _resolve(self):
+        """Pick every output that can be decided now; convert the picked frames to RGB."""
+        if self.out_fps is None:
+            return
+        while True:
+            j = self.pbase + len(self.picks)
+            if j >= self.n_cap or (self.n_total is not None and j >= self.n_total):
+                return
+            c = self._pick(j)
+            if c is None:
+                return
+            rec = self.cands[c - self.cbase]
+            if rec[1] is None:
+                if rec[2] is None:
+                    raise RuntimeError("iter_clips: a picked frame was already dropped")  # a bug
+                rgb = self.convert(rec[2])
+            else:
+                rgb = self._slot(rec[1]) if isinstance(rec[1], int) else rec[1]
+            t = rec[0] if self.mode == "asis" else self.anchor + j / self.out_fps
+            self.picks.append((c, t))
+            self._store(j, rgb)
+            rec[1] = j
+
+    def _store(self, j, rgb):
+        """Put output ``j``'s frame in window k's array (allocated at its first frame), else aside."""
+        first, stop = window_frames(self.k, self.hop, self.window, self.out_fps)
+        if self.frames is None and first <= j < stop:
+            self._open_window(first, stop, rgb.shape)
+        if self.frames is not None and first <= j < stop:
+            self.frames[1][j - first] = rgb
+        else:
+            self.ahead[j] = np.array(rgb, copy=True)
+
+    def _slot(self, j):
+        """Output ``j``'s frame, where it is kept."""
+        if self.frames is not None and 0 <= j - self.frames[0] < self.frames[1].shape[0]:
+            return self.frames[1][j - self.frames[0]]
+        return self.ahead[j]
+
+    def _open_window(self, first, stop, shape):
+        """Allocate window k's frames and move in those already picked (the overlap, read-ahead)."""
+        frames = np.empty((stop - first,) + shape, dtype=np.uint8)
+        for j in [j for j in self.ahead if first <= j < stop]:
+            frames[j - first] = self.ahead.pop(j)
+        self.frames = (first, frames)
+
+    def _ready_time(self, k):
+        """Window ``k`` waits for a frame past this time (s): load_clip's stop rule for its span."""
+        return self.t_lo + k * self.hop + self.window + 2 * self.frame_dt
+
+    # -- windows out -----------------------------------------------------------------
+    def windows(self):
+        """Yield every window that is complete now."""
+        while not self.exhausted and self.out_fps is not None:
+            first, stop = window_frames(self.k, self.hop, self.window, self.out_fps)
+            stop = min(stop, self.n_cap if self.n_total is None else self.n_total)
+            if not self.final and self.max_t <= self._ready_time(self.k):
+                return
+            if self.pbase + len(self.picks) < stop:
+                return
+            clip = self._clip(first, stop)
+            if clip is None:
+                return  # its audio is not decoded yet
+            last = stop >= (self.n_cap if self.n_total is None else self.n_total)
+            self.k += 1
+            self.exhausted = last
+            self._forget()
+            yield clip
+
+    def _clip(self, first, stop):
+        picks = self.picks[first - self.pbase : stop - self.pbase]
+        t_first = picks[0][1]
+        n_frames = len(picks)
+        rate = self.audio.rate if self.audio is not None else (self.sample_rate or 16000)
+        n_samples = max(1, int(round(n_frames * rate / self.out_fps)))
+        wave = None
+        if self.audio is not None:
+            status, wave = self.audio.cut(t_first, n_samples)
+            if status == "wait":
+                return None
+            self.had_audio |= wave is not None
+            last = stop >= (self.n_cap if self.n_total is None else self.n_total)
+            if wave is None and not self.allow_missing_audio and (self.audio.t0 is None or
+                                                                   (last and not self.had_audio)):
+                what = "" if self.audio.seen else " at all"
+                raise ValueError(
+                    f"no audio samples decoded{what} from '{self.path}' for the requested span "
+                    f"(start={self.start:g}s, {stop} frames at {self.out_fps:g} fps); "
+                    "pass allow_missing_audio=True to use silence instead"
+                )
+        if wave is None:
+            wave = np.zeros(n_samples, dtype=np.float32)
+        frames = self._take_frames(first, stop)
+        return AVClip(wave, rate, frames, self.out_fps, self.path, start=max(0.0, t_first - self.origin),
+                      check_quality=self.k == 0)  # the first window warns for the whole file
+
+    def _take_frames(self, first, stop):
+        """Window k's frames ``[first, stop)``, handed over without a copy; the overlap with the
+        next window is copied aside first (the caller may change the frames it is given)."""
+        if self.frames is None:  # every frame was picked while an earlier window was open
+            nominal = window_frames(self.k, self.hop, self.window, self.out_fps)[1]
+            self._open_window(first, nominal, self.ahead[first].shape)
+        frames = self.frames[1][: stop - first]
+        self.frames = None
+        next_first, _ = window_frames(self.k + 1, self.hop, self.window, self.out_fps)
+        for j in range(max(next_first, first), stop):
+            self.ahead[j] = frames[j - first].copy()
+        newest = self.cands[-1]  # the only candidate that may still be picked
+        if isinstance(newest[1], int) and newest[1] not in self.ahead and first <= newest[1] < stop:
+            newest[1] = frames[newest[1] - first].copy()
+        return frames
+
+    def _forget(self):
+        """Drop the picks, frames and samples that no window to come needs."""
+        first, _ = window_frames(self.k, self.hop, self.window, self.out_fps)
+        keep = max(0, first - self.pbase)
+        self.picks, self.pbase = self.picks[keep:], self.pbase + keep
+        nxt = self.pbase + len(self.picks)  # the next output to pick needs candidates from about here
+        if self.mode == "asis":
+            c_next = (self.i0 if self.i0 is not None else self.cbase) + nxt
+        else:
+            c_next = self.cbase + bisect.bisect_left(self.times, self.anchor + nxt / self.out_fps)
+        needed = min([c for c, _ in self.picks] + [c_next]) - 1
+        drop = min(max(0, needed - self.cbase), max(0, len(self.cands) - 1))
+        if drop:
+            del self.cands[:drop], self.times[:drop]
+            self.cbase += drop
+        if self.audio is not None and self.audio.t0 is not None:
+            t_next = self.picks[0][1] if self.picks else self.times[0]
+            self.audio.drop_before(t_next - 2 * self.frame_dt - _AUDIO_MARGIN)
+
+
+def iter_clips(path, *, window=10.0, hop=None, sample_rate=16000, fps=None, frame_size=None, start=0.0,
+               max_duration=None, allow_missing_audio=False):
+    """Read a video file as consecutive windows (:class:`AVClip` objects), in one pass, in bounded memory.
+
+    The file is decoded once, from ``start`` to its end: each decoded frame is converted at
+    once to RGB at ``frame_size`` (by FFmpeg, as :func:`load_clip` does), and only the
+    frames of the windows not yet complete are held, so memory follows ``window``, not the
+    file's length. Windows follow :func:`load_clip`'s time model (module docstring); the
+    audio is resampled as it streams, by the same resampler.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Video file readable by FFmpeg.
+    window : float, default=10.0
+        Seconds per window. Window ``k`` holds the frames (at the output rate ``fps``) from
+        ``round(k * hop * fps)`` to ``round(k * hop * fps + window * fps)``, counted from the
+        first frame: ``window * fps`` frames, within one when that is not whole. The last
+        window holds what is left (at least one frame).
+    hop : float or None, default=None
+        Seconds from one window's start to the next, ``0 < hop <= window``; None means
+        ``window`` (no overlap: the windows tile the frames, each frame in one window).
+    sample_rate : int or None, default=16000
+        Sampling rate of the returned audio (None: the file's).
+    fps : float or None, default=None
+        Frame rate of the returned frames. None keeps the native rate. When ``fps`` is given,
+        or the stream has a variable frame rate, frames are picked on the uniform grid
+        ``start + k / fps`` by nearest time stamp, as :func:`load_clip` does.
+    frame_size : tuple of (int, int) or None, default=None
+        ``(height, width)`` of the (upright) frames; None keeps the file's size.
+    start : float, default=0.0
+        Where the first window starts, in seconds from the first video frame (one seek
+        there, then one pass).
+    max_duration : float or None, default=None
+        Read at most this many seconds from ``start``. None reads to the end.
+    allow_missing_audio : bool, default=False
+        If the file has no audio stream, or no audio in the span read, give silence instead
+        of raising.
+
+    Yields
+    ------
+    clip : AVClip
+        ``frames`` of shape (n_frames, height, width, 3), uint8 RGB; mono float32 ``audio`` of
+        exactly ``round(n_frames * sample_rate / fps)`` samples that starts with the first
+        frame (zeros where the file has no audio); ``start``: seconds from the file's first
+        video frame to the window's first frame; ``source``: the path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (raised at the call, as are the argument errors).
+    ValueError
+        For a bad argument (named), or, when iterating, a file that cannot be decoded, has no
+        video stream, has no audio (unless ``allow_missing_audio``) or no frames after ``start``.
+
+    See Also
+    --------
+    video_info : duration, rate, size and rotation from the header: plan windows, show progress.
+    load_clip : the whole file (or one span) at once.
+
+    Notes
+    -----
+    * A file shorter than ``window`` gives one window equal to :func:`load_clip` with the
+      same arguments (frames identical, audio identical). With ``hop * fps`` and
+      ``window * fps`` whole numbers, window ``k`` holds the frames
+      ``load_clip(start=start + k * hop, max_duration=window)`` holds.
+    * Memory: each frame is written into its window's array as it is decoded (handed over
+      without a copy), so the reader holds one window of RGB frames, the overlap with the
+      next one (``window - hop``), the frames read ahead until the window's audio is in
+      (about 1 s in mp4, which the demuxer reads in time order), one decoded frame and the
+      audio of the same span. A caller that keeps the previous window while asking for the
+      next one holds two. A file whose audio is stored far from its video (badly
+      interleaved mkv, avi) makes the reader hold the frames in between.
+    * Rotation metadata (phone videos) is applied as by :func:`load_clip`.
+    * A variable frame rate found after the first window goes on the grid from the first
+      frame's time, not from ``start``: the windows' frames then match :func:`load_clip`'s,
+      and their audio starts within half a frame of it.
+
+    Examples
+    --------
+    >>> for clip in iter_clips("lecture.mp4", window=10.0, frame_size=(224, 224)):  # doctest: +SKIP
+    ...     print(f"{clip.start:7.2f}s {clip.n_frames} frames")
+    """
+    path, sample_rate, fps, max_duration, start, frame_size = _check_load_args(
+        path, sample_rate, fps, max_duration, start, frame_size)
+    window, hop = check_window(window, hop)
+    allow_missing_audio = bool(allow_missing_audio)
+    if fps is not None and window_frames(0, hop, window, fps)[1] < 1:
+        raise ValueError(f"window={window:g}s is shorter than one frame at fps={fps:g}")
+    return _iter_clips(path, window=window, hop=hop, sample_rate=sample_rate, fps=fps, frame_size=frame_size,
+                       start=start, max_duration=max_duration, allow_missing_audio=allow_missing_audio)
+
+
+def _iter_clips(path, **kwargs):
+    """:func:`iter_clips`' generator (the arguments are checked before the first ``next``)."""
+    with _open_input(path) as container:
+        vstream, astream = _pick_streams(container, path, kwargs["allow_missing_audio"])
+        origin = _stream_start(vstream)
+        # Seek once, only when the origin is known and the start is far in; if the seek
+        # turns out to have skipped data the first window needs, decode from the beginning.
+        attempts = [None]
+        if kwargs["start"] > _SEEK_MIN_START and origin is not None:
+            attempts = [origin + kwargs["start"] - _SEEK_LEAD, None]
+        for seek_to in attempts:
+            if seek_to is None and attempts[0] is not None:
+                container.seek(0, stream=vstream, backward=True)
+            state = _WindowStream(path, vstream, astream, origin=origin, seeking=seek_to is not None, **kwargs)
+            try:
+                yield from _stream_windows(container, path, vstream, astream, state, seek_to)
+                return
+            except _SeekMissed:
+                continue  # raised before any window was yielded
+
+
+def _stream_windows(container, path, vstream, astream, state, seek_to):
+    """Demux once, feed ``state``, yield its windows as they complete."""
+    if seek_to is not None:
+        # Seek on the video stream: lands on the keyframe at or before seek_to.
+        container.seek(max(0, int(math.floor(seek_to / vstream.time_base))), stream=vstream, backward=True)
+    streams = [s for s in (vstream, astream) if s is not None]
+    audio_done = lambda: state.audio is None or state.audio.done  # noqa: E731
+    try:
+        for packet in container.demux(*streams):
+            is_video = packet.stream is vstream
+            if (state.v_done if is_video else audio_done()):
+                continue
+            for frame in packet.decode():
+                if is_video:
+                    state.push_video(frame)
+                else:
+                    state.push_audio(frame)
+            if is_video:
+                state.end_packet()
+            if state.v_done and audio_done():
+                break
+            yield from state.windows()
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"could not decode video file '{path}': {exc}") from exc
+    state.finish()
+    yield from state.windows()
 
 
 # --------------------------------------------------------------------------- #

@@ -51,9 +51,10 @@ def test_overlapping_windows_and_a_short_tail(drifting):
     np.testing.assert_allclose(timeline.starts, np.arange(0, 17, 2.0))  # the last one ends with the recording
     assert np.all(timeline.durations == SEGMENT)
     assert np.all(np.abs(timeline.offsets[::2] - DRIFT) <= 1 / FPS)  # those on the segments
-    (tail,) = AVCorrespondence().sync_timeline([drifting], window=6.0)
-    assert tail.durations.tolist() == [6.0, 6.0, 6.0, 2.0]  # the tail holds what is left
-    assert tail.curve[0].shape == tail.curve[1].shape
+    (tail,) = AVCorrespondence().sync_timeline([drifting], window=7.0)
+    assert tail.durations.tolist() == [7.0, 7.0, 6.0]  # the last window holds what is left
+    (no_tail,) = AVCorrespondence().sync_timeline([drifting], window=6.0)
+    assert no_tail.durations.tolist() == [6.0, 6.0, 6.0]  # 2 s left, under half a window: left out
 
 
 def test_combine_curves_keeps_chance_units_and_one_grid():
@@ -89,3 +90,37 @@ def test_bad_window_and_method_are_named(drifting):
         AVCorrespondence().sync_timeline([drifting], method="learned")
     with pytest.raises(ValueError, match="windows is empty"):
         sync_timeline([])
+
+
+def test_a_file_is_streamed_window_by_window(drifting, tmp_path):
+    from skavc import load_clip, save_clip
+
+    path = save_clip(drifting, tmp_path / "drifting.mp4")
+    (from_file,) = AVCorrespondence().sync_timeline([str(path)], window=SEGMENT)
+    (in_memory,) = AVCorrespondence().sync_timeline([load_clip(path)], window=SEGMENT)
+    np.testing.assert_allclose(from_file.starts, in_memory.starts)
+    assert np.all(np.abs(from_file.offsets - in_memory.offsets) <= 1 / FPS)
+    assert np.all(np.abs(from_file.offsets - DRIFT) <= 1 / FPS)
+
+
+def test_skavc_sync_prints_each_window_and_the_drift(drifting, tmp_path, capsys):
+    import re
+
+    from skavc import save_clip
+    from skavc.cli import main
+
+    path = save_clip(drifting, tmp_path / "drifting.mp4")
+    assert main(["sync", str(path), "--window", str(SEGMENT), "--plot", str(tmp_path / "curve.png")]) == 0
+    out, err = capsys.readouterr()
+    assert f"{len(DRIFT)} windows of {SEGMENT:g} s" in out
+    rows = re.findall(r"^  (\d:\d\d)-(\d:\d\d) +([+-]\d\.\d{3}) +(\d\.\d\d)$", out, re.M)
+    assert [r[0] for r in rows] == ["0:00", "0:04", "0:08", "0:12", "0:16"]
+    assert np.all(np.abs(np.array([float(r[2]) for r in rows]) - DRIFT) <= 1 / FPS)
+    per_hour = float(re.search(r"drift: ([+-][\d.]+) s per hour", out).group(1))
+    assert abs(per_hour - 3600 * 0.03) < 3600 * 0.002
+    assert "sync drifting.mp4:" in err and "x real time" in err  # the progress line
+    assert (tmp_path / "curve.png").stat().st_size > 0
+    assert main(["sync", str(path), "--window", str(SEGMENT), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["sync", str(path), "--window", "2", "--hop", "3"]) == 2
+    assert "hop must be at most window" in capsys.readouterr().err

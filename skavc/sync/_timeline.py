@@ -20,6 +20,11 @@ from ._signal import SYNC_CONFIDENCE_THRESHOLD, naive_sync_curve, peak_offset, s
 WORK_SIDE = 256
 
 
+#: A last window shorter than this share of the first is left out: what remains of a recording
+#: after its last whole window (a few frames, often) cannot be synchronised on its own.
+_SHORTEST_TAIL = 0.5
+
+
 @dataclass(frozen=True)
 class SyncTimeline:
     """Offsets of one recording, window by window, and as a whole.
@@ -137,8 +142,10 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
     Returns
     -------
     timeline : SyncTimeline
-        A tail window too short to search the first window's range is reported but left out of
-        the whole recording's curve; a recording of one window gives that
+        A last window shorter than half the first is left out (the few frames after the last whole
+        window cannot be synchronised); one that searches a narrower range than the first (it
+        is shorter than twice ``max_offset``) has its own offset but is left out of the whole
+        recording's curve. A recording of one window gives that
         window's offset and confidence as the whole recording's, as :func:`peak_offset` of its
         curve does.
     """
@@ -147,6 +154,8 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
     curve_of = signal_sync_curve if method == "signal" else naive_sync_curve
     starts, durations, peaks, curves, fps = [], [], [], [], None
     for clip in windows:
+        if curves and clip.n_frames / clip.fps < _SHORTEST_TAIL * durations[0]:
+            continue  # the recording's last fraction of a window: too short to sync on its own
         curve = curve_of(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=max_offset)
         starts.append(float(clip.start))
         durations.append(clip.n_frames / clip.fps)
