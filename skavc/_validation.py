@@ -211,7 +211,15 @@ _UMASK_LOCK = threading.Lock()
 
 
 def _umask():
-    """The process's umask (read by setting it and setting it back, under a lock)."""
+    """The process's umask: from /proc on Linux, else by setting it and setting it back (under a
+    lock; another thread creating a file in that instant would get 022)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)
