@@ -784,6 +784,61 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         maps = [r[0] for r in results]
         return (maps, [r[1] for r in results]) if return_confidence else maps
 
+    def localize_windows(self, video, *, window=10.0, method="auto", refine=True):
+        """Where the sound comes from in a long video, window by window, in bounded memory.
+
+        A video file is streamed a window at a time at its own frame size (one window of
+        frames is held, never the whole video); a clip in memory is sliced. Each window is
+        localised as :meth:`localize` localises a clip, so a video no longer than ``window``
+        gets :meth:`localize`'s maps and confidences exactly. With ``verbose`` a progress line
+        goes to stderr.
+
+        Parameters
+        ----------
+        video : AVClip, (audio, frames) pair or video path
+            One recording.
+        window : float, default=10.0
+            Seconds per window (the last one holds what is left). Memory grows with it (10 s of
+            720p at 30 fps: 830 MB of frames); each window's synchrony is measured against its
+            own chance level, so windows much shorter than 10 s make a noisier confidence.
+        method : {"auto", "learned", "synchrony", "fused"}, default="auto"
+            As in :meth:`localize`.
+        refine : bool, default=True
+            As in :meth:`localize`.
+
+        Returns
+        -------
+        windows : iterator of skavc.localization.LocalizedWindow
+            Per window, in order: ``clip`` (its frames and sound, ``clip.start`` in seconds),
+            ``maps`` (T, H, W) in [0, 1] resized from their grid when sliced
+            (``maps[t0:t1]``), and ``confidence`` (T,). Read it once, a window at a time: a
+            window kept while the next is read doubles the memory.
+        """
+        from .io import check_window  # io loads PyAV: only when a method reads windows
+
+        (video,) = check_collection([video])
+        window, _ = check_window(window, None)  # refused here, not at the first window read
+        head = getattr(self, "localization_head_", None)
+        method = localization.resolve_method(method, head)
+        context = self._context()
+        windows, duration = context.windows(video, "video", window=window)
+        name = os.path.basename(os.fspath(video)) if isinstance(video, (str, os.PathLike)) else "video"
+        results = localization.localize_windows(context, windows, method, localization_head=head,
+                                                embed_audio=self._embed_audio_features, refine=bool(refine))
+        return self._with_progress(results, f"localize {name}", duration) if self.verbose else results
+
+    @staticmethod
+    def _with_progress(windows, what, duration):
+        """``windows`` passed on, a progress line moved on as each one is done with."""
+        progress = Progress(what, duration)
+        try:
+            for result in windows:
+                yield result
+                progress.update(result.start + result.duration)
+                del result  # let go of the window before the next is read
+        finally:
+            progress.close()
+
     def retrieve_visuals(self, audio, visual_database, top_k=10, sample_rate=None, rerank=None):
         """Videos whose pictures best fit a sound.
 

@@ -130,9 +130,17 @@ def _is_waveform(item):
 
 
 def resolve_audio(item, *, sample_rate, input_rate, where):
-    """One item as a waveform at ``sample_rate``: a clip, pair, path or bare 1-D array at ``input_rate``."""
+    """One item as a waveform at ``sample_rate``: a clip, pair, path or bare 1-D array at ``input_rate``.
+
+    A video file gives ``load_clip(path).audio`` without holding its frames
+    (:func:`skavc.io.load_sampled` picking none).
+    """
     if _is_waveform(item):
         return _resample(check_audio(item, name=where), input_rate, sample_rate)
+    if isinstance(item, (str, os.PathLike)):
+        from .io import load_sampled
+
+        return load_sampled(item, lambda n_frames: np.zeros(0, dtype=int), sample_rate=sample_rate)[0]
     # The frame rate is irrelevant here: only the audio of the clip is used.
     return resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).audio
 
@@ -140,15 +148,18 @@ def resolve_audio(item, *, sample_rate, input_rate, where):
 def resolve_frames(item, *, sample_rate, where, frame_sampler=None):
     """One item as uint8 frames (T, H, W, 3): a clip, pair, path or bare frame array.
 
-    With ``frame_sampler``, only the frames ``frame_sampler(T)`` picks (a video
-    file then has only those converted to RGB).
+    With ``frame_sampler``, only the frames ``frame_sampler(T)`` picks: a video file is then
+    decoded without its audio, holding only those frames (memory bounded by them, not by
+    the file's length; :func:`skavc.io.load_sampled`).
     """
     if isinstance(item, np.ndarray) and item.ndim == 4:
         frames = check_frames(item, name=where)
     elif isinstance(item, np.ndarray):
         raise ValueError(f"{where} must be frames of shape (T, H, W, 3); got shape {item.shape}")
     elif frame_sampler is not None and isinstance(item, (str, os.PathLike)):
-        return resolve_pair(item, sample_rate=sample_rate, fps=25.0, where=where, frame_sampler=frame_sampler)[1]
+        from .io import _load_sampled
+
+        return _load_sampled(item, frame_sampler, sample_rate=sample_rate, with_audio=False)[1]
     else:
         # The frame rate is irrelevant here: only the frames of the clip are used.
         frames = resolve_clip(item, sample_rate=sample_rate, fps=25.0, where=where).frames
@@ -158,8 +169,8 @@ def resolve_frames(item, *, sample_rate, where, frame_sampler=None):
 def resolve_pair(item, *, sample_rate, fps, where, frame_sampler):
     """One item's audio at ``sample_rate`` and the frames ``frame_sampler`` picks from it.
 
-    A video file is decoded with :func:`skavc.io.load_sampled`, which converts
-    only the picked frames to RGB; other items go through :func:`resolve_clip`.
+    A video file is decoded with :func:`skavc.io.load_sampled`, which holds only the
+    picked frames (as RGB) and the audio; other items go through :func:`resolve_clip`.
     """
     if isinstance(item, (str, os.PathLike)):
         from .io import load_sampled

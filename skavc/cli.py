@@ -3,6 +3,7 @@
 ``skavc separate MIX TARGET.mp4 --out target.wav`` (also ``python -m skavc``)."""
 
 import argparse
+import collections
 import importlib.util
 import re
 import sys
@@ -256,8 +257,6 @@ def _sync(args):
 
 
 def _localize(args):
-    import numpy as np
-
     if args.every is not None and not args.png:
         raise CommandError("--every picks the frames --png writes: add --png DIR, or leave --every out")
     if args.out:
@@ -272,25 +271,43 @@ def _localize(args):
     if args.method in ("learned", "fused"):
         _fitted_with(model, "localization_head_", f"--method {args.method}", "localization",
                      "or use --method synchrony (training-free)")
-    clip = _load_video(args.video, model, sound="localize looks for what moves with the sound: give a video with "
-                       "an audio track")
 
     from .localization import SOURCE_THRESHOLD
-    from .plotting import save_heatmap_frames, save_heatmap_video
+    from .plotting import save_heatmap_frames_windows, save_heatmap_video_windows
 
-    (maps,), (confidence,) = model.localize([clip], method=args.method, return_confidence=True,
-                                            refine=not args.no_refine)
-    found = confidence >= SOURCE_THRESHOLD
-    print(f"{args.video}: sound source visible in {int(found.sum())} of {found.size} frames "
-          f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {float(np.mean(confidence)):.2f}")
+    # streamed a window at a time, drawn and encoded as it goes: memory bounded by the window
+    model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
+    windows = model.localize_windows(args.video, window=args.window, method=args.method, refine=not args.no_refine)
+    counts = {"frames": 0, "found": 0, "confidence": 0.0, "pngs": 0}
     drawing = dict(threshold=SOURCE_THRESHOLD, legend=True, normalize=args.raw)
+
+    def counted():
+        """Each window as (clip, maps), its frames counted, its PNG frames written when asked for."""
+        for window in windows:
+            if args.png:
+                # file indices count from the video's first frame, every N-th of them
+                counts["pngs"] += len(save_heatmap_frames_windows(
+                    [(window.clip, window.maps)], args.png, every=args.every or 1, **drawing,
+                    first_index=counts["frames"]))
+            yield window.clip, window.maps
+            # after drawing: the confidences were found as the maps were drawn
+            confidence = window.confidence
+            counts["frames"] += confidence.size
+            counts["found"] += int((confidence >= SOURCE_THRESHOLD).sum())
+            counts["confidence"] += float(confidence.sum())
+            del window  # let go of the window before the next is read
+
     if args.out:
-        # frames drawn and encoded one at a time: the overlaid video is never all in memory
-        path = save_heatmap_video(clip, maps, args.out, preset=args.preset, **drawing)
+        path = save_heatmap_video_windows(counted(), args.out, preset=args.preset, **drawing)
+    else:
+        collections.deque(counted(), maxlen=0)  # read through, holding no window while the next is read
+    mean = counts["confidence"] / max(counts["frames"], 1)
+    print(f"{args.video}: sound source visible in {counts['found']} of {counts['frames']} frames "
+          f"(confidence >= {SOURCE_THRESHOLD}), mean confidence {mean:.2f}")
+    if args.out:
         print(f"video with the maps over the frames and the original sound written to {path}")
     if args.png:
-        paths = save_heatmap_frames(clip.frames, maps, args.png, every=args.every or 1, **drawing)
-        print(f"{len(paths)} heat-map frames written to {args.png}")
+        print(f"{counts['pngs']} heat-map frames written to {args.png}")
     if not (args.out or args.png):
         print("nothing written: --out VIDEO writes the video with the maps over it, --png DIR its frames")
     return 0
@@ -468,6 +485,10 @@ def build_parser():
                      help="auto: fused with a --model fitted with localization=True, else synchrony (training-free)")
     loc.add_argument("--model", help=_MODEL_HELP)
     loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
+    loc.add_argument("--window", type=_positive_seconds, default=10.0,
+                     help="seconds per window: the video is read, localised and drawn a window at a time (memory "
+                     "grows with it: 10 s windows of 720p at 30 fps peak at about 1.6 GB in all)")
+    loc.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     loc.set_defaults(func=_localize)
 
     cls = command("classify", "probability of each label (given now) for what the video shows: judged by the "

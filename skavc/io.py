@@ -177,11 +177,17 @@ def _native_fps(stream):
     return None
 
 
-def _decode(container, path, vstream, astream, origin, start, max_duration, seek_to, fps_guess):
+def _decode(container, path, vstream, astream, origin, start, max_duration, seek_to, fps_guess, keep=None,
+            resample_to=None):
     """Demux once; return the video frames around [t_lo, t_hi) and the audio.
 
     ``origin`` is the time of the clip's zero; ``None`` means "the first
-    decoded video frame" (only valid when not seeking).
+    decoded video frame" (only valid when not seeking). With ``keep`` (a
+    callable ``keep(time, frame)``), what it returns is held in place of each
+    frame (an RGB array, or None for a frame not needed), so that a long file's
+    decoded frames are not all held at once. With ``resample_to`` (Hz) the audio
+    is resampled as it is decoded (:func:`_soxr_stream`: the same samples as
+    resampling it whole), so that it is never held at the file's rate.
 
     Returns
     -------
@@ -196,6 +202,7 @@ def _decode(container, path, vstream, astream, origin, start, max_duration, seek
         Mono audio at the stream's rate and the time of its first sample,
         limited to the span of interest plus a margin.
     audio_rate : int or None
+        The rate of ``audio``: the stream's, or ``resample_to``.
     audio_seen : bool
         Whether the audio stream produced any sample at all.
     """
@@ -221,6 +228,7 @@ def _decode(container, path, vstream, astream, origin, start, max_duration, seek
     last_vdur = None
     v_done = False
     a_chunks, a_t0, a_next, a_rate, a_seen = [], None, None, None, False
+    resampler = None
     a_done = astream is None
     last_vt = None
 
@@ -243,9 +251,9 @@ def _decode(container, path, vstream, astream, origin, start, max_duration, seek
                         prev = (t, frame)  # keep only the latest frame before the span
                         continue
                     if prev is not None:
-                        vframes.append(prev)
+                        vframes.append(prev if keep is None else (prev[0], keep(*prev)))
                         prev = None
-                    vframes.append((t, frame))
+                    vframes.append((t, frame if keep is None else keep(t, frame)))
                     if t > t_hi + 2 * frame_dt:
                         v_done = True
                 else:
@@ -267,13 +275,21 @@ def _decode(container, path, vstream, astream, origin, start, max_duration, seek
                         a_t0 = t
                     # Samples are concatenated as one contiguous run from a_t0:
                     # small timestamp jitter between packets is ignored.
-                    a_chunks.append(_audio_to_mono(frame))
+                    mono = _audio_to_mono(frame)
+                    if resample_to is not None and a_rate != resample_to:
+                        if resampler is None:
+                            resampler = _soxr_stream(a_rate, resample_to)
+                        mono = resampler.resample_chunk(np.asarray(mono, dtype=np.float32))
+                    a_chunks.append(mono)
             if v_done and a_done:
                 break
     except av.error.FFmpegError as exc:
         raise ValueError(f"could not decode video file '{path}': {exc}") from exc
     if prev is not None and not vframes:
-        vframes.append(prev)  # the whole video ends before t_lo: caller decides
+        vframes.append(prev if keep is None else (prev[0], keep(*prev)))  # the video ends before t_lo
+    if resampler is not None:
+        a_chunks.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        a_rate = resample_to
     audio = (a_t0, np.concatenate(a_chunks)) if a_chunks else None
     return t_lo, t_hi, vframes, last_vdur, audio, a_rate, a_seen
 
@@ -532,8 +548,10 @@ def load_clip(
 def load_sampled(path, frame_sampler, *, sample_rate=16000):
     """A video file's whole audio and only the frames ``frame_sampler`` picks.
 
-    What a clip embedding needs (all the audio, a few frames) without converting
-    every frame to RGB.
+    What a clip embedding needs (all the audio, a few frames) in memory bounded by the
+    picked frames, whatever the file's length: the file is demuxed once without decoding
+    (the frames' time stamps, hence their number) and decoded once, converting the picked
+    frames to RGB and dropping every other frame as it is decoded.
 
     Parameters
     ----------
@@ -549,12 +567,142 @@ def load_sampled(path, frame_sampler, *, sample_rate=16000):
         As :func:`load_clip` returns it.
     frames : ndarray of shape (len(indices), height, width, 3), uint8
         Equal to ``load_clip(path).frames[frame_sampler(n_frames)]``.
+
+    Notes
+    -----
+    The frame count comes from the packets' time stamps and is checked against the decode;
+    where they disagree (a stream whose decoder drops or adds frames) ``frame_sampler`` is
+    called again with the decoded count, and the file decoded once more if frames it then
+    picks were not kept.
     """
-    audio, _, frames, _ = _decode_clip(
-        path, sample_rate=sample_rate, fps=None, max_duration=None, start=0.0, frame_size=None,
-        allow_missing_audio=False, frame_sampler=frame_sampler,
-    )
-    return audio, frames
+    return _load_sampled(path, frame_sampler, sample_rate=sample_rate)
+
+
+def _load_sampled(path, frame_sampler, *, sample_rate=16000, with_audio=True):
+    """:func:`load_sampled`; ``with_audio=False`` decodes no audio (and accepts a silent file).
+
+    Returns
+    -------
+    audio : ndarray of shape (n_samples,), float32, or None without ``with_audio``
+    frames : ndarray of shape (n_picked, height, width, 3), uint8
+    """
+    path, sample_rate, _, _, _, _ = _check_load_args(path, sample_rate, None, None, 0.0, None)
+    plan = _sampled_plan(path, frame_sampler)
+    # without a plan (packets without time stamps) a first pass only counts the frames
+    needed = set() if plan is None else plan[1]
+    for _ in range(2):  # the second pass only when the plan missed picked frames
+        times, frames, idx, out_fps, t_first, audio = _decode_sampled(path, needed, with_audio, sample_rate)
+        if plan is not None and np.array_equal(times[idx], plan[0]):
+            choice = plan[2]  # the same frames as planned: frame_sampler is not called again
+        else:
+            choice = np.asarray(frame_sampler(idx.size))
+            plan = (times[idx], None, choice)
+        picked = idx[choice]
+        if all(frames[int(i)] is not None for i in picked):
+            break
+        needed = set(times[picked].tolist())
+    else:
+        raise ValueError(f"the frames of '{path}' changed between two decodes; load it with load_clip")
+    rgb = {int(i): frames[int(i)] for i in np.unique(picked)}
+    del frames
+    out = np.stack([rgb[int(i)] for i in picked]) if picked.size else np.zeros((0, 0, 0, 3), np.uint8)
+    if not with_audio:
+        return None, out
+    audio, a_rate, a_seen = audio
+    out_sr = sample_rate if sample_rate is not None else (a_rate or 16000)
+    return _cut_audio(audio, a_rate, a_seen, True, out_sr, idx.size, out_fps, t_first, False, path, 0.0), out
+
+
+def _packet_times(path):
+    """The video stream's frame times (s) and the last frame's duration, from demuxing alone.
+
+    Returns
+    -------
+    times : ndarray of shape (n_packets,), float64, or None
+        Presentation times of the packets FFmpeg does not discard, sorted; None when a
+        packet has no time stamp (the decoder then makes them up).
+    last_duration : float or None
+        Duration (s) of the last frame in presentation order, when the file says.
+    origin : float or None
+        The video stream's start time from the header.
+    native, tick : float or None
+        Native frame rate and the stream's time base (s).
+    """
+    with _open_input(path) as container:
+        vstream = container.streams.video[0]
+        head = (_stream_start(vstream), _native_fps(vstream),
+                float(vstream.time_base) if vstream.time_base is not None else 0.0)
+        pts, durations = [], []
+        try:
+            for packet in container.demux(vstream):
+                if packet.size == 0 or packet.is_discard:  # the flush packet; edit-list cuts
+                    continue
+                if packet.pts is None:
+                    return (None, None) + head
+                pts.append(float(packet.pts * packet.time_base))
+                durations.append(float(packet.duration * packet.time_base) if packet.duration else None)
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"could not decode video file '{path}': {exc}") from exc
+    if not pts:
+        return (None, None) + head
+    last = int(np.argmax(pts))
+    return (np.sort(np.asarray(pts)), durations[last]) + head
+
+
+def _sampled_plan(path, frame_sampler):
+    """Which frames :func:`load_sampled` keeps, planned from the packets before decoding.
+
+    Returns
+    -------
+    plan : (picked times, needed, choice) or None
+        Times (s) of the frames the clip will have at the picked positions, their set, and
+        ``frame_sampler``'s answer; None when the packets cannot say.
+    """
+    times, last_dur, origin, native, tick = _packet_times(path)
+    if times is None:
+        return None
+    t_lo = origin if origin is not None else float(times[0])
+    before = np.flatnonzero(times < t_lo)
+    if before.size > 1:  # :func:`_decode` keeps only the latest frame before the clip's start
+        times = times[before[-1]:]
+    idx, _, _ = _frame_grid(times, t_lo, native, last_dur, None, None, tick, path, 0.0)
+    choice = np.asarray(frame_sampler(idx.size))
+    picked = times[idx][choice]
+    return times[idx], set(picked.tolist()), choice
+
+
+def _decode_sampled(path, needed, with_audio, sample_rate):
+    """One decode of the whole file holding only the frames at ``needed`` times, as RGB.
+
+    Returns
+    -------
+    times : ndarray of shape (n_decoded,), float64
+        Every decoded frame's time (s), sorted.
+    frames : list
+        Per entry of ``times``: its RGB array (height, width, 3) when its time is in
+        ``needed``, else None.
+    idx, out_fps, t_first
+        As :func:`_frame_grid` gives them.
+    audio : (audio, rate, seen) or None
+        :func:`_decode`'s audio, resampled to ``sample_rate`` (Hz; None keeps the file's), None
+        without ``with_audio``.
+    """
+    with _open_input(path) as container:
+        vstream, astream = _pick_streams(container, path, allow_missing_audio=not with_audio)
+        astream = astream if with_audio else None
+        native, origin = _native_fps(vstream), _stream_start(vstream)
+        tick = float(vstream.time_base) if vstream.time_base is not None else 0.0
+        convert = _RGBConverter(None, copy=True)  # owned copies: FFmpeg's buffers go back at once
+
+        def keep(t, frame):
+            return convert(frame) if t in needed else None
+
+        t_lo, _, vframes, last_vdur, audio, a_rate, a_seen = _decode(
+            container, path, vstream, astream, origin, 0.0, None, None, native, keep=keep, resample_to=sample_rate)
+    times, vframes = _sorted_frames(vframes, path)
+    idx, out_fps, t_first = _frame_grid(times, t_lo, native, last_vdur, None, None, tick, path, 0.0)
+    return (times, [f for _, f in vframes], idx, out_fps, t_first,
+            (audio, a_rate, a_seen) if with_audio else None)
 
 
 def load_audio(path, *, sample_rate=None, name="path"):
@@ -612,8 +760,8 @@ def load_audio(path, *, sample_rate=None, name="path"):
     return samples, int(rate)
 
 
-def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, allow_missing_audio, frame_sampler=None):
-    """:func:`load_clip`'s work: (audio, sample rate, frames, fps), frames optionally sampled."""
+def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, allow_missing_audio):
+    """:func:`load_clip`'s work: (audio, sample rate, frames, fps)."""
     path, sample_rate, fps, max_duration, start, frame_size = _check_load_args(
         path, sample_rate, fps, max_duration, start, frame_size)
     with _open_input(path) as container:
@@ -649,12 +797,36 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
                     continue
             break
 
+    times, vframes = _sorted_frames(vframes, path)
+    idx, out_fps, t_first = _frame_grid(times, t_lo, native, last_vdur, fps, max_duration, tick, path, start)
+
+    # convert each selected frame once, even when the fps grid repeats it
+    unique, inverse = np.unique(idx, return_inverse=True)
+    rgb = _to_rgb([vframes[int(i)][1] for i in unique], frame_size)
+    del vframes
+    frames = np.stack(rgb)[inverse] if unique.size != idx.size else np.stack(rgb)
+    del rgb
+
+    out_sr = sample_rate if sample_rate is not None else (a_rate or 16000)
+    wave = _cut_audio(audio, a_rate, a_seen, astream is not None, out_sr, idx.size, out_fps, t_first,
+                      allow_missing_audio, path, start)
+    return wave, out_sr, frames, out_fps
+
+
+def _sorted_frames(vframes, path):
+    """``vframes`` (time, payload) from :func:`_decode` in presentation order: (times (n,) s, vframes)."""
     if not vframes:
         raise ValueError(f"no video frames decoded from '{path}'")
     times = np.array([t for t, _ in vframes], dtype=np.float64)
     order = np.argsort(times, kind="stable")
-    times = times[order]
-    vframes = [vframes[i] for i in order]
+    return times[order], [vframes[i] for i in order]
+
+
+def _frame_grid(times, t_lo, native, last_vdur, fps, max_duration, tick, path, start):
+    """The clip's frames among sorted frame ``times`` (s): (indices into ``times``, out fps, t_first).
+
+    :func:`_select_frames` after the checks and the rate estimate that :func:`load_clip` makes.
+    """
     if times[-1] < t_lo - (1.0 / native if native else 0.1):  # all frames end before start
         raise ValueError(
             f"no video frames decoded from '{path}' at start={start:g}s: "
@@ -668,46 +840,41 @@ def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, all
         if max_duration is not None and max_duration * (fps or native) < 1:
             raise ValueError(f"max_duration={max_duration:g}s is shorter than one frame of '{path}'")
         raise ValueError(f"no video frames decoded from '{path}' at start={start:g}s")
+    return idx, out_fps, t_first
 
-    # convert each selected frame once, even when the fps grid repeats it; with a sampler,
-    # only the frames it picks (RGB conversion and stacking were ~40% of a decode)
-    picked = idx if frame_sampler is None else idx[frame_sampler(idx.size)]
-    unique, inverse = np.unique(picked, return_inverse=True)
-    rgb = _to_rgb([vframes[int(i)][1] for i in unique], frame_size)
-    del vframes
-    frames = np.stack(rgb)[inverse] if unique.size != picked.size else np.stack(rgb)
-    del rgb
 
-    out_sr = sample_rate if sample_rate is not None else (a_rate or 16000)
-    n_samples = max(1, int(round(idx.size * out_sr / out_fps)))
-    if astream is None:
-        wave = np.zeros(n_samples, dtype=np.float32)
-    else:
-        wave = None
-        if audio is not None:
-            a_t0, y = audio
-            if a_rate != out_sr:
-                y = _resample(y, a_rate, out_sr)
-            # sample i of y plays at a_t0 + i / out_sr; the clip starts at t_first
-            offset = int(round((t_first - a_t0) * out_sr))
-            if min(y.size, offset + n_samples) - max(0, offset) > 0:  # any overlap?
-                if offset >= 0:
-                    y = y[offset : offset + n_samples]
-                else:  # audio starts after the first frame: silence in front
-                    y = np.concatenate([np.zeros(-offset, dtype=np.float32), y[: n_samples + offset]])
-                if y.size < n_samples:  # audio ends before the video: silence at the end
-                    y = np.concatenate([y, np.zeros(n_samples - y.size, dtype=np.float32)])
-                wave = np.ascontiguousarray(y, dtype=np.float32)
-        if wave is None:
-            if not allow_missing_audio:
-                what = "" if a_seen else " at all"
-                raise ValueError(
-                    f"no audio samples decoded{what} from '{path}' for the requested span "
-                    f"(start={start:g}s, {idx.size} frames at {out_fps:g} fps); "
-                    "pass allow_missing_audio=True to use silence instead"
-                )
-            wave = np.zeros(n_samples, dtype=np.float32)
-    return wave, out_sr, frames, out_fps
+def _cut_audio(audio, a_rate, a_seen, has_audio, out_sr, n_frames, out_fps, t_first, allow_missing_audio, path,
+               start):
+    """The clip's audio: ``round(n_frames * out_sr / out_fps)`` samples at ``out_sr`` from ``t_first`` (s).
+
+    ``audio`` is :func:`_decode`'s (t0, samples at ``a_rate``) or None; silence fills what the
+    stream does not cover (the module docstring's time model).
+    """
+    n_samples = max(1, int(round(n_frames * out_sr / out_fps)))
+    if not has_audio:
+        return np.zeros(n_samples, dtype=np.float32)
+    if audio is not None:
+        a_t0, y = audio
+        if a_rate != out_sr:
+            y = _resample(y, a_rate, out_sr)
+        # sample i of y plays at a_t0 + i / out_sr; the clip starts at t_first
+        offset = int(round((t_first - a_t0) * out_sr))
+        if min(y.size, offset + n_samples) - max(0, offset) > 0:  # any overlap?
+            if offset >= 0:
+                y = y[offset : offset + n_samples]
+            else:  # audio starts after the first frame: silence in front
+                y = np.concatenate([np.zeros(-offset, dtype=np.float32), y[: n_samples + offset]])
+            if y.size < n_samples:  # audio ends before the video: silence at the end
+                y = np.concatenate([y, np.zeros(n_samples - y.size, dtype=np.float32)])
+            return np.ascontiguousarray(y, dtype=np.float32)
+    if not allow_missing_audio:
+        what = "" if a_seen else " at all"
+        raise ValueError(
+            f"no audio samples decoded{what} from '{path}' for the requested span "
+            f"(start={start:g}s, {n_frames} frames at {out_fps:g} fps); "
+            "pass allow_missing_audio=True to use silence instead"
+        )
+    return np.zeros(n_samples, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- #

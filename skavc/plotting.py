@@ -386,6 +386,161 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", legen
                         audio_codec=audio_codec, audio_bit_rate=audio_bit_rate, preset=preset)
 
 
+class _StreamedSound:
+    """The sound of the windows a video is written from, gathered as they pass: what
+    :func:`skavc.io._write_video` reads (``fps``, ``sample_rate``, then ``audio``) after the last frame.
+
+    Only the sound is kept (mono float32 at the windows' rate: 64 kB per second at 16 kHz), never
+    their frames."""
+
+    def __init__(self, fps, sample_rate):
+        self.fps, self.sample_rate = fps, sample_rate
+        self._chunks = []
+
+    def add(self, audio):
+        self._chunks.append(audio)
+
+    @property
+    def audio(self):
+        import numpy as np
+
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
+
+
+# Frames whose maps are resized from their grid at once while drawing a window (maps that are
+# resized when sliced, as skavc.localization.GridMaps): 8 frames of 720p maps are 30 MB.
+_MAP_CHUNK = 8
+
+
+def _window_pairs(windows, threshold):
+    """``(clip, maps)`` of each window, checked (frames uint8 (T, H, W, 3) with maps (T, H, W)
+    of one size throughout, one rate and sample rate), each let go before the next is read."""
+    import numpy as np
+
+    from ._clip import AVClip
+    from ._validation import check_real
+
+    check_real(threshold, name="threshold")
+    first, k = None, -1
+    for pair in windows:  # not enumerate: it holds the last pair while the next is read
+        clip, maps = pair
+        del pair
+        k += 1
+        if not isinstance(clip, AVClip):
+            raise TypeError(f"windows[{k}] must be a pair (AVClip, maps); got a {type(clip).__name__} first")
+        frames = clip.frames
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"windows[{k}]: frames must be uint8 of shape (T, H, W, 3); got {frames.dtype} "
+                             f"{frames.shape}")
+        if tuple(maps.shape) != frames.shape[:3]:
+            raise ValueError(f"windows[{k}]: maps must have shape {frames.shape[:3]} (T, H, W) to match the "
+                             f"frames; got {tuple(maps.shape)}")
+        if first is None:
+            first = (frames.shape[1:3], clip.fps, clip.sample_rate)
+        elif (frames.shape[1:3], clip.fps, clip.sample_rate) != first:
+            raise ValueError(f"windows[{k}] has frames of {frames.shape[1:3]} at {clip.fps:g} fps with sound at "
+                             f"{clip.sample_rate} Hz; the first window had {first[0]} at {first[1]:g} fps and "
+                             f"{first[2]} Hz")
+        yield clip, maps
+        del clip, maps, frames
+
+
+def save_heatmap_video_windows(windows, path, *, threshold=0.5, cmap="inferno", legend=False, normalize=False,
+                               video_codec=None, preset="veryfast", crf=18, audio_codec="aac",
+                               audio_bit_rate=192_000):
+    """Write a long video with its localisation maps blended in, from its windows, as they are read.
+
+    :func:`save_heatmap_video` for a video that never is in memory at once: each window's
+    frames are drawn (as :func:`overlay_frames` draws them) and encoded as the window arrives,
+    and the window is let go before the next is asked for, so memory holds one window (and its
+    maps, a few frames at a time when they are resized on slicing). Each window's sound is kept
+    (mono, 64 kB per second at 16 kHz) and written after the last frame. The file is written
+    atomically: an error or Ctrl-C part way leaves no file at ``path`` (an existing one is kept).
+
+    Parameters
+    ----------
+    windows : iterable of (AVClip, maps)
+        Consecutive windows in order, no overlap: each window's clip (frames (T, H, W, 3) uint8,
+        all of one size and rate, and the sound that plays with them) and its maps, (T, H, W)
+        in [0, 1], an array or anything sliced as one (``maps[t0:t1]``:
+        :class:`skavc.localization.GridMaps`), as
+        ``AVCorrespondence.localize_windows`` gives them.
+    path : str or os.PathLike
+        Output file; the container follows the extension. Its directory must exist.
+    threshold, cmap, legend, normalize, video_codec, preset, crf, audio_codec, audio_bit_rate
+        As in :func:`save_heatmap_video`.
+
+    Returns
+    -------
+    path : str
+
+    Raises
+    ------
+    ValueError
+        If ``windows`` is empty, or its windows differ in frame size, frame rate or sample rate.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from .io import _write_video
+
+    pairs = _window_pairs(windows, threshold)
+    try:
+        clip, maps = next(pairs)
+    except StopIteration:
+        raise ValueError("windows is empty: expected at least one (AVClip, maps)") from None
+    H, W = clip.frames.shape[1:3]
+    sound = _StreamedSound(clip.fps, clip.sample_rate)
+    paint = _Painter((H, W), threshold, cmap, legend, normalize)
+    height, width = H + H % 2, W + W % 2  # yuv420p: even sizes
+    buffers = [np.empty((height, width, 3), dtype=np.uint8) for _ in range(2)]
+
+    def draw(out, box):
+        # the frame comes in a box emptied here: the pool's work item, which may outlive the
+        # call a moment, then holds no view of the window's frames while the next is read
+        frame, heat = box.pop()
+        paint(out[:H, :W], frame, heat)
+        del frame, heat
+        if H % 2:
+            out[H] = out[H - 1]
+        if W % 2:
+            out[:, W] = out[:, W - 1]
+        return out
+
+    def frames_and_maps(first):
+        """(frame, map) of every frame in order, maps resized a few frames at a time."""
+        clip, maps = first
+        del first
+        while clip is not None:
+            sound.add(clip.audio)
+            for t0 in range(0, clip.n_frames, _MAP_CHUNK):
+                chunk = np.asarray(maps[t0 : t0 + _MAP_CHUNK], dtype=np.float32)
+                for t in range(chunk.shape[0]):
+                    yield clip.frames[t0 + t], chunk[t]
+            del clip, maps, chunk  # one window held, never two
+            clip, maps = next(pairs, (None, None))
+
+    def drawn(source):
+        # frame t + 1 is drawn in a second thread (numpy lets go of the GIL) while frame t is
+        # converted to yuv420p and encoded; the writer copies each frame before asking for the next
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending, t = pool.submit(draw, buffers[0], [next(source)]), 0
+            while pending is not None:
+                out = pending.result()
+                # no frame of the window just drawn is referenced here when the next is read
+                item = next(source, None)
+                t += 1
+                pending = None if item is None else pool.submit(draw, buffers[t % 2], [item])
+                del item
+                yield out
+
+    source = frames_and_maps((clip, maps))
+    del clip, maps  # the generator holds the first window, and lets it go
+    return _write_video(sound, path, drawn(source), (height, width), video_codec=video_codec,
+                        crf=crf, audio_codec=audio_codec, audio_bit_rate=audio_bit_rate, preset=preset)
+
+
 def _check_frames_and_maps(frames, maps, threshold):
     import numpy as np
 
@@ -448,4 +603,50 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
         with atomic_path(path) as tmp:
             plt.imsave(tmp, paint(image, frames[t], maps[t]), format="png")
         paths.append(path)
+    return paths
+
+
+def save_heatmap_frames_windows(windows, out_dir, every=1, *, threshold=0.5, cmap="inferno", prefix="frame",
+                                legend=False, normalize=False, first_index=0):
+    """Write a long video's frames with their maps blended in, one PNG per frame, window by window.
+
+    :func:`save_heatmap_frames` for windows read one at a time (as
+    :func:`save_heatmap_video_windows` takes them): a file's index counts frames from the
+    video's first, so the files are those :func:`save_heatmap_frames` writes from the whole
+    video, and only the maps of the frames written are resized.
+
+    Parameters
+    ----------
+    windows : iterable of (AVClip, maps)
+        As in :func:`save_heatmap_video_windows`.
+    out_dir, every, threshold, cmap, prefix, legend, normalize
+        As in :func:`save_heatmap_frames`.
+    first_index : int, default=0
+        Index of the first window's first frame in the video (windows given a few at a time).
+
+    Returns
+    -------
+    paths : list of str
+        The files written, in frame order.
+    """
+    import numpy as np
+
+    if int(every) < 1:
+        raise ValueError(f"every must be >= 1; got {every!r}")
+    every = int(every)
+    plt = _pyplot()
+    out_dir = _check_output_folder(out_dir, name="out_dir")
+    out_dir.mkdir(exist_ok=True)
+    paths, paint, image, first = [], None, None, int(first_index)
+    for clip, maps in _window_pairs(windows, threshold):
+        if paint is None:
+            paint = _Painter(clip.frames.shape[1:3], threshold, cmap, legend, normalize)
+            image = np.empty(clip.frames.shape[1:], dtype=np.uint8)
+        for t in range(-first % every, clip.n_frames, every):
+            path = os.path.join(os.fspath(out_dir), f"{prefix}_{first + t:05d}.png")
+            with atomic_path(path) as tmp:
+                plt.imsave(tmp, paint(image, clip.frames[t], np.asarray(maps[t : t + 1])[0]), format="png")
+            paths.append(path)
+        first += clip.n_frames
+        del clip, maps  # let go of the window before the next is read
     return paths

@@ -2,7 +2,6 @@
 
 import joblib
 import numpy as np
-import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score

@@ -43,6 +43,7 @@ from sklearn.exceptions import NotFittedError
 from .._validation import check_option
 # audio_envelope, audio_changes, frame_changes and window_means lived here before features/:
 # still importable from here, though not listed in __all__ (features/ is where they belong).
+from ..features.video import colour_blocks
 from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,  # noqa: F401
                         sound_presence, window_means)
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
@@ -51,6 +52,7 @@ from ._maps import (
     FUSIONS,
     SOURCE_THRESHOLD,
     WORK_SIZE,
+    cell_sizes,
     cells_to_blocks,
     evidence_to_maps,
     fuse_evidence,
@@ -59,6 +61,7 @@ from ._maps import (
     shape_to_maps,
     upsample_bilinear,
 )
+from ._windows import GridMaps, LocalizedWindow
 from ._synchrony import frame_peaks, synchrony_cells, synchrony_correlation, synchrony_evidence, synchrony_maps
 
 __all__ = [
@@ -66,13 +69,17 @@ __all__ = [
     "FUSIONS",
     "METHODS",
     "SOURCE_THRESHOLD",
+    "GridMaps",
     "LocalizationHead",
+    "LocalizedWindow",
     "evidence_to_maps",
     "fit_localization_head",
     "fuse_evidence",
+    "grid_maps",
     "learned_clip_evidence",
     "learned_evidence",
     "localize_clips",
+    "localize_windows",
     "mil_loss_and_grads",
     "refine_blocks",
     "refine_shape",
@@ -126,6 +133,54 @@ def learned_clip_evidence(context, head, embed_audio, clip, *, full_size=True):
     return learned_evidence(probabilities, clip.frames.shape[1:3] if full_size else None, gate)
 
 
+def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None, refine=True, fusion="prior"):
+    """One clip's maps on the grid they are computed on, before the resize to the frames' size.
+
+    What :func:`localize_clips` computes for one clip, but for the last step: its maps are
+    ``upsample_bilinear(grid, size, cell=cell)`` of these, so a caller that draws (or scores) a
+    few frames at a time never holds the full-size maps of a whole clip (a 10 s window of 720p
+    at 30 fps would take 1.1 GB of float32).
+
+    Parameters
+    ----------
+    context : EncodingContext
+    clip : AVClip
+    method : {"synchrony", "learned", "fused"}
+        As resolved by :func:`resolve_method`.
+    localization_head, embed_audio, refine, fusion
+        As in :func:`localize_clips`.
+
+    Returns
+    -------
+    grid : ndarray of shape (T, h, w), float32 in [0, 1]
+        ``confidence * shape`` on the grid of cells (``refine=True``: the refinement's blocks of
+        at most :data:`WORK_SIZE` pixels a side).
+    cell : float or (float, float)
+        Cell size in pixels of the frames, as :func:`upsample_bilinear` takes it.
+    """
+    size = clip.frames.shape[1:3]
+    if method in ("synchrony", "fused"):
+        s_shape, s_confidence, s_cell = synchrony_cells(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    if method in ("learned", "fused"):
+        l_shape, l_confidence = learned_clip_evidence(context, localization_head, embed_audio, clip, full_size=False)
+    if method == "synchrony":
+        shape, confidence, cell = s_shape, s_confidence, s_cell
+    elif method == "learned":
+        shape, confidence, cell = l_shape, l_confidence, None
+    else:  # the two grids differ: fused on the refinement's blocks
+        k = block_size(*size, WORK_SIZE)
+        shape, confidence = fuse_evidence((cells_to_blocks(l_shape, size, k), l_confidence),
+                                          (cells_to_blocks(s_shape, size, k, s_cell), s_confidence), fusion)
+        cell = k
+    if refine:
+        k = block_size(*size, WORK_SIZE)
+        shape = refine_blocks(colour_blocks(clip.frames, k), cells_to_blocks(shape, size, k, cell))
+        cell = k
+    if cell is None:  # cells tiling the frame (the learned head's 7x7)
+        cell = cell_sizes(size, shape.shape[1:])
+    return evidence_to_maps(shape, confidence), cell
+
+
 def localize_clips(context, X, method, *, localization_head=None, embed_audio=None, refine=True,
                    fusion="prior"):
     """Heat maps and per-frame confidences of where the sound comes from, per clip.
@@ -156,25 +211,46 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
 
     def job(item, where):
         clip = context.clip(item, where)
-        size = clip.frames.shape[1:3]
-        if method in ("synchrony", "fused"):
-            s_shape, s_confidence, s_cell = synchrony_cells(clip.audio, clip.sample_rate, clip.frames, clip.fps)
-        if method in ("learned", "fused"):
-            l_shape, l_confidence = learned_clip_evidence(context, localization_head, embed_audio, clip,
-                                                          full_size=False)
-        if method == "synchrony":
-            shape, confidence, cell = s_shape, s_confidence, s_cell
-        elif method == "learned":
-            shape, confidence, cell = l_shape, l_confidence, None
-        else:  # the two grids differ: fused on the refinement's blocks
-            k = block_size(*size, WORK_SIZE)
-            shape, confidence = fuse_evidence((cells_to_blocks(l_shape, size, k), l_confidence),
-                                              (cells_to_blocks(s_shape, size, k, s_cell), s_confidence), fusion)
-            cell = k
-        maps = shape_to_maps(clip.frames, shape, confidence, cell, refine=refine, max_size=WORK_SIZE)
+        grid, cell = grid_maps(context, clip, method, localization_head=localization_head,
+                               embed_audio=embed_audio, refine=refine, fusion=fusion)
+        maps = upsample_bilinear(grid, clip.frames.shape[1:3], cell=cell)
         return maps, frame_peaks(maps)
 
     return context.map(job, X)
+
+
+def localize_windows(context, windows, method, *, localization_head=None, embed_audio=None, refine=True,
+                     fusion="prior"):
+    """Where the sound comes from in each window of a long recording, one window at a time.
+
+    Each window is localised on its own, as :func:`localize_clips` localises a clip (its
+    synchrony chance level and refinement are the window's), so a recording that is one
+    window gets :func:`localize_clips`'s maps and confidences exactly.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    windows : iterable of AVClip
+        Consecutive windows (``EncodingContext.windows``, :func:`skavc.io.iter_clips`), read
+        one at a time: a window is let go before the next is asked for.
+    method, localization_head, embed_audio, refine, fusion
+        As in :func:`localize_clips`.
+
+    Yields
+    ------
+    window : LocalizedWindow
+        The window's clip, its maps (resized from their grid when sliced) and per-frame
+        confidences (T,), found as the maps are read.
+    """
+    if method in ("learned", "fused"):
+        context.require_time_steps("learned localisation")
+    for clip in windows:
+        grid, cell = grid_maps(context, clip, method, localization_head=localization_head, embed_audio=embed_audio,
+                               refine=refine, fusion=fusion)
+        maps = GridMaps(grid, clip.frames.shape[1:3], cell)
+        window = LocalizedWindow(clip, maps)
+        yield window
+        del clip, grid, maps, window  # the reader then holds one window, not two
 
 
 def fit_localization_head(context, X, embed_audio, *, rng, alpha=1e-4, log=None):

@@ -1,0 +1,99 @@
+"""A long video's localisation, window by window: maps kept on their grid, resized as they are read.
+
+A window of full-size maps is large (10 s of 720p at 30 fps: 1.1 GB of float32), so a window's
+maps stay on the grid they were computed on (:func:`skavc.localization.grid_maps`) and are
+resized to the frames' size a few frames at a time, when drawn or scored.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._maps import upsample_bilinear
+
+# Frames resized at once when a window's peaks are found: 8 frames of 720p float32 maps are
+# 30 MB, and fewer would cost more numpy calls per frame.
+_READ_CHUNK = 8
+
+
+class GridMaps:
+    """Full-size maps ``(T, H, W)`` read from their grid a slice at a time (``maps[t0:t1]``).
+
+    Parameters
+    ----------
+    grid : ndarray of shape (T, h, w), float32
+    size : (int, int)
+        ``(H, W)`` of the frames.
+    cell : float or (float, float)
+        Cell size in pixels, as in :func:`~skavc.localization.upsample_bilinear`.
+
+    Attributes
+    ----------
+    shape : (int, int, int)
+        ``(T, H, W)``.
+    """
+
+    def __init__(self, grid, size, cell):
+        self.grid, self.size, self.cell = grid, tuple(int(v) for v in size), cell
+        self.shape = (grid.shape[0], *self.size)
+        self.ndim, self.dtype = 3, np.dtype(np.float32)
+        # Each frame's peak, noted whenever its map is made (NaN until then): drawing a window
+        # then gives its confidences without resizing its maps a second time.
+        self._peaks = np.full(grid.shape[0], np.nan)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        """``maps[t]`` (H, W) or ``maps[t0:t1]`` (n, H, W), float32, resized when asked for."""
+        if not isinstance(index, slice):
+            t = range(self.shape[0])[index]
+            return self[t : t + 1][0]
+        maps = upsample_bilinear(self.grid[index], self.size, cell=self.cell)
+        self._peaks[index] = maps.reshape(maps.shape[0], -1).max(axis=1)
+        return maps
+
+    def __array__(self, dtype=None, copy=None):
+        maps = self[:]
+        return maps if dtype is None else maps.astype(dtype)
+
+    def peaks(self):
+        """Each frame's largest full-size map value, (T,) float64, a few frames at a time."""
+        missing = np.flatnonzero(np.isnan(self._peaks))
+        for t0 in missing[::_READ_CHUNK]:  # frames resized once, whether drawn first or not
+            self[t0 : min(t0 + _READ_CHUNK, self.shape[0])]
+        return self._peaks.copy()
+
+
+@dataclass(frozen=True)
+class LocalizedWindow:
+    """One window of a long video and where its sound comes from.
+
+    Attributes
+    ----------
+    clip : AVClip
+        The window's frames (T, H, W, 3) and sound; ``clip.start`` is its first frame's time
+        in seconds from the video's first frame.
+    maps : GridMaps
+        Its maps (T, H, W) in [0, 1], as ``AVCorrespondence.localize`` gives them, resized from
+        their grid when sliced (``maps[t0:t1]``; ``np.asarray(maps)`` makes all of them).
+    """
+
+    clip: object
+    maps: GridMaps
+
+    @property
+    def confidence(self):
+        """Each frame's largest map value, (T,) in [0, 1]: found as the maps are read (read the
+        window's maps first, e.g. draw them, and this costs nothing more)."""
+        return self.maps.peaks()
+
+    @property
+    def start(self):
+        """Seconds from the video's first frame to the window's."""
+        return self.clip.start
+
+    @property
+    def duration(self):
+        """The window's length in seconds."""
+        return self.clip.n_frames / self.clip.fps

@@ -1,0 +1,142 @@
+"""Localisation of long videos window by window (issue 20): the same answers as ``localize`` on a
+clip that is one window, each window as ``localize`` of that span, the overlay video and PNG frames
+written as the windows are read, atomically, and the command line's progress line."""
+
+import os
+
+import numpy as np
+import pytest
+
+from skavc import AVClip, AVCorrespondence, load_clip, save_clip
+from skavc.datasets import make_av_clips
+from skavc.localization import GridMaps, LocalizedWindow, upsample_bilinear
+
+
+@pytest.fixture(scope="module")
+def clip():
+    (clip,), _ = make_av_clips(n_clips=1, duration=3.0, frame_size=(72, 128), random_state=3)
+    return clip
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, clip):
+    path = tmp_path_factory.mktemp("long") / "clip.mp4"
+    save_clip(clip, path)
+    return path
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_one_window_is_localize_exactly(clip, refine):
+    model = AVCorrespondence()
+    (maps,), (confidence,) = model.localize([clip], return_confidence=True, refine=refine)
+    (window,) = list(model.localize_windows(clip, window=10.0, refine=refine))
+    assert isinstance(window, LocalizedWindow) and window.start == 0.0
+    np.testing.assert_array_equal(np.asarray(window.maps), maps)
+    np.testing.assert_array_equal(window.confidence, confidence)
+    np.testing.assert_array_equal(window.maps[5:9], maps[5:9])
+    np.testing.assert_array_equal(window.maps[7], maps[7])
+
+
+def test_a_video_file_is_streamed_and_one_window_is_localize_exactly(video):
+    model = AVCorrespondence()
+    (maps,), (confidence,) = model.localize([video], return_confidence=True)
+    (window,) = list(model.localize_windows(video))
+    np.testing.assert_array_equal(np.asarray(window.maps), maps)
+    np.testing.assert_array_equal(window.confidence, confidence)
+
+
+def test_each_window_is_localize_of_its_span(clip):
+    model = AVCorrespondence()
+    windows = list(model.localize_windows(clip, window=1.0))
+    assert [w.start for w in windows] == pytest.approx([0.0, 1.0, 2.0])
+    assert sum(w.clip.n_frames for w in windows) == clip.n_frames
+    for w in windows:
+        first = int(round(w.start * clip.fps))
+        span = AVClip(w.clip.audio, clip.sample_rate, clip.frames[first : first + w.clip.n_frames], clip.fps)
+        (maps,), (confidence,) = model.localize([span], return_confidence=True)
+        np.testing.assert_array_equal(np.asarray(w.maps), maps)
+        np.testing.assert_array_equal(w.confidence, confidence)
+
+
+def test_grid_maps_slice_as_the_resized_array():
+    rng = np.random.default_rng(0)
+    grid = rng.random((5, 4, 6)).astype(np.float32)
+    maps = GridMaps(grid, (40, 60), 10)
+    full = upsample_bilinear(grid, (40, 60), cell=10)
+    assert maps.shape == (5, 40, 60) and len(maps) == 5
+    np.testing.assert_array_equal(maps[1:4], full[1:4])
+    np.testing.assert_array_equal(maps.peaks(), full.reshape(5, -1).max(axis=1))
+
+
+def test_the_overlay_video_is_written_from_windows(clip, tmp_path):
+    pytest.importorskip("matplotlib")
+    from skavc.plotting import save_heatmap_video, save_heatmap_video_windows
+
+    model = AVCorrespondence()
+    pairs = [(w.clip, w.maps) for w in model.localize_windows(clip, window=1.0)]
+    path = save_heatmap_video_windows(iter(pairs), tmp_path / "windows.mp4", legend=True)
+    (maps,) = model.localize([clip])
+    whole = save_heatmap_video(clip, maps, tmp_path / "whole.mp4", legend=True)
+    back, expected = load_clip(path), load_clip(whole)
+    assert back.frames.shape == clip.frames.shape
+    # each window's maps are its own (its own chance level): the frames differ where the maps do
+    same = np.all(np.asarray(np.concatenate([np.asarray(m) for _, m in pairs])) == maps, axis=(1, 2))
+    np.testing.assert_array_equal(back.frames[same], expected.frames[same])
+    np.testing.assert_array_equal(back.audio, expected.audio)  # the same sound, written window by window
+
+
+def test_an_error_part_way_leaves_no_overlay_file(clip, tmp_path):
+    pytest.importorskip("matplotlib")
+    from skavc.plotting import save_heatmap_video_windows
+
+    model = AVCorrespondence()
+
+    def failing():
+        for k, w in enumerate(model.localize_windows(clip, window=1.0)):
+            if k == 2:
+                raise KeyboardInterrupt
+            yield w.clip, w.maps
+
+    with pytest.raises(KeyboardInterrupt):
+        save_heatmap_video_windows(failing(), tmp_path / "overlay.mp4")
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="windows is empty"):
+        save_heatmap_video_windows(iter([]), tmp_path / "overlay.mp4")
+
+
+def test_png_frames_from_windows_are_those_of_the_whole_clip(clip, tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from skavc.plotting import save_heatmap_frames, save_heatmap_frames_windows
+
+    pairs = [(w.clip, w.maps) for w in AVCorrespondence().localize_windows(clip, window=1.0)]
+    maps = np.concatenate([np.asarray(m) for _, m in pairs])
+    whole = save_heatmap_frames(clip.frames, maps, tmp_path / "whole", every=7)
+    streamed = save_heatmap_frames_windows(iter(pairs), tmp_path / "streamed", every=7)
+    assert [os.path.basename(p) for p in streamed] == [os.path.basename(p) for p in whole]
+    for a, b in zip(whole, streamed):
+        np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_cli_streams_with_a_progress_line_unless_quiet(video, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from skavc.cli import main
+
+    out = tmp_path / "overlay.mp4"
+    status = main(["localize", str(video), "--out", str(out), "--window", "1", "--png", str(tmp_path / "f"),
+                   "--every", "30"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "localize clip.mp4" in captured.err and "real time" in captured.err
+    assert f"of {int(round(3.0 * 24))} frames" in captured.out or " frames (confidence" in captured.out
+    assert load_clip(out).n_frames == load_clip(video).n_frames
+    assert sorted(os.listdir(tmp_path / "f")) == ["frame_00000.png", "frame_00030.png", "frame_00060.png"]
+    status = main(["localize", str(video), "--quiet"])
+    captured = capsys.readouterr()
+    assert status == 0 and captured.err == ""
+
+
+def test_a_bad_window_is_refused_at_the_call(clip):
+    with pytest.raises(ValueError, match="window"):
+        AVCorrespondence().localize_windows(clip, window=0.0)
