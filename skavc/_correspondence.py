@@ -728,13 +728,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         def job(item, where):
             windows, duration = context.windows(item, where, window=window, hop=hop, max_side=sync.WORK_SIDE)
-            name = os.path.basename(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else where
-            progress = Progress(f"sync {name}", duration) if self.verbose else None
-            timeline = sync.sync_timeline(windows, method=method, max_offset=self.max_offset,
-                                          progress=None if progress is None else progress.update)
-            if progress is not None:
-                progress.close()
-            return timeline
+            windows = self._with_progress(windows, "sync", item, where, duration)
+            return sync.sync_timeline(windows, method=method, max_offset=self.max_offset)
 
         return context.map(job, X)
 
@@ -822,22 +817,17 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         method = localization.resolve_method(method, head)
         context = self._context()
         windows, duration = context.windows(video, "video", window=window)
-        name = os.path.basename(os.fspath(video)) if isinstance(video, (str, os.PathLike)) else "video"
         results = localization.localize_windows(context, windows, method, localization_head=head,
                                                 embed_audio=self._embed_audio_features, refine=bool(refine))
-        return self._with_progress(results, f"localize {name}", duration) if self.verbose else results
+        return self._with_progress(results, "localize", video, "video", duration)
 
-    @staticmethod
-    def _with_progress(windows, what, duration):
-        """``windows`` passed on, a progress line moved on as each one is done with."""
-        progress = Progress(what, duration)
-        try:
-            for result in windows:
-                yield result
-                progress.update(result.start + result.duration)
-                del result  # let go of the window before the next is read
-        finally:
-            progress.close()
+    def _with_progress(self, windows, what, item, where, duration):
+        """``windows`` (each with ``start`` and ``duration`` in seconds) as they are, or with
+        ``verbose`` passed on through a progress line on stderr moved on as each is done with."""
+        if not self.verbose:
+            return windows
+        name = os.path.basename(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else where
+        return _progress_over(windows, Progress(f"{what} {name}", duration))
 
     def retrieve_visuals(self, audio, visual_database, top_k=10, sample_rate=None, rerank=None):
         """Videos whose pictures best fit a sound.
@@ -1100,3 +1090,14 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _progress_over(windows, progress):
+    """``windows`` passed on, ``progress`` moved on as each one is done with (closed at the end)."""
+    try:
+        for window in windows:
+            yield window
+            progress.update(window.start + window.duration)
+            del window  # let go of the window before the next is read
+    finally:
+        progress.close()

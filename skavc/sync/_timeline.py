@@ -123,7 +123,7 @@ def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHO
     return float(slope), float(intercept)
 
 
-def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
+def sync_timeline(windows, *, method="signal", max_offset=1.0):
     """Offset per window of one recording, the whole recording's, and its drift.
 
     Parameters
@@ -136,8 +136,6 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
         baseline :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
-    progress : callable or None
-        ``progress(seconds_done)`` after each window.
 
     Returns
     -------
@@ -162,8 +160,6 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, progress=None):
         fps = clip.fps
         peaks.append(peak_offset(*curve))
         curves.append(curve)
-        if progress is not None:
-            progress(starts[-1] + durations[-1])
     if not curves:
         raise ValueError("windows is empty: expected at least one clip")
     # a short tail may search a narrower range (max_offset is clipped to half a window): its own
