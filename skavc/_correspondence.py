@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import describe, localization, retrieval, scene, separation, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
-from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, project
+from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, output_dim, project
 from ._inputs import check_collection, resolve_audio
 from ._text_space import check_labels
 from .index import unit_rows
@@ -582,8 +582,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
     def _fitted_embedding_dim(self):
         """Width of the fitted shared space (the heads' output), whatever ``embedding_dim`` says now."""
-        last_bias = max((k for k in self.head_params_ if k.startswith("audio_b")), key=lambda k: int(k[len("audio_b"):]))
-        return self.head_params_[last_bias].shape[0]
+        return output_dim(self.head_params_)
 
     def correspondence(self, X, timing=None):
         """How well each clip's sound matches its pictures.
@@ -809,10 +808,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             (``maps[t0:t1]``), and ``confidence`` (T,). Read it once, a window at a time: a
             window kept while the next is read doubles the memory.
         """
-        from .io import check_window  # io loads PyAV: only when a method reads windows
-
         (video,) = check_collection([video])
-        window, _ = check_window(window, None)  # refused here, not at the first window read
         head = getattr(self, "localization_head_", None)
         method = localization.resolve_method(method, head)
         context = self._context()

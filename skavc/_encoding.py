@@ -280,6 +280,9 @@ class EncodingContext:
         duration : float or None
             Seconds of media to get through (for a progress line), None when unknown.
         """
+        from .io import check_window  # io loads PyAV: only when windows are read
+
+        window, hop = check_window(window, hop)  # refused at the call: the windows are read later
         if isinstance(item, (str, os.PathLike)):
             from .io import iter_clips, video_info
 

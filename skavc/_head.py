@@ -236,3 +236,9 @@ def infonce_loss_and_grads(params, A, V, learn_temperature=True, alpha=0.0):
                 loss += 0.5 * alpha * float(np.vdot(W, W))
                 grads[key] += alpha * W
     return float(loss), grads
+
+
+def output_dim(params):
+    """Width of the shared space the heads of ``params`` (:func:`init_head_params`) project into."""
+    last = max(int(k[len("audio_b"):]) for k in params if k.startswith("audio_b"))
+    return params[f"audio_b{last}"].shape[0]

@@ -81,11 +81,12 @@ def pair_clips(audio, frames, *, sample_rate, fps):
 
 
 def _resample(audio, orig_sr, target_sr):
+    """``audio`` from ``orig_sr`` to ``target_sr`` as every loader resamples (libsoxr HQ, :mod:`skavc.io`)."""
     if orig_sr == target_sr:
         return audio
-    import librosa
+    from .io import resample_audio
 
-    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+    return resample_audio(audio, orig_sr, target_sr)
 
 
 def resolve_clip(item, *, sample_rate, fps, where):

@@ -195,7 +195,7 @@ def _load_video(path, model, *, sound, **kwargs):
         if "allow_missing_audio" not in str(exc):
             raise
         # the library's fix is a Python argument: from the shell, say what the command needs instead
-        reason = re.sub(r"\s*[;(]?\s*\(?pass allow_missing_audio=True[^)]*\)?", "", str(exc))
+        reason = _NO_AUDIO_FIX.sub("", str(exc))
         raise CommandError(f"{reason}; {sound}") from exc
 
 
@@ -224,8 +224,7 @@ def _sync(args):
         fps = clip.fps
     else:  # streamed a window at a time: memory bounded by the window, whatever the video's length
         model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
-        (timeline,) = model.sync_timeline([args.video], window=args.window, hop=args.hop,
-                                          method="signal" if args.method == "auto" else args.method)
+        (timeline,) = model.sync_timeline([args.video], window=args.window, hop=args.hop, method=args.method)
         (offsets, scores), offset, confidence, fps = (timeline.curve, timeline.offset,
                                                       timeline.overall_confidence, timeline.fps)
 
@@ -350,6 +349,17 @@ def _describe(args):
     clip = _load_video(args.video, model, sound=None)  # only the pictures are read: silent videos too
     print(f"{args.video}: {model.describe_expected_audio(clip)}")
     return 0
+
+
+def _positive_int(text):
+    """A whole number >= 1 (``--every``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
 
 
 def _positive_seconds(text):
@@ -477,7 +487,7 @@ def build_parser():
                      help="with --out: x264 speed preset (slower: a smaller file at the same quality)")
     loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames into this folder (created if "
                      "missing; its parent folder must exist)")
-    loc.add_argument("--every", type=int, metavar="N", help="with --png: write every N-th frame (default: every frame)")
+    loc.add_argument("--every", type=_positive_int, metavar="N", help="with --png: write every N-th frame (default: every frame)")
     loc.add_argument("--raw", action="store_true",
                      help="colour each frame's map divided by its own maximum, so the source's shape shows "
                      "whatever the confidence (the colour bar says so; the white outline still marks map >= 0.5)")
@@ -518,6 +528,9 @@ def build_parser():
 
 # -- errors in the shell's words -------------------------------------------------------------------
 
+#: The library's Python fix for a video without sound, which the shell has no way to follow.
+_NO_AUDIO_FIX = re.compile(r"\s*[;(]?\s*\(?pass allow_missing_audio=True[^)]*\)?")
+
 #: Parameters the commands set from options: a library error naming one names the option instead.
 _OPTIONS = {"method": "--method", "max_offset": "--max-offset", "region": "--region", "labels": "--labels",
             "preset": "--preset", "every": "--every"}
@@ -525,10 +538,10 @@ _OPTIONS = {"method": "--method", "max_offset": "--max-offset", "region": "--reg
 _SHELL_WORDS = [
     # "(AVCorrespondence(sync=True).fit(X))", ": AVCorrespondence(scene=True).fit(X, y)": Python only
     (re.compile(r"\s*[(:]?\s*(?:AVCorrespondence|model(?:\.set_params)?)\([^()]*\)\.fit\([^()]*\)\)?"), ""),
-    # "fit(X, sync=True) first", "fit with sync=True first", "a model fitted with sync=True first"
-    (re.compile(r"\b(?:a model fitted with|fit with|fit\(X(?:, y)?,) (\w+)=True\)?(?: first)?"),
+    # "a model fitted with sync=True first"
+    (re.compile(r"\ba model fitted with (\w+)=True(?: first)?"),
      r"--model FILE with a model fitted with \1=True (in Python, saved with joblib.dump)"),
-    (re.compile(r"\s*[;(]?\s*\(?pass allow_missing_audio=True[^)]*\)?"),
+    (_NO_AUDIO_FIX,
      "; the command needs the video's sound: give a video with an audio track"),
     # "method='signal'" -> "--method signal"; "max_offset must be" -> "--max-offset must be"
     (re.compile(r"\b(" + "|".join(_OPTIONS) + r")=(['\"])([^'\"]*)\2"), lambda m: f"{_OPTIONS[m[1]]} {m[3]}"),

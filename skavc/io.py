@@ -89,6 +89,25 @@ def _check_sample_rate(sample_rate):
     return None if sample_rate is None else check_sample_rate(sample_rate, name="sample_rate")
 
 
+def _sampled(frame_sampler, n_frames):
+    """``frame_sampler(n_frames)`` checked: integer indices into ``n_frames`` frames, (k,)."""
+    choice = np.asarray(frame_sampler(n_frames))
+    if choice.ndim != 1 or not np.issubdtype(choice.dtype, np.integer) or (
+            choice.size and (choice.min() < -n_frames or choice.max() >= n_frames)):
+        raise ValueError(f"frame_sampler({n_frames}) must return a 1-D array of integer frame indices in "
+                         f"[0, {n_frames}); got {choice!r}")
+    return choice
+
+
+def _estimate_fps(times, last_vdur):
+    """A stream's rate (frames/s) from its time stamps (s) when the header has none: the median
+    interval; the last frame's duration (or 25) when the intervals say nothing."""
+    diffs = np.diff(times)
+    if diffs.size and np.median(diffs) > 0:  # repeated time stamps give a median of 0
+        return 1.0 / float(np.median(diffs))
+    return 1.0 / last_vdur if last_vdur else 25.0
+
+
 def _check_start(start):
     try:
         start = float(start)
@@ -165,7 +184,7 @@ def _soxr_stream(orig_sr, target_sr):
     return soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality="HQ")
 
 
-def _resample(samples, orig_sr, target_sr):
+def resample_audio(samples, orig_sr, target_sr):
     """Mono float32 ``samples`` from ``orig_sr`` to ``target_sr`` (Hz), as :func:`iter_clips` streams them."""
     return _soxr_stream(orig_sr, target_sr).resample_chunk(np.asarray(samples, dtype=np.float32), last=True)
 
@@ -595,7 +614,7 @@ def _load_sampled(path, frame_sampler, *, sample_rate=16000, with_audio=True):
         if plan is not None and np.array_equal(times[idx], plan[0]):
             choice = plan[2]  # the same frames as planned: frame_sampler is not called again
         else:
-            choice = np.asarray(frame_sampler(idx.size))
+            choice = _sampled(frame_sampler, idx.size)
             plan = (times[idx], None, choice)
         picked = idx[choice]
         if all(frames[int(i)] is not None for i in picked):
@@ -666,7 +685,7 @@ def _sampled_plan(path, frame_sampler):
     if before.size > 1:  # :func:`_decode` keeps only the latest frame before the clip's start
         times = times[before[-1]:]
     idx, _, _ = _frame_grid(times, t_lo, native, last_dur, None, None, tick, path, 0.0)
-    choice = np.asarray(frame_sampler(idx.size))
+    choice = _sampled(frame_sampler, idx.size)
     picked = times[idx][choice]
     return times[idx], set(picked.tolist()), choice
 
@@ -756,7 +775,7 @@ def load_audio(path, *, sample_rate=None, name="path"):
         raise ValueError(f"{name}: no sound decoded from '{path}'; {what}")
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
     if sample_rate is not None and sample_rate != rate:
-        samples, rate = _resample(samples, rate, sample_rate), sample_rate
+        samples, rate = resample_audio(samples, rate, sample_rate), sample_rate
     return samples, int(rate)
 
 
@@ -833,7 +852,7 @@ def _frame_grid(times, t_lo, native, last_vdur, fps, max_duration, tick, path, s
             f"the video ends at {times[-1] - (t_lo - start):.3f}s"
         )
     if native is None:  # no rate in the header: estimate it from the time stamps
-        native = 1.0 / float(np.median(np.diff(times))) if times.size > 1 else (1.0 / last_vdur if last_vdur else 25.0)
+        native = _estimate_fps(times, last_vdur)
     video_end = times[-1] + (last_vdur or 1.0 / native)
     idx, out_fps, t_first = _select_frames(times, fps, native, t_lo, max_duration, video_end, tick)
     if idx.size == 0:
@@ -856,7 +875,7 @@ def _cut_audio(audio, a_rate, a_seen, has_audio, out_sr, n_frames, out_fps, t_fi
     if audio is not None:
         a_t0, y = audio
         if a_rate != out_sr:
-            y = _resample(y, a_rate, out_sr)
+            y = resample_audio(y, a_rate, out_sr)
         # sample i of y plays at a_t0 + i / out_sr; the clip starts at t_first
         offset = int(round((t_first - a_t0) * out_sr))
         if min(y.size, offset + n_samples) - max(0, offset) > 0:  # any overlap?
@@ -1341,8 +1360,7 @@ class _WindowStream:
     def _estimate_native(self):
         """No rate in the header: from the time stamps, as load_clip does (on the first 25 frames)."""
         diffs = np.diff(self.times)
-        self.native = (1.0 / float(np.median(diffs)) if diffs.size and np.median(diffs) > 0
-                       else (1.0 / self.last_vdur if self.last_vdur else 25.0))
+        self.native = _estimate_fps(self.times, self.last_vdur)
         self._set_rate()
         if self.mode == "asis" and diffs.size and np.any(
                 np.abs(diffs - 1.0 / self.native) > _cfr_tolerance(self.native, self.tick)):

@@ -171,14 +171,12 @@ def test_a_picture_without_a_separation_model_is_refused_in_the_shells_words(vid
 
 
 @pytest.mark.parametrize("message, expected, python", [
-    ("method='learned' needs a sync head: fit with sync=True first, or use method='signal'",
-     ["--method learned", "--model FILE", "sync=True", "--method signal"], ["method='", "fit with"]),
+    ("method='learned' needs a sync head: a model fitted with sync=True first "
+     "(AVCorrespondence(sync=True).fit(X)), or use method='signal'",
+     ["--method learned", "--model FILE", "sync=True", "--method signal"], ["method='", ".fit(X)"]),
     ("method='fused' needs a localisation head: a model fitted with localization=True first "
      "(AVCorrespondence(localization=True).fit(X)), or use method='synchrony'",
      ["--method fused", "--model FILE", "--method synchrony"], ["method='", ".fit(X)"]),
-    ("separating by one picture (the appearance route) needs fit(X, separation=True) first; "
-     "or pass frames (T, H, W, 3) in which the target moves with its sound",
-     ["--model FILE", "separation=True", "TARGET a video"], ["fit(X", "(T, H, W, 3)"]),
     ("separating by one picture (the appearance route) needs a model fitted with separation=True first "
      "(AVCorrespondence(separation=True).fit(X)); or pass frames (T, H, W, 3) in which the target moves",
      ["--model FILE", "separation=True", "TARGET a video"], [".fit(X)", "(T, H, W, 3)"]),
@@ -333,6 +331,7 @@ def test_localize_writes_the_overlay_with_a_legend_and_raw_maps(tmp_path, capsys
     (clip,), _ = make_av_clips(n_clips=1, duration=1.0, frame_size=(144, 256), random_state=0)
     video = tmp_path / "wide.mp4"
     save_clip(clip, video)
+    firsts = []
     for flag in ([], ["--raw"]):
         folder = tmp_path / f"frames{len(flag)}"
         status, out, err = _run(capsys, "localize", video, "--png", folder, "--every", "12", *flag)
@@ -340,5 +339,13 @@ def test_localize_writes_the_overlay_with_a_legend_and_raw_maps(tmp_path, capsys
         first = np.asarray(Image.open(folder / "frame_00000.png").convert("RGB")).astype(int)
         corner = first[-20:, 10:60].mean()
         assert corner < clip.frames[0, -20:, 10:60].mean() - 20  # the legend's dark backing
+        firsts.append(first)
+    assert np.abs(firsts[0] - firsts[1]).max() > 0  # --raw draws something else (at least the bar's caption)
     help_text = " ".join(_subparser("localize").format_help().split())
     assert "--raw" in help_text and "maximum" in help_text
+
+
+def test_every_must_be_a_whole_number_of_at_least_one(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["localize", "v.mp4", "--png", "d", "--every", "0"])
+    assert exit_.value.code == 2 and "--every: must be a whole number >= 1; got '0'" in capsys.readouterr().err

@@ -413,3 +413,20 @@ def test_load_audio_reads_wav_flac_and_stereo(tmp_path):
         load_audio(tmp_path / "notes.txt", name="MIX")
     with pytest.raises(FileNotFoundError, match="MIX: no such file"):
         load_audio(tmp_path / "missing.wav", name="MIX")
+
+
+def test_a_bad_frame_sampler_is_named(mp4):
+    from skavc.io import load_sampled
+
+    with pytest.raises(ValueError, match=r"frame_sampler\(50\) must return .* integer frame indices in \[0, 50\)"):
+        load_sampled(mp4, lambda n: np.array([0, n]))
+    with pytest.raises(ValueError, match="frame_sampler"):
+        load_sampled(mp4, lambda n: np.array([0.5]))
+
+
+def test_the_rate_estimate_survives_repeated_time_stamps():
+    from skavc.io import _estimate_fps
+
+    assert _estimate_fps(np.arange(5) / 25.0, None) == pytest.approx(25.0)
+    assert _estimate_fps(np.array([0.0, 0.0, 0.0, 0.04]), 0.04) == pytest.approx(25.0)  # median interval 0
+    assert _estimate_fps(np.array([1.0]), None) == 25.0

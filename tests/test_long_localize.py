@@ -75,13 +75,12 @@ def test_the_overlay_video_is_written_from_windows(clip, tmp_path):
     model = AVCorrespondence()
     pairs = [(w.clip, w.maps) for w in model.localize_windows(clip, window=1.0)]
     path = save_heatmap_video_windows(iter(pairs), tmp_path / "windows.mp4", legend=True)
-    (maps,) = model.localize([clip])
+    # the same maps drawn over the whole clip at once: the streamed video must be frame for frame the same
+    maps = np.concatenate([np.asarray(m[0:len(w.frames)]) for w, m in pairs])
     whole = save_heatmap_video(clip, maps, tmp_path / "whole.mp4", legend=True)
     back, expected = load_clip(path), load_clip(whole)
     assert back.frames.shape == clip.frames.shape
-    # each window's maps are its own (its own chance level): the frames differ where the maps do
-    same = np.all(np.asarray(np.concatenate([np.asarray(m) for _, m in pairs])) == maps, axis=(1, 2))
-    np.testing.assert_array_equal(back.frames[same], expected.frames[same])
+    np.testing.assert_array_equal(back.frames, expected.frames)
     np.testing.assert_array_equal(back.audio, expected.audio)  # the same sound, written window by window
 
 
@@ -129,7 +128,7 @@ def test_cli_streams_with_a_progress_line_unless_quiet(video, tmp_path, capsys):
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "localize clip.mp4" in captured.err and "real time" in captured.err
-    assert f"of {int(round(3.0 * 24))} frames" in captured.out or " frames (confidence" in captured.out
+    assert f"of {load_clip(video).n_frames} frames (confidence" in captured.out
     assert load_clip(out).n_frames == load_clip(video).n_frames
     assert sorted(os.listdir(tmp_path / "f")) == ["frame_00000.png", "frame_00030.png", "frame_00060.png"]
     status = main(["localize", str(video), "--quiet"])

@@ -139,3 +139,11 @@ def test_a_short_file_at_the_work_size_gives_the_whole_file_answer(tmp_path):
     (offset,), (confidence,) = AVCorrespondence().predict_offset([path], return_confidence=True)
     assert abs(timeline.offset - offset) <= 0.25 / FPS and abs(timeline.overall_confidence - confidence) < 0.1
     assert abs(offset + 0.3) <= 1 / FPS
+
+
+def test_a_tail_that_searches_a_narrower_range_is_kept_apart(drifting):
+    (timeline,) = AVCorrespondence().sync_timeline([drifting], window=2.6)
+    np.testing.assert_allclose(timeline.durations, [2.6] * 7 + [1.8])  # 1.8 s >= half a window: kept
+    # the tail searches +-0.9 s (half its length), the others +-1.0 s: only theirs are combined
+    assert timeline.curve[0][0] == pytest.approx(-1.0) and timeline.curve[0][-1] == pytest.approx(1.0)
+    assert np.isfinite(timeline.offsets[-1]) and abs(timeline.offsets[-1]) <= 0.9 + 1e-9

@@ -85,7 +85,8 @@ def resolve_method(method, sync_head):
         return "learned" if sync_head is not None else "signal"
     if method == "learned" and sync_head is None:
         raise NotFittedError(
-            "method='learned' needs a sync head: fit with sync=True first, or use method='signal'"
+            "method='learned' needs a sync head: a model fitted with sync=True first "
+            "(AVCorrespondence(sync=True).fit(X)), or use method='signal'"
         )
     return method
 
