@@ -22,7 +22,8 @@ killed there ("killed"), as the kernel would at the machine's memory:
   encoded a window at a time);
 * ``transform_visual``: a model fitted on 20 generated clips, then ``transform_visual([FILE])``
   (one decoding pass keeping only the sampled frames);
-* ``separate``: ``skavc separate FILE FILE --out target.wav`` (not streamed yet).
+* ``separate``: ``skavc separate FILE FILE --out target.wav --quiet`` (streamed: the mixture read,
+  separated and written 20 s at a time, the target's frames read alongside at 256 px).
 """
 
 import argparse
@@ -154,7 +155,7 @@ COMMANDS = {
                                         "m = AVCorrespondence(epochs=5, random_state=0)"
                                         ".fit(make_av_clips(n_clips=20, random_state=0)[0]); "
                                         "print(m.transform_visual([sys.argv[1]]).shape)", str(f)],
-    "separate": lambda f, tmp: SKAVC + ["separate", str(f), str(f), "--out", str(tmp / "target.wav")],
+    "separate": lambda f, tmp: SKAVC + ["separate", str(f), str(f), "--out", str(tmp / "target.wav"), "--quiet"],
 }
 
 

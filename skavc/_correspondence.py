@@ -18,12 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 from . import describe, localization, retrieval, scene, separation, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, output_dim, project
-from ._inputs import check_collection, resolve_audio
+from ._clip import AVClip
+from ._inputs import check_collection, clip_windows, resolve_audio
 from ._text_space import check_labels
+from .features import MOTION_SIDE
 from .index import unit_rows
 from ._training import Adam, progress_logger, run_epochs, train_epoch
 from ._progress import Progress
-from ._validation import check_int, check_option, check_sample_rate
+from ._threads import read_ahead
+from ._validation import check_frames, check_int, check_option, check_real, check_sample_rate
 from .encoders import AUDIO_ENCODERS, TEXT_ENCODERS, VISUAL_ENCODERS
 from .metrics import cross_modal_recall
 
@@ -696,7 +699,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """Offset of each recording window by window, as a whole, and its drift (long videos).
 
         A video file is streamed a window at a time, its frames decoded at
-        :data:`skavc.sync.WORK_SIDE` pixels on their larger side, so memory does not grow with
+        :data:`skavc.features.MOTION_SIDE` pixels on their larger side, so memory does not grow with
         its length; a clip in memory is sliced. Training-free (the "signal" curve of each window,
         combined over the windows for the whole recording: :func:`skavc.sync.sync_timeline`).
 
@@ -726,7 +729,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         context = self._context()
 
         def job(item, where):
-            windows, duration = context.windows(item, where, window=window, hop=hop, max_side=sync.WORK_SIDE)
+            windows, duration = context.windows(item, where, window=window, hop=hop, max_side=MOTION_SIDE)
             windows = self._with_progress(windows, "sync", item, where, duration)
             return sync.sync_timeline(windows, method=method, max_offset=self.max_offset)
 
@@ -778,43 +781,55 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         maps = [r[0] for r in results]
         return (maps, [r[1] for r in results]) if return_confidence else maps
 
-    def localize_windows(self, video, *, window=10.0, method="auto", refine=True):
+    def localize_windows(self, video, *, window=10.0, method="auto", refine=True, chunk=None):
         """Where the sound comes from in a long video, window by window, in bounded memory.
 
-        A video file is streamed a window at a time at its own frame size (one window of
-        frames is held, never the whole video); a clip in memory is sliced. Each window is
-        localised as :meth:`localize` localises a clip, so a video no longer than ``window``
-        gets :meth:`localize`'s maps and confidences exactly. With ``verbose`` a progress line
-        goes to stderr.
+        A video file is localised a window at a time on frames decoded at
+        :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need),
+        in a second thread, while its full-size frames are read alongside ``chunk`` seconds at
+        a time and given out with their maps (drawing them overlaps the localisation of what
+        follows); a clip in memory is sliced. Each window is localised as :meth:`localize`
+        localises a clip, so a video no longer than ``window`` gets :meth:`localize`'s maps
+        and confidences (exactly when its frames are no larger than ``WORK_SIZE``). With
+        ``verbose`` a progress line goes to stderr.
 
         Parameters
         ----------
         video : AVClip, (audio, frames) pair or video path
             One recording.
         window : float, default=10.0
-            Seconds per window (the last one holds what is left). Memory grows with it (10 s of
-            720p at 30 fps: 830 MB of frames); each window's synchrony is measured against its
-            own chance level, so windows much shorter than 10 s make a noisier confidence.
+            Seconds per window localised (the last one holds what is left): each window's
+            synchrony is measured against its own chance level, so windows much shorter than
+            10 s make a noisier confidence.
         method : {"auto", "learned", "synchrony", "fused"}, default="auto"
             As in :meth:`localize`.
         refine : bool, default=True
             As in :meth:`localize`.
+        chunk : float or None, default=None
+            Seconds of full-size frames in each item given out; None means ``window``. Memory
+            follows it (one second of 720p at 30 fps: 83 MB of frames).
 
         Returns
         -------
         windows : iterator of skavc.localization.LocalizedWindow
-            Per window, in order: ``clip`` (its frames and sound, ``clip.start`` in seconds),
-            ``maps`` (T, H, W) in [0, 1] resized from their grid when sliced
-            (``maps[t0:t1]``), and ``confidence`` (T,). Read it once, a window at a time: a
-            window kept while the next is read doubles the memory.
+            In order, ``chunk`` seconds each: ``clip`` (its frames at their own size and its
+            sound, ``clip.start`` in seconds), ``maps`` (T, H, W) in [0, 1] resized from their
+            grid when sliced (``maps[t0:t1]``), and ``confidence`` (T,). Read it once, an item
+            at a time: an item kept while the next is read holds both.
         """
         (video,) = check_collection([video])
         head = getattr(self, "localization_head_", None)
         method = localization.resolve_method(method, head)
+        chunk = window if chunk is None else check_real(chunk, name="chunk", positive=True)
         context = self._context()
-        windows, duration = context.windows(video, "video", window=window)
+        streamed = isinstance(video, (str, os.PathLike))
+        windows, duration = context.windows(video, "video", window=window,
+                                            max_side=localization.WORK_SIZE if streamed else None)
         results = localization.localize_windows(context, windows, method, localization_head=head,
                                                 embed_audio=self._embed_audio_features, refine=bool(refine))
+        if streamed or chunk != window:
+            shown, _ = context.windows(video, "video", window=chunk)
+            results = localization.regrid_windows(read_ahead(results) if streamed else results, shown)
         return self._with_progress(results, "localize", video, "video", duration)
 
     def _with_progress(self, windows, what, item, where, duration):
@@ -1066,19 +1081,112 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         rate = self.audio_sample_rate if sample_rate is None else sample_rate
         picture = np.asarray(target_visual)
         if picture.ndim == 3 and picture.shape[-1] == 3:
-            if region is not None:
-                raise ValueError("region applies to frames (T, H, W, 3), in which the target moves; "
-                                 "a single picture is matched by its appearance as a whole: leave region out")
-            check_is_fitted(self, "separation_bases_", msg=(
-                "separating by one picture (the appearance route) needs a model fitted with separation=True "
-                "first (AVCorrespondence(separation=True).fit(X)); "
-                "or pass frames (T, H, W, 3) in which the target moves with its sound"))
-            embedding = self.transform_visual([picture[None]])[0]
+            embedding = self._appearance_target(picture, region)
             return separation.separate_by_appearance(mixed_audio, rate, embedding, self.separation_bases_,
                                                      return_residual=return_residual,
                                                      return_confidence=return_confidence)
         return separation.separate(mixed_audio, rate, target_visual, self.video_frame_rate, region=region,
                                    return_residual=return_residual, return_confidence=return_confidence)
+
+    def separate_windows(self, mixed_audio, target_visual, *, sample_rate=None, region=None, window=20.0,
+                         overlap=2.0):
+        """:meth:`separate` for long recordings: a window at a time, in bounded memory.
+
+        The mixture is read (a file: decoded as it goes) and separated ``window`` seconds at a
+        time, consecutive windows sharing ``overlap`` seconds over which their outputs are
+        crossfaded; a target video is read alongside, its frames decoded at
+        :data:`skavc.features.MOTION_SIDE` pixels on their larger side (only their motion is
+        used). Memory follows ``window``, not the recording's length, and each window gets its
+        own confidence. A mixture no longer than ``window`` gets :meth:`separate`'s answer (up
+        to the frames' working size). With ``verbose`` a progress line goes to stderr.
+
+        Parameters
+        ----------
+        mixed_audio : str, os.PathLike or array-like of shape (n_samples,)
+            The mixture: an audio or video file with sound (read at its own rate), or samples.
+        target_visual : str, os.PathLike, ndarray of shape (T, H, W, 3) or (H, W, 3)
+            A video file (or frames at :attr:`video_frame_rate`) in which the target moves with
+            its sound, covering the mixture from its first sample; or one picture (the
+            appearance route, as in :meth:`separate`).
+        sample_rate : int or None, default=None
+            Rate of ``mixed_audio`` samples; None means :attr:`audio_sample_rate`. Not used
+            for a file.
+        region : None or (x0, y0, x1, y1), default=None
+            Where the target is, a box in pixels of the target's frames as the file (or array)
+            has them.
+        window : float, default=20.0
+            Seconds per window (longer: more sound for each window's NMF and chance level).
+        overlap : float, default=2.0
+            Seconds shared by consecutive windows, ``0 <= overlap < window``.
+
+        Returns
+        -------
+        pieces : iterator of skavc.separation.SeparatedWindow
+            In order, one per window: ``start`` (s), ``target`` (float32, the mixture's rate),
+            ``confidence`` and ``sample_rate``. Concatenated, the targets are the whole
+            target's sound; write each as it comes (``skavc separate`` does).
+        """
+        self._validate_params()
+        window = check_real(window, name="window", positive=True)
+        overlap = check_real(overlap, name="overlap", minimum=0.0)
+        if overlap >= window:
+            raise ValueError(f"overlap must be shorter than window ({window:g} s); got overlap={overlap!r}")
+        hop = window - overlap
+        mixture = self._mixture_windows(mixed_audio, sample_rate, window=window, hop=hop)
+        rate, duration = mixture.sample_rate, mixture.duration
+        picture = not isinstance(target_visual, (str, os.PathLike)) and np.ndim(target_visual) == 3
+        if picture:
+            embedding = self._appearance_target(np.asarray(target_visual), region)
+            pieces = separation.separate_windows_by_appearance(mixture, rate, embedding, self.separation_bases_,
+                                                               hop=hop)
+        else:
+            context = self._context()
+            targets, size, covered = self._target_windows(context, target_visual, window=window, hop=hop)
+            if duration is not None and covered is not None and duration > covered + _COVER_SLACK:
+                # found at the end otherwise, after all the work: the frames must cover the mixture
+                raise ValueError(f"target_visual covers {covered:.2f} s but mixed_audio lasts {duration:.2f} s: the "
+                                 "frames must cover the mixture (trim the mixture, or give the whole video)")
+            pieces = separation.separate_windows(mixture, rate, ((c.frames, c.fps) for c in targets), hop=hop,
+                                                 region=region, region_size=size)
+        return self._with_progress(pieces, "separate", mixed_audio, "mixed_audio", duration)
+
+    def _appearance_target(self, picture, region):
+        """The visual embedding of one picture of the target (the appearance route), checked."""
+        if region is not None:
+            raise ValueError("region applies to frames (T, H, W, 3), in which the target moves; "
+                             "a single picture is matched by its appearance as a whole: leave region out")
+        check_is_fitted(self, "separation_bases_", msg=(
+            "separating by one picture (the appearance route) needs a model fitted with separation=True "
+            "first (AVCorrespondence(separation=True).fit(X)); "
+            "or pass frames (T, H, W, 3) in which the target moves with its sound"))
+        return self.transform_visual([picture[None]])[0]
+
+    def _mixture_windows(self, mixed_audio, sample_rate, *, window, hop):
+        """The mixture's windows (from a file, or samples in memory) with ``sample_rate`` and ``duration``."""
+        from . import io  # PyAV: only when a recording is read
+
+        if isinstance(mixed_audio, (str, os.PathLike)):
+            return io.iter_audio(mixed_audio, window=window, hop=hop, name="mixed_audio")
+        rate = check_sample_rate(self.audio_sample_rate if sample_rate is None else sample_rate, name="sample_rate")
+        samples = resolve_audio(mixed_audio, sample_rate=rate, input_rate=rate, where="mixed_audio")
+        return _InMemoryWindows(samples, rate, window, hop)
+
+    def _target_windows(self, context, target_visual, *, window, hop):
+        """The target's windows, the (height, width) its frames have before any resizing, and
+        the seconds they cover (None when a file's header does not say)."""
+        if isinstance(target_visual, (str, os.PathLike)):
+            from .io import video_info
+
+            info = video_info(target_visual)
+            windows, covered = context.windows(target_visual, "target_visual", window=window, hop=hop,
+                                               max_side=MOTION_SIDE)
+            return windows, (info.height, info.width), covered
+        frames = check_frames(target_visual, name="target_visual")
+        # silent sound of the frames' length: the windows are cut on the frames' clock
+        rate, fps = context.sample_rate, self.video_frame_rate
+        clip = AVClip(np.zeros(max(1, round(frames.shape[0] * rate / fps)), np.float32), rate, frames, fps,
+                      check_quality=False)
+        return clip_windows(clip, window=window, hop=hop), frames.shape[1:3], clip.n_frames / clip.fps
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1086,6 +1194,24 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+#: Seconds a mixture may outlast its target video's header duration before it is refused up front
+#: (headers round; what is within it is checked window by window, to one frame).
+_COVER_SLACK = 0.5
+
+
+class _InMemoryWindows:
+    """Samples in memory cut into windows as :func:`skavc.io.iter_audio` cuts a file's."""
+
+    def __init__(self, samples, sample_rate, window, hop):
+        self.samples, self.sample_rate, self.window, self.hop = samples, sample_rate, window, hop
+        self.duration = samples.size / sample_rate
+
+    def __iter__(self):
+        from .io import cut_windows
+
+        return cut_windows([self.samples], window=self.window, hop=self.hop, sample_rate=self.sample_rate)
 
 
 def _progress_over(windows, progress):

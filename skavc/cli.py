@@ -255,6 +255,10 @@ def _sync(args):
     return 0
 
 
+#: Seconds of full-size frames ``skavc localize`` reads and draws at a time (a second of 720p: 83 MB).
+_DRAWN_CHUNK = 1.0
+
+
 def _localize(args):
     if args.every is not None and not args.png:
         raise CommandError("--every picks the frames --png writes: add --png DIR, or leave --every out")
@@ -274,9 +278,11 @@ def _localize(args):
     from .localization import SOURCE_THRESHOLD
     from .plotting import save_heatmap_frames_windows, save_heatmap_video_windows
 
-    # streamed a window at a time, drawn and encoded as it goes: memory bounded by the window
+    # localised a window at a time (in a second thread), the full-size frames read, drawn and
+    # encoded a second at a time alongside: memory bounded by the window's small frames
     model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
-    windows = model.localize_windows(args.video, window=args.window, method=args.method, refine=not args.no_refine)
+    windows = model.localize_windows(args.video, window=args.window, method=args.method, refine=not args.no_refine,
+                                     chunk=_DRAWN_CHUNK)
     counts = {"frames": 0, "found": 0, "confidence": 0.0, "pngs": 0}
     drawing = dict(threshold=SOURCE_THRESHOLD, legend=True, normalize=args.raw)
 
@@ -362,15 +368,24 @@ def _positive_int(text):
     return value
 
 
-def _positive_seconds(text):
-    """A number of seconds > 0 (``--window``, ``--hop``)."""
+def _seconds(text, *, zero_ok):
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0; got {text!r}")
+    if not (value >= 0 if zero_ok else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds {'>= 0' if zero_ok else '> 0'}; got {text!r}")
     return value
+
+
+def _positive_seconds(text):
+    """A number of seconds > 0 (``--window``, ``--hop``)."""
+    return _seconds(text, zero_ok=False)
+
+
+def _non_negative_seconds(text):
+    """A number of seconds >= 0 (``--overlap``)."""
+    return _seconds(text, zero_ok=True)
 
 
 def _box(text):
@@ -386,36 +401,51 @@ def _box(text):
 
 def _separate(args):
     import numpy as np
-    from scipy.io import wavfile
 
-    from . import load_clip
     from ._validation import atomic_path
+    from .io import WavWriter, iter_audio, load_clip, video_info
 
     check_output_path(args.out, name="--out", suffixes=(".wav",))
+    if args.overlap >= args.window:
+        raise CommandError(f"--overlap must be shorter than --window ({args.window:g} s); got {args.overlap:g}")
     model = _model(args)
-    from .io import load_audio
-
-    mixture, rate = load_audio(args.mix, name="MIX")
-    with warnings.catch_warnings():  # only TARGET's frames are read, and one picture is one of its two kinds
-        warnings.simplefilter("ignore", ClipQualityWarning)
-        frames = load_clip(args.target, fps=model.video_frame_rate, allow_missing_audio=True).frames
-    # a picture (one frame: PNG, JPEG, ...) takes the appearance route, which needs --model
-    picture = frames.shape[0] == 1
-    if picture:
-        if args.region is not None:
-            raise CommandError("--region marks the target in a video's frames; a picture (TARGET is one image) is "
-                               "matched as a whole: leave --region out")
-        _fitted_with(model, "separation_bases_", "a picture as TARGET", "separation",
-                     "or give as TARGET a video in which the target moves with its sound")
-    target, confidence = model.separate(mixture, frames[0] if picture else frames, sample_rate=rate,
-                                        region=args.region, return_confidence=True)
-    with atomic_path(args.out) as tmp:
-        wavfile.write(tmp, rate, target)
-    quieter = 10 * np.log10((np.sum(mixture.astype(np.float64) ** 2) + 1e-30)
-                            / (np.sum(target.astype(np.float64) ** 2) + 1e-30))
-    print(f"{args.out}: target written ({target.size / rate:.2f} s at {rate} Hz), confidence {confidence:.2f}, "
+    mixture = iter_audio(args.mix, name="MIX")  # MIX checked before any work; read a window at a time
+    target = args.target
+    # a picture (PNG, JPEG, ...: one frame, no duration) takes the appearance route, which needs --model
+    if video_info(target).duration is None:
+        with warnings.catch_warnings():  # one frame is one of TARGET's two kinds
+            warnings.simplefilter("ignore", ClipQualityWarning)
+            frames = load_clip(target, allow_missing_audio=True, max_duration=1.0).frames
+        if frames.shape[0] == 1:
+            if args.region is not None:
+                raise CommandError("--region marks the target in a video's frames; a picture (TARGET is one image) "
+                                   "is matched as a whole: leave --region out")
+            _fitted_with(model, "separation_bases_", "a picture as TARGET", "separation",
+                         "or give as TARGET a video in which the target moves with its sound")
+            target = frames[0]
+    model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
+    pieces = model.separate_windows(args.mix, target, region=args.region, window=args.window, overlap=args.overlap)
+    energy = {"mixture": 0.0, "target": 0.0}
+    confidences, durations = [], []
+    with atomic_path(args.out) as tmp, WavWriter(tmp, mixture.sample_rate) as out:
+        for piece in pieces:  # written as it comes: memory follows the window, not the recording
+            out.write(piece.target)
+            energy["target"] += float(np.sum(piece.target.astype(np.float64) ** 2))
+            confidences.append(piece.confidence)
+            durations.append(piece.duration)
+    # the mixture's energy, read again: the pieces carry only the target
+    energy["mixture"] = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in
+                            iter_audio(args.mix, window=args.window, name="MIX"))
+    seconds = float(np.sum(durations))
+    confidence = float(np.average(confidences, weights=np.maximum(durations, 1e-9)))
+    quieter = 10 * np.log10((energy["mixture"] + 1e-30) / (energy["target"] + 1e-30))
+    print(f"{args.out}: target written ({seconds:.2f} s at {mixture.sample_rate} Hz), confidence {confidence:.2f}, "
           f"{quieter:.1f} dB below the mixture"
           + ("" if confidence >= 0.5 else " (low confidence: the target may not be heard in the mixture)"))
+    if len(confidences) > 1:
+        low = int(np.sum(np.asarray(confidences) < 0.5))
+        print(f"{len(confidences)} windows of {args.window:g} s (confidence weighted by their length above): "
+              f"{low} below 0.5, the lowest {min(confidences):.2f}, the highest {max(confidences):.2f}")
     return 0
 
 
@@ -521,6 +551,12 @@ def build_parser():
                      "picture (PNG, JPEG) of it (needs --model fitted with separation=True)")
     sep.add_argument("--out", required=True, help="WAV file for the target's sound (its folder must exist)")
     sep.add_argument("--region", type=_box, help="x0,y0,x1,y1: the target's box in the video's pixels")
+    sep.add_argument("--window", type=_positive_seconds, default=20.0,
+                     help="seconds per window: the mixture is separated a window at a time (each with its own "
+                     "confidence), the windows crossfaded, the target written as it goes")
+    sep.add_argument("--overlap", type=_non_negative_seconds, default=2.0,
+                     help="seconds shared by consecutive windows, over which they are crossfaded")
+    sep.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     sep.add_argument("--model", help=_MODEL_HELP)
     sep.set_defaults(func=_separate)
     return parser
@@ -548,6 +584,8 @@ _SHELL_WORDS = [
     (re.compile(r"(?<![\w-])(" + "|".join(_OPTIONS) + r")\b(?= must| needs| holds|\[)"), lambda m: _OPTIONS[m[1]]),
     (re.compile(r"\bleave region out\b"), "leave --region out"),
     (re.compile(r"\bpass frames \(T, H, W, 3\)"), "give as TARGET a video"),
+    (re.compile(r"\btarget_visual\b"), "TARGET"),
+    (re.compile(r"\bmixed_audio\b"), "MIX"),
 ]
 
 

@@ -34,6 +34,7 @@ which one module keeps in one place.)
 import bisect
 import math
 import os
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -45,7 +46,7 @@ from ._clip import AVClip
 from ._validation import (atomic_path, check_encoder_settings, check_output_path, check_positive, check_real,
                           check_sample_rate, pcm_to_float)
 
-__all__ = ["VideoInfo", "iter_clips", "load_audio", "load_clip", "load_sampled", "save_clip", "video_info"]
+__all__ = ["AudioWindows", "VideoInfo", "WavWriter", "cut_windows", "iter_audio", "iter_clips", "load_audio", "load_clip", "load_sampled", "save_clip", "video_info"]
 
 # Extra audio (seconds) decoded on each side of the requested span so the
 # resampler's edge transients fall outside the samples we keep.
@@ -724,6 +725,37 @@ def _decode_sampled(path, needed, with_audio, sample_rate):
             (audio, a_rate, a_seen) if with_audio else None)
 
 
+def _open_audio(path, name):
+    """``path`` checked and opened: (container, its first audio stream); errors name ``name``."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike; got {type(path).__name__}")
+    path = os.fsdecode(os.fspath(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name}: no such file: '{path}'" if not os.path.exists(path)
+                                else f"{name}: '{path}' is not a file")
+    try:
+        container = av.open(path)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{name}: could not read '{path}' ({exc}); {_AUDIO_FILE}") from exc
+    if not container.streams.audio:
+        container.close()
+        raise ValueError(f"{name}: '{path}' has no sound (no audio stream); {_AUDIO_FILE}")
+    return container, container.streams.audio[0]
+
+
+_AUDIO_FILE = "it must be an audio or video file with sound (WAV, FLAC, MP3, MP4, ...)"
+
+
+def _mono_chunks(container, stream, path, name):
+    """The stream's decoded frames as mono float32 arrays, in order (empty frames skipped)."""
+    try:
+        for frame in container.decode(stream):
+            if frame.samples:
+                yield _audio_to_mono(frame).astype(np.float32, copy=False)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{name}: could not decode the sound of '{path}' ({exc})") from exc
+
+
 def load_audio(path, *, sample_rate=None, name="path"):
     """The sound of any audio or video file FFmpeg reads (WAV, FLAC, MP3, the sound of an MP4, ...).
 
@@ -749,34 +781,158 @@ def load_audio(path, *, sample_rate=None, name="path"):
         If ``path`` does not exist.
     ValueError
         If the file cannot be read, or holds no sound.
+
+    See Also
+    --------
+    iter_audio : the same samples a window at a time, for long files.
     """
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(path).__name__}")
-    path = os.fsdecode(os.fspath(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{name}: no such file: '{path}'" if not os.path.exists(path)
-                                else f"{name}: '{path}' is not a file")
     sample_rate = _check_sample_rate(sample_rate)
-    what = "it must be an audio or video file with sound (WAV, FLAC, MP3, MP4, ...)"
-    try:
-        container = av.open(path)
-    except av.error.FFmpegError as exc:
-        raise ValueError(f"{name}: could not read '{path}' ({exc}); {what}") from exc
+    container, stream = _open_audio(path, name)
     with container:
-        if not container.streams.audio:
-            raise ValueError(f"{name}: '{path}' has no sound (no audio stream); {what}")
-        stream = container.streams.audio[0]
-        try:
-            chunks = [_audio_to_mono(frame) for frame in container.decode(stream) if frame.samples]
-        except av.error.FFmpegError as exc:
-            raise ValueError(f"{name}: could not decode the sound of '{path}' ({exc})") from exc
+        chunks = list(_mono_chunks(container, stream, container.name, name))
         rate = stream.rate or stream.codec_context.sample_rate
     if not chunks:
-        raise ValueError(f"{name}: no sound decoded from '{path}'; {what}")
-    samples = np.concatenate(chunks).astype(np.float32, copy=False)
+        raise ValueError(f"{name}: no sound decoded from '{container.name}'; {_AUDIO_FILE}")
+    samples = np.concatenate(chunks)
     if sample_rate is not None and sample_rate != rate:
         samples, rate = resample_audio(samples, rate, sample_rate), sample_rate
     return samples, int(rate)
+
+
+class AudioWindows:
+    """The sound of a file as consecutive windows: what :func:`iter_audio` returns.
+
+    Iterating decodes the file once, from its first sample, and yields mono float32 arrays:
+    window ``k`` holds the samples ``[round(k * hop * sample_rate), round((k * hop + window) *
+    sample_rate))`` of what :func:`load_audio` returns (the last one what is left, at least one
+    sample), so memory follows ``window``, not the file's length.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Rate of the samples yielded (Hz).
+    duration : float or None
+        Seconds of sound from the header (an estimate), None when the file does not say.
+    window, hop : float
+        Seconds per window, and from one window's start to the next.
+    """
+
+    def __init__(self, path, *, window, hop, sample_rate, name):
+        self.window, self.hop = check_window(window, hop)
+        requested = _check_sample_rate(sample_rate)
+        container, stream = _open_audio(path, name)  # refused at the call, not at the first window
+        with container:
+            self._path, self._name = container.name, name
+            self._native = int(stream.rate or stream.codec_context.sample_rate)
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+        self.sample_rate = requested or self._native
+        self.duration = duration
+
+    def __iter__(self):
+        with _open_audio(self._path, self._name)[0] as container:
+            chunks = _mono_chunks(container, container.streams.audio[0], self._path, self._name)
+            if self.sample_rate != self._native:
+                resampler = _soxr_stream(self._native, self.sample_rate)
+                chunks = _resampled(chunks, resampler)
+            empty = True
+            for samples in cut_windows(chunks, window=self.window, hop=self.hop, sample_rate=self.sample_rate):
+                empty = False
+                yield samples
+            if empty:
+                raise ValueError(f"{self._name}: no sound decoded from '{self._path}'; {_AUDIO_FILE}")
+
+
+def _resampled(chunks, resampler):
+    """``chunks`` through a streaming resampler, its tail flushed at the end."""
+    for chunk in chunks:
+        out = resampler.resample_chunk(chunk)
+        if out.size:
+            yield out
+    tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+    if tail.size:
+        yield tail
+
+
+def cut_windows(pieces, *, window, hop, sample_rate):
+    """Consecutive, possibly overlapping windows of a sound given in pieces, holding one window.
+
+    Parameters
+    ----------
+    pieces : iterable of ndarray of shape (n,)
+        The sound in order: decoded chunks of a file, or one array.
+    window, hop : float
+        Seconds per window and from one window's start to the next (``0 < hop <= window``).
+    sample_rate : int
+        Rate of the samples (Hz).
+
+    Yields
+    ------
+    samples : ndarray of shape (n_samples,)
+        Window ``k``: the samples ``[round(k * hop * sample_rate), round((k * hop + window) *
+        sample_rate))``; the last one is the first that reaches the end (what is left). Nothing
+        for an empty sound.
+    """
+    held, n_held, base, k = [], 0, 0, 0  # held: samples [base, base + n_held), in pieces
+    pieces, done = iter(pieces), False
+    while True:
+        first = int(round(k * hop * sample_rate))
+        stop = int(round((k * hop + window) * sample_rate))
+        while not done and base + n_held <= stop:  # one sample past: is this window the last?
+            piece = next(pieces, None)
+            if piece is None:
+                done = True
+            elif piece.size:
+                held.append(piece)
+                n_held += piece.size
+        if base + n_held <= first:
+            return
+        samples = np.concatenate(held) if len(held) != 1 else held[0]
+        yield samples[first - base : stop - base].copy()
+        if done and base + n_held <= stop:
+            return
+        k += 1
+        nxt = int(round(k * hop * sample_rate))
+        held, n_held, base = [samples[nxt - base :]], base + n_held - nxt, nxt
+
+
+def iter_audio(path, *, window=10.0, hop=None, sample_rate=None, name="path"):
+    """Read the sound of a file as consecutive windows, in one pass, in bounded memory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio or video file with sound.
+    window : float, default=10.0
+        Seconds per window.
+    hop : float or None, default=None
+        Seconds from one window's start to the next, ``0 < hop <= window``; None means
+        ``window`` (the windows tile the sound).
+    sample_rate : int or None, default=None
+        Rate of the samples (resampled as they are decoded, by :func:`load_audio`'s resampler);
+        None keeps the file's.
+    name : str, default="path"
+        What to call ``path`` in error messages.
+
+    Returns
+    -------
+    windows : AudioWindows
+        An iterable (each pass decodes the file again) of float32 arrays of shape
+        (n_samples,): window ``k`` is ``load_audio(path)[0][round(k * hop * rate) :
+        round((k * hop + window) * rate)]``; ``windows.sample_rate`` and ``windows.duration``
+        are known before the first window is read.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (at the call, as are the argument errors).
+    ValueError
+        If the file cannot be read or holds no sound.
+    """
+    return AudioWindows(path, window=window, hop=hop, sample_rate=sample_rate, name=name)
 
 
 def _decode_clip(path, *, sample_rate, fps, max_duration, start, frame_size, allow_missing_audio):
@@ -1847,3 +2003,60 @@ def save_clip(
         frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
     return _write_video(clip, path, frames, frames.shape[1:3], video_codec=video_codec, crf=crf,
                         video_bit_rate=video_bit_rate, audio_codec=audio_codec, audio_bit_rate=audio_bit_rate)
+
+
+class WavWriter:
+    """A mono float32 WAV file written a piece at a time (what :func:`scipy.io.wavfile.write`
+    writes in one go), for sound too long to hold: the sizes in its header are filled in at
+    :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, created or truncated (write to a temporary path and rename it, as
+        :func:`skavc._validation.atomic_path` does, to leave nothing half-written).
+    sample_rate : int
+
+    Examples
+    --------
+    >>> with WavWriter("target.wav", 16000) as out:  # doctest: +SKIP
+    ...     for piece in pieces:
+    ...         out.write(piece)
+    """
+
+    # RIFF, WAVE, "fmt " (18 bytes: IEEE float, no extension), "fact" (the sample count), "data"
+    _HEADER = struct.Struct("<4sI4s4sIHHIIHHH4sII4sI")
+
+    def __init__(self, path, sample_rate):
+        self.sample_rate = check_sample_rate(sample_rate, name="sample_rate")
+        self.n_samples = 0
+        self._file = open(path, "wb")
+        self._file.write(self._header())
+
+    def _header(self):
+        n_bytes = 4 * self.n_samples
+        return self._HEADER.pack(b"RIFF", 50 + n_bytes, b"WAVE", b"fmt ", 18, 3, 1, self.sample_rate,
+                                 4 * self.sample_rate, 4, 32, 0, b"fact", 4, self.n_samples, b"data", n_bytes)
+
+    def write(self, samples):
+        """Append mono samples (any real dtype, written as float32)."""
+        samples = np.ascontiguousarray(samples, dtype="<f4")
+        if samples.ndim != 1:
+            raise ValueError(f"samples must be mono, of shape (n_samples,); got shape {samples.shape}")
+        if 4 * (self.n_samples + samples.size) + 50 > 0xFFFFFFFF:
+            raise ValueError("a WAV file holds at most 4 GB (about 7 hours of float32 at 44.1 kHz)")
+        self._file.write(samples.tobytes())
+        self.n_samples += samples.size
+
+    def close(self):
+        """Write the sizes into the header and close the file."""
+        if not self._file.closed:
+            self._file.seek(0)
+            self._file.write(self._header())
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -54,6 +54,7 @@ and never NaN.
 
 import numbers
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal as sp_signal
@@ -66,7 +67,18 @@ from ._inputs import _resample
 from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
 from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times, rises
 
-__all__ = ["AppearanceBases", "factorise", "separate", "separate_by_appearance", "stft_settings", "wiener_mask"]
+__all__ = [
+    "AppearanceBases",
+    "SeparatedWindow",
+    "crossfade_windows",
+    "factorise",
+    "separate",
+    "separate_by_appearance",
+    "separate_windows",
+    "separate_windows_by_appearance",
+    "stft_settings",
+    "wiener_mask",
+]
 
 _WINDOW_SECONDS = 0.064      # STFT window: 1024 samples at 16 kHz
 _HOP_FRACTION = 4            # hop = n_fft // 4
@@ -473,3 +485,202 @@ def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *,
         target = _resample(target.astype(np.float32), rate, sample_rate)
         target = np.pad(target, (0, max(0, audio.size - target.size)))[: audio.size]
     return _result(audio, target, confidence if return_confidence else None, return_residual)
+
+
+# ---------------------------------------------------------------------------
+# Long recordings: a window at a time
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeparatedWindow:
+    """A finished piece of a long separation: the pieces in order make the whole target.
+
+    Attributes
+    ----------
+    start : float
+        Seconds from the mixture's first sample to the piece's.
+    target : ndarray of shape (n_samples,), float32
+        The target's sound over the piece (crossfaded with the neighbouring windows where
+        they overlap), at ``sample_rate``.
+    confidence : float
+        The confidence, in [0, 1], of the window the piece comes from that the target is heard
+        in the mixture there (as :func:`separate` gives it).
+    sample_rate : int
+        Rate of ``target`` (the mixture's).
+    """
+
+    start: float
+    target: np.ndarray
+    confidence: float
+    sample_rate: int
+
+    @property
+    def duration(self):
+        """The piece's length in seconds."""
+        return self.target.size / self.sample_rate
+
+
+def crossfade_windows(windows, sample_rate, *, hop):
+    """Overlapping windows' outputs joined into finished, consecutive pieces.
+
+    Where window ``k`` and ``k + 1`` overlap, the output goes from the first to the second
+    along complementary squared-sine ramps (their weights sum to 1, so a signal both windows
+    give alike passes unchanged), and nothing else of either is changed.
+
+    Parameters
+    ----------
+    windows : iterable of (ndarray of shape (n_k,), float)
+        Each window's output and confidence, in order; window ``k`` starts at sample
+        ``round(k * hop * sample_rate)`` and reaches at least as far as the one before.
+    sample_rate : int
+    hop : float
+        Seconds from one window's start to the next.
+
+    Yields
+    ------
+    piece : SeparatedWindow
+        One per window: from where the window starts (window 0: sample 0) to where the next
+        one starts, the crossfade with the previous window at its head.
+    """
+    held, held_at, held_confidence = None, 0, 0.0  # the last window's output not yet given out
+    for k, (target, confidence) in enumerate(windows):
+        start = int(round(k * hop * sample_rate))
+        if held is not None:
+            keep = min(max(start - held_at, 0), held.size)  # the last window alone, up to this start
+            n_shared = min(held.size - keep, target.size)
+            ramp = np.sin(0.5 * np.pi * (np.arange(n_shared) + 0.5) / max(n_shared, 1)) ** 2
+            shared = held[keep : keep + n_shared] * (1.0 - ramp) + target[:n_shared] * ramp
+            yield SeparatedWindow(held_at / sample_rate, held[:keep].astype(np.float32), held_confidence, sample_rate)
+            target = np.concatenate([shared, target[n_shared:]])
+        held, held_at, held_confidence = target, start, float(confidence)
+    if held is not None:
+        yield SeparatedWindow(held_at / sample_rate, held.astype(np.float32), held_confidence, sample_rate)
+
+
+_TARGET_TOO_SHORT = ("the target's frames end before the mixture does: they must cover the mixture (trim the "
+                     "mixture, or give the whole video)")
+
+
+def _paired(mixture_windows, target_windows, hop, sample_rate):
+    """Mixture windows with the target's, in order, until the mixture ends.
+
+    Where the target's windows end first, the mixture's later samples (window ``k`` starts at
+    sample ``round(k * hop * sample_rate)``) join the last pair, for :func:`separate` to judge:
+    a frame's worth (an audio encoder's padding) passes, more is refused; past
+    :data:`_LONGEST_TAIL` seconds, here and now.
+    """
+    mixtures, targets = enumerate(mixture_windows), iter(target_windows)
+    pending, target = next(mixtures, None), next(targets, None)
+    while pending is not None:
+        k, mixture = pending
+        if target is None:
+            raise ValueError(_TARGET_TOO_SHORT)
+        pending, following = next(mixtures, None), next(targets, None)
+        if following is None and pending is not None:
+            mixture, pending = _with_rest(mixture, k, pending, mixtures, hop, sample_rate)
+            if pending is not None:
+                raise ValueError(_TARGET_TOO_SHORT)
+        yield mixture, target
+        target = following
+
+
+def _with_rest(mixture, k, pending, mixtures, hop, sample_rate):
+    """Window ``k``'s mixture with the new samples of the windows after it, up to
+    :data:`_LONGEST_TAIL` seconds more; and the first window not taken (None: all were)."""
+    start = round(k * hop * sample_rate)
+    parts, end = [mixture], start + mixture.size
+    while pending is not None and end - start - mixture.size <= _LONGEST_TAIL * sample_rate:
+        j, later = pending
+        later_start = round(j * hop * sample_rate)
+        parts.append(later[end - later_start :])
+        end = later_start + later.size
+        pending = next(mixtures, None)
+    return np.concatenate(parts), pending
+
+
+#: Seconds of mixture past the target's last window gathered into it before the target is refused
+#: as too short (a frame, an audio encoder's padding, are what it is for).
+_LONGEST_TAIL = 1.0
+
+
+def separate_windows(mixture_windows, sample_rate, target_windows, *, hop, region=None, region_size=None,
+                     n_components=16, tolerance=0.04, min_shift=0.25):
+    """:func:`separate` over a long mixture, a window at a time, the windows crossfaded.
+
+    Each window is separated on its own (its own NMF, its own chance level and confidence),
+    so memory follows the window, not the mixture's length, and a recording whose sources
+    change over time is followed. A mixture no longer than one window gives :func:`separate`'s
+    output exactly.
+
+    Parameters
+    ----------
+    mixture_windows : iterable of ndarray of shape (n_samples,)
+        The mixture's windows, in order (:func:`skavc.io.iter_audio` reads them from a file):
+        window ``k`` starts at sample ``round(k * hop * sample_rate)``.
+    sample_rate : int
+        Rate of the mixture (>= 1000 Hz).
+    target_windows : iterable of (ndarray of shape (T, H, W, 3), float)
+        The frames (and their rate) of the target over the same windows
+        (:func:`skavc.io.iter_clips`, with the same ``window`` and ``hop``): they must cover
+        the mixture.
+    hop : float
+        Seconds from one window's start to the next; the windows overlap by their length less
+        ``hop``, over which they are crossfaded (:func:`crossfade_windows`).
+    region : None or (x0, y0, x1, y1), default=None
+        Where the target is, a box in pixels of frames of ``region_size``.
+    region_size : None or (int, int), default=None
+        ``(height, width)`` the ``region`` box is measured in; None: the windows' frames. The
+        box is scaled to each window's frames (a video decoded smaller keeps its box).
+    n_components, tolerance, min_shift
+        As in :func:`separate`.
+
+    Yields
+    ------
+    piece : SeparatedWindow
+        One per window, in order: concatenated, they are the target's sound over the whole
+        mixture, at ``sample_rate``.
+    """
+    hop = check_real(hop, name="hop", positive=True)
+
+    def each():
+        for mixture, (frames, fps) in _paired(mixture_windows, target_windows, hop, sample_rate):
+            box = _scaled_box(region, region_size, frames.shape[1:3])
+            yield separate(mixture, sample_rate, frames, fps, region=box, return_confidence=True,
+                           n_components=n_components, tolerance=tolerance, min_shift=min_shift)
+
+    return crossfade_windows(each(), sample_rate, hop=hop)
+
+
+def _scaled_box(region, region_size, size):
+    """A box measured on frames of ``region_size`` (height, width), on frames of ``size``."""
+    if region is None or region_size is None or tuple(region_size) == tuple(size):
+        return region
+    if np.asarray(region).ndim != 1:
+        raise ValueError("region must be a box (x0, y0, x1, y1) when the frames are read a window at a time")
+    (height, width), (h, w) = region_size, size
+    x0, y0, x1, y1 = (float(v) for v in region)
+    return (x0 * w / width, y0 * h / height, x1 * w / width, y1 * h / height)
+
+
+def separate_windows_by_appearance(mixture_windows, sample_rate, target_embedding, bases, *, hop):
+    """:func:`separate_by_appearance` over a long mixture, a window at a time, the windows crossfaded.
+
+    Parameters
+    ----------
+    mixture_windows : iterable of ndarray of shape (n_samples,)
+        As in :func:`separate_windows`.
+    sample_rate : int
+    target_embedding : ndarray of shape (d,)
+    bases : AppearanceBases
+    hop : float
+
+    Yields
+    ------
+    piece : SeparatedWindow
+        As :func:`separate_windows`.
+    """
+    hop = check_real(hop, name="hop", positive=True)
+    each = (separate_by_appearance(mixture, sample_rate, target_embedding, bases, return_confidence=True)
+            for mixture in mixture_windows)
+    return crossfade_windows(each, sample_rate, hop=hop)

@@ -265,6 +265,30 @@ def test_separate_reads_the_mixture_from_a_video(videos, tmp_path, capsys):
     assert "any audio or video file with sound" in help_text
 
 
+def test_separate_streams_long_mixtures_a_window_at_a_time(videos, tmp_path, capsys):
+    from scipy.io import wavfile
+
+    from skavc.io import load_audio
+
+    video, _, clip = videos
+    out = tmp_path / "target.wav"
+    status, printed, err = _run(capsys, "separate", video, video, "--out", out, "--window", "0.4", "--overlap",
+                                "0.1")
+    assert status == 0, err
+    assert "3 windows of 0.4 s" in printed and "separate clip.mp4" in err  # the summary; progress on stderr
+    rate, target = wavfile.read(out)
+    sound, sound_rate = load_audio(video)
+    assert rate == sound_rate and target.size == sound.size
+    status, printed, err = _run(capsys, "separate", video, video, "--out", out, "--quiet")
+    assert status == 0 and err == "" and "windows" not in printed  # one window: one answer
+    status, _, err = _run(capsys, "separate", video, video, "--out", out, "--window", "1", "--overlap", "1")
+    assert status == 2 and "--overlap must be shorter than --window" in err
+    longer = tmp_path / "longer.wav"
+    wavfile.write(longer, clip.sample_rate, np.tile(clip.audio, 3))
+    status, _, err = _run(capsys, "separate", longer, video, "--out", out)
+    assert status == 2 and "TARGET covers 1.00 s but MIX lasts 3.00 s" in err
+
+
 # -- item 16: --every needs --png; the overlay's legend and --raw ----------------------------------
 
 

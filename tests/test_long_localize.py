@@ -139,3 +139,75 @@ def test_cli_streams_with_a_progress_line_unless_quiet(video, tmp_path, capsys):
 def test_a_bad_window_is_refused_at_the_call(clip):
     with pytest.raises(ValueError, match="window"):
         AVCorrespondence().localize_windows(clip, window=0.0)
+
+
+# -- localised small, shown full size: regrid_windows and the read-ahead thread ---------------------
+
+
+def test_read_ahead_keeps_order_raises_where_it_stopped_and_stops_when_closed():
+    import threading
+    import time
+
+    from skavc._threads import read_ahead
+
+    assert list(read_ahead(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise KeyError("part way")
+
+    got = []
+    with pytest.raises(KeyError, match="part way"):
+        for item in read_ahead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+    made = []
+
+    def endless():
+        while True:
+            made.append(len(made))
+            yield made[-1]
+
+    ahead = read_ahead(endless(), depth=1)
+    assert next(ahead) == 0
+    ahead.close()  # as a `break` or Ctrl-C in the caller does
+    n_made = len(made)
+    time.sleep(0.3)
+    assert len(made) == n_made <= 3  # the thread stopped, after at most the items it held
+    assert not any(t.name == "skavc-read-ahead" for t in threading.enumerate())
+
+
+def test_chunks_of_a_file_carry_the_windows_maps(video, clip):
+    model = AVCorrespondence()
+    (whole,) = list(model.localize_windows(video))
+    chunks = list(model.localize_windows(video, chunk=0.4))
+    assert [round(c.start, 6) for c in chunks] == pytest.approx([0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8])
+    np.testing.assert_array_equal(np.concatenate([c.clip.frames for c in chunks]), whole.clip.frames)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(c.maps) for c in chunks]), np.asarray(whole.maps))
+    np.testing.assert_array_equal(np.concatenate([c.confidence for c in chunks]), whole.confidence)
+    # two windows of 1.5 s, shown a second at a time: chunk 1 straddles both windows' maps
+    windows = list(model.localize_windows(clip, window=1.5))
+    pieces = list(model.localize_windows(clip, window=1.5, chunk=1.0))
+    assert len(windows) == 2 and len(pieces) == 3
+    np.testing.assert_array_equal(np.concatenate([np.asarray(p.maps) for p in pieces]),
+                                  np.concatenate([np.asarray(w.maps) for w in windows]))
+    with pytest.raises(ValueError, match="chunk must be"):
+        model.localize_windows(clip, chunk=0)
+
+
+def test_a_large_video_is_localised_small_and_drawn_full_size(tmp_path):
+    (big,), _ = make_av_clips(n_clips=1, duration=3.0, frame_size=(288, 512), random_state=3)
+    path = save_clip(big, tmp_path / "big.mp4")
+    model = AVCorrespondence()
+    (maps,), (confidence,) = model.localize([path], return_confidence=True)  # whole, at full size
+    (window,) = list(model.localize_windows(path))  # localised at 256 px, maps given at full size
+    streamed = np.asarray(window.maps)
+    assert streamed.shape == maps.shape == big.frames.shape[:3]
+    # the same places, nearly the same values: frames averaged by FFmpeg's scaler, not in blocks
+    assert np.corrcoef(streamed.ravel(), maps.ravel())[0, 1] > 0.95
+    assert np.max(np.abs(window.confidence - confidence)) < 0.1
+    def peaks(m):  # each frame's brightest pixel, (T, 2)
+        return np.stack(np.unravel_index(m.reshape(m.shape[0], -1).argmax(axis=1), m.shape[1:]), axis=1)
+
+    assert np.median(np.hypot(*(peaks(streamed) - peaks(maps)).T)) < 0.05 * 512

@@ -471,3 +471,69 @@ def test_avclip_start_field():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert AVClip(clip.audio, SR, clip.frames, FPS) != AVClip(clip.audio, SR, clip.frames, FPS)  # eq=False
+
+
+# --------------------------------------------------------------------------- #
+# iter_audio, cut_windows, WavWriter: long sound in, long sound out
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("window, hop", [(1.0, None), (1.0, 0.6), (0.7, 0.7), (5.0, None)])
+def test_iter_audio_windows_are_load_audios_slices(mp4_48k, window, hop):
+    from skavc.io import iter_audio, load_audio
+
+    whole, rate = load_audio(mp4_48k)
+    windows = iter_audio(mp4_48k, window=window, hop=hop)
+    assert windows.sample_rate == rate == 48000 and windows.duration == pytest.approx(whole.size / rate, abs=0.05)
+    step = window if hop is None else hop
+    got = list(windows)
+    for k, samples in enumerate(got):
+        first = round(k * step * rate)
+        assert samples.dtype == np.float32
+        assert np.array_equal(samples, whole[first : round((k * step + window) * rate)])
+    assert round((len(got) - 1) * step * rate) + got[-1].size == whole.size  # the last reaches the end
+    if len(got) > 1:  # and is the first that does
+        assert round((len(got) - 2) * step * rate) + got[-2].size < whole.size
+    # resampled as it streams: the tiles make load_audio's resampled sound, bit for bit
+    tiles = np.concatenate(list(iter_audio(mp4_48k, window=window, sample_rate=16000)))
+    assert np.array_equal(tiles, load_audio(mp4_48k, sample_rate=16000)[0])
+
+
+def test_iter_audio_checks_at_the_call(tmp_path, mp4):
+    from skavc.io import iter_audio
+
+    with pytest.raises(FileNotFoundError, match="MIX: no such file"):
+        iter_audio(tmp_path / "none.wav", name="MIX")
+    silent = write_video(tmp_path / "silent.mp4", _frames_of(10, 32, 32))
+    with pytest.raises(ValueError, match="MIX: .* has no sound"):
+        iter_audio(silent, name="MIX")
+    with pytest.raises(ValueError, match="hop must be at most window"):
+        iter_audio(mp4, window=1.0, hop=2.0)
+    with pytest.raises(ValueError, match="sample_rate"):
+        iter_audio(mp4, sample_rate=-1)
+
+
+def test_cut_windows_whatever_the_pieces():
+    from skavc.io import cut_windows
+
+    x = np.arange(103, dtype=np.float32)
+    for window, hop in [(1.0, 1.0), (1.0, 0.5), (0.3, 0.2), (2.0, 1.0), (20.0, 20.0)]:
+        ref = list(cut_windows([x], window=window, hop=hop, sample_rate=10))
+        for pieces in ([x[:37], x[37:60], x[60:]], [x[i : i + 7] for i in range(0, 103, 7)], [x[:0], x]):
+            got = list(cut_windows(pieces, window=window, hop=hop, sample_rate=10))
+            assert len(got) == len(ref) and all(np.array_equal(a, b) for a, b in zip(got, ref))
+        assert ref[-1][-1] == 102 and (len(ref) == 1 or ref[-2][-1] < 102)
+    assert list(cut_windows([], window=1.0, hop=1.0, sample_rate=10)) == []
+
+
+def test_wav_writer_writes_what_scipy_writes(tmp_path):
+    from scipy.io import wavfile
+
+    from skavc.io import WavWriter
+
+    x = np.random.default_rng(0).standard_normal(1001).astype(np.float32)
+    with WavWriter(tmp_path / "pieces.wav", 22050) as out:
+        out.write(x[:500])
+        out.write(x[500:].astype(np.float64))
+        with pytest.raises(ValueError, match="mono"):
+            out.write(np.zeros((2, 3)))
+    wavfile.write(tmp_path / "whole.wav", 22050, x)
+    assert (tmp_path / "pieces.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()

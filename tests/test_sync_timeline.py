@@ -127,13 +127,13 @@ def test_skavc_sync_prints_each_window_and_the_drift(drifting, tmp_path, capsys)
 
 
 def test_a_short_file_at_the_work_size_gives_the_whole_file_answer(tmp_path):
-    """A file larger than WORK_SIDE is decoded smaller for sync: the answer stays predict_offset's."""
+    """A file larger than MOTION_SIDE is decoded smaller for sync: the answer stays predict_offset's."""
     from skavc import save_clip
-    from skavc.sync import WORK_SIDE
+    from skavc.features import MOTION_SIDE
 
     (clip,), _ = make_av_clips(n_clips=1, duration=SEGMENT, frame_size=(240, 400), offset_range=(-0.3, -0.3),
                                random_state=5)
-    assert max(clip.frames.shape[1:3]) > WORK_SIDE
+    assert max(clip.frames.shape[1:3]) > MOTION_SIDE
     path = str(save_clip(clip, tmp_path / "wide.mp4"))
     (timeline,) = AVCorrespondence().sync_timeline([path])
     (offset,), (confidence,) = AVCorrespondence().predict_offset([path], return_confidence=True)

@@ -8,7 +8,8 @@ Video (:mod:`skavc.features.video`)
     :func:`block_size`, :func:`grey_blocks`: greyscale block averages of the frames.
     :func:`estimate_shifts`, :func:`shift_frames`: camera shake found and removed.
     :func:`frame_changes`: signed change of every block from the previous frame.
-    :func:`motion_energy`, :func:`motion_energy_times`: one change value per frame.
+    :func:`motion_energy`, :func:`motion_energy_times`: one change value per frame;
+    :data:`MOTION_SIDE`, the frame size they need.
 Audio (:mod:`skavc.features.audio`)
     :func:`audio_envelope`: RMS in windows centred on given times.
     :func:`audio_changes`: the envelope's change from one video frame to the next.
@@ -30,6 +31,7 @@ index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0)
 from .audio import audio_changes, audio_envelope, edge_silence, level_rises, onset_envelope, sound_presence
 from .time import grid_times, resample_track, rises, sample_frame_indices, window_means
 from .video import (
+    MOTION_SIDE,
     block_size,
     estimate_shifts,
     frame_changes,
@@ -40,6 +42,7 @@ from .video import (
 )
 
 __all__ = [
+    "MOTION_SIDE",
     "audio_changes",
     "audio_envelope",
     "block_size",

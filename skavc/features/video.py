@@ -45,6 +45,12 @@ _PREFER_STILL = 0.9          # the zero shift wins unless another explains a fra
 # ---------------------------------------------------------------------------
 
 
+#: Larger side (pixels) a long video's frames are decoded at where only their motion is read (sync,
+#: separation): :func:`motion_energy` averages frames over at most 64 blocks a side, so 4 pixels a
+#: block keep its input nearly as it is at full size, at a fraction of the decoding's memory and time.
+MOTION_SIDE = 256
+
+
 def block_size(height, width, max_size=64):
     """Side, in pixels, of the square blocks that bring the longer frame side to <= ``max_size`` blocks.
 

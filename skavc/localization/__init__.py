@@ -61,7 +61,7 @@ from ._maps import (
     shape_to_maps,
     upsample_bilinear,
 )
-from ._windows import GridMaps, LocalizedWindow
+from ._windows import GridMaps, LocalizedWindow, regrid_windows
 from ._synchrony import frame_peaks, synchrony_cells, synchrony_correlation, synchrony_evidence, synchrony_maps
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "learned_evidence",
     "localize_clips",
     "localize_windows",
+    "regrid_windows",
     "mil_loss_and_grads",
     "refine_blocks",
     "refine_shape",

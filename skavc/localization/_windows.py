@@ -97,3 +97,53 @@ class LocalizedWindow:
     def duration(self):
         """The window's length in seconds."""
         return self.clip.n_frames / self.clip.fps
+
+
+def regrid_windows(localized, windows):
+    """Maps localised on some windows of a video, given for other windows of the same frames.
+
+    The frames a video is localised on need not be those it is shown with: it can be localised
+    on small frames (what the maps need) while its full-size frames are read alongside, a
+    little at a time, to be drawn. Both must tile the same frames in the same order (windows of
+    :func:`skavc.io.iter_clips` with ``hop`` equal to ``window``, at any ``window`` and
+    ``frame_size``).
+
+    Parameters
+    ----------
+    localized : iterable of LocalizedWindow
+        Consecutive windows and their maps (:func:`localize_windows`).
+    windows : iterable of AVClip
+        The same frames, cut into windows of any length, at any size.
+
+    Yields
+    ------
+    window : LocalizedWindow
+        Each of ``windows`` with its frames' maps: the grids of the localised windows it
+        overlaps, their cells scaled to its frames' size.
+
+    Raises
+    ------
+    ValueError
+        If ``windows`` hold more frames than ``localized``.
+    """
+    localized = iter(localized)
+    held = []  # (first frame, grid, cell (rows, columns) in pixels, frame size) of localised windows
+    held_to = n_done = 0  # frames covered by what is held; frames of `windows` given out
+    for clip in windows:
+        stop = n_done + clip.n_frames
+        while held_to < stop:
+            window = next(localized, None)
+            if window is None:
+                raise ValueError(f"the windows hold more frames than were localised ({held_to})")
+            maps = window.maps
+            cell = maps.cell if np.ndim(maps.cell) else (maps.cell, maps.cell)
+            held.append((held_to, maps.grid, cell, maps.size))
+            held_to += maps.shape[0]
+            del window, maps
+        held = [h for h in held if h[0] + h[1].shape[0] > n_done]
+        grid = np.concatenate([g[max(n_done - first, 0) : stop - first] for first, g, _, _ in held if first < stop])
+        _, _, (cy, cx), (h, w) = held[0]
+        H, W = clip.frames.shape[1:3]
+        yield LocalizedWindow(clip, GridMaps(grid, (H, W), (cy * H / h, cx * W / w)))
+        n_done = stop
+        del clip, grid

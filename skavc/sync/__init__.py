@@ -38,14 +38,13 @@ from ._signal import (
     peak_offset,
     signal_sync_curve,
 )
-from ._timeline import WORK_SIDE, SyncTimeline, combine_curves, fit_drift, sync_timeline
+from ._timeline import SyncTimeline, combine_curves, fit_drift, sync_timeline
 
 __all__ = [
     "METHODS",
     "SYNC_CONFIDENCE_THRESHOLD",
     "SOUND_SERIES_RESOLUTION",
     "SYNC_RATE",
-    "WORK_SIDE",
     "SyncHead",
     "SyncTimeline",
     "clip_tracks",

@@ -14,12 +14,6 @@ import numpy as np
 from .._validation import check_option, check_real
 from ._signal import SYNC_CONFIDENCE_THRESHOLD, naive_sync_curve, peak_offset, signal_sync_curve
 
-#: Larger side (pixels) a long video's frames are decoded at for sync: the motion energy averages
-#: frames over at most 64 blocks a side (:func:`skavc.features.motion_energy`), so 4 pixels a block
-#: keep its input nearly as it is at full size, at a fraction of the decoding's memory and time.
-WORK_SIDE = 256
-
-
 #: A last window shorter than this share of the first is left out: what remains of a recording
 #: after its last whole window (a few frames, often) cannot be synchronised on its own.
 _SHORTEST_TAIL = 0.5
