@@ -513,8 +513,9 @@ def build_parser():
     loc.add_argument("video", help="a video file with sound")
     loc.add_argument("--out", metavar="VIDEO", help="video file (" + ", ".join(VIDEO_SUFFIXES) + ") of the frames "
                      "with the maps blended in, a colour bar, and the original sound (its folder must exist)")
-    loc.add_argument("--preset", default="veryfast", choices=X264_PRESETS,
-                     help="with --out: x264 speed preset (slower: a smaller file at the same quality)")
+    loc.add_argument("--preset", default="ultrafast", choices=X264_PRESETS,
+                     help="with --out: x264 speed preset (slower: a smaller file at the same quality; 720p: "
+                     "ultrafast 24 MB a minute at 2x real time on 2 cores, veryfast 11 MB at 1.7x)")
     loc.add_argument("--png", metavar="DIR", help="also (or only) write PNG frames into this folder (created if "
                      "missing; its parent folder must exist)")
     loc.add_argument("--every", type=_positive_int, metavar="N", help="with --png: write every N-th frame (default: every frame)")

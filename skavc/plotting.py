@@ -157,11 +157,19 @@ def _overlay_into(out, frame, heat, table, threshold, scale=1.0):
         np.clip(lv, 0, levels - 1, out=lv)
         with np.errstate(invalid="ignore"):  # NaN: 0 or the most negative integer, 0 once shifted
             np.copyto(b, lv, casting="unsafe")  # truncation: the level
-        b <<= 8
-        for c in range(3):
-            np.add(b, frame[y0:y1, :, c], out=ix)
-            np.take(table[c], ix, out=ch, mode="clip")  # clip: no bounds check (they are in range)
-            out[y0:y1, :, c] = ch
+        # Level 0 leaves a pixel as it is (the table's first level is the identity), and most
+        # of a real video's frame is at level 0: only the box around the rest is looked up.
+        out[y0:y1] = frame[y0:y1]
+        lit_columns = np.flatnonzero(b.any(axis=0))
+        if lit_columns.size:
+            lit_rows = np.flatnonzero(b.any(axis=1))
+            r0, r1, c0, c1 = lit_rows[0], lit_rows[-1] + 1, lit_columns[0], lit_columns[-1] + 1
+            bb, ixb, chb = b[r0:r1, c0:c1], ix[r0:r1, c0:c1], ch[r0:r1, c0:c1]
+            bb <<= 8
+            for c in range(3):
+                np.add(bb, frame[y0 + r0 : y0 + r1, c0:c1, c], out=ixb)
+                np.take(table[c], ixb, out=chb, mode="clip")  # clip: no bounds check (they are in range)
+                out[y0 + r0 : y0 + r1, c0:c1, c] = chb
         # the outline: inside pixels whose right or lower neighbour is outside
         inside = heat[y0 : min(y1 + 1, H)] >= threshold
         if not inside[:n].any() or inside.all():

@@ -57,6 +57,16 @@ def _interp_taps(n_out, n_in, cell=None):
     return lo, (pos - lo).astype(np.float32)
 
 
+def _gather_axis1(x, lo, frac):
+    """:func:`_resize_axis1` by two gathers of whole arrays (the same values): for a small ``x``."""
+    left = np.take(x, lo, axis=1)
+    step = np.take(x, np.minimum(lo + 1, x.shape[1] - 1), axis=1)
+    step -= left
+    step *= frac[None, :, None]
+    step += left
+    return step
+
+
 def _resize_axis1(x, lo, frac, out):
     """Linear interpolation along axis 1: ``out[:, i] = x[:, lo[i]] + frac[i] * (x[:, lo[i] + 1] - x[:, lo[i]])``.
 
@@ -108,9 +118,9 @@ def upsample_bilinear(maps, size, cell=None, out=None):
     for t0 in range(0, T, _RESIZE_CHUNK):
         chunk = maps[t0 : t0 + _RESIZE_CHUNK]
         n = chunk.shape[0]
-        # Columns, on the transposed small maps so that whole rows are written at a time.
-        columns = _resize_axis1(np.ascontiguousarray(chunk.transpose(0, 2, 1)), xlo, xfrac,
-                                np.empty((n, W, h), dtype=np.float32))
+        # Columns, on the transposed small maps (h rows): gathered whole, where a loop over the
+        # W output columns would make 2 W small numpy calls.
+        columns = _gather_axis1(np.ascontiguousarray(chunk.transpose(0, 2, 1)), xlo, xfrac)
         _resize_axis1(np.ascontiguousarray(columns.transpose(0, 2, 1)), ylo, yfrac, out[t0 : t0 + n])
     return out
 
