@@ -19,7 +19,7 @@ from . import describe, localization, retrieval, scene, separation, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, output_dim, project
 from ._clip import AVClip
-from ._inputs import check_collection, clip_windows, resolve_audio
+from ._inputs import _is_waveform, check_collection, clip_windows, resolve_audio
 from ._text_space import check_labels
 from .features import MOTION_SIDE
 from .index import unit_rows
@@ -515,8 +515,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         return self
 
     # -- embeddings -------------------------------------------------------------------
-    def transform_audio(self, X, sample_rate=None):
-        """Audio embeddings.
+    def transform_audio(self, X, sample_rate=None, *, window=None, hop=None):
+        """Audio embeddings, of each recording or of each window of it.
 
         Parameters
         ----------
@@ -526,31 +526,55 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         sample_rate : int or None, default=None
             Rate of bare waveforms in ``X``; None means :attr:`audio_sample_rate`.
             Waveforms at another rate are resampled.
+        window : float or None, default=None
+            None: one embedding per recording (a file's sound pooled as it is decoded). Seconds:
+            one per window of each recording (:func:`skavc.io.iter_audio` reads a file's sound
+            a window at a time, from its first sample; long recordings in bounded memory).
+        hop : float or None, default=None
+            With ``window``: seconds from one window's start to the next (<= ``window``); None
+            means ``window``. Window ``k`` starts at ``k * hop`` seconds; the last one holds
+            what is left.
 
         Returns
         -------
         embeddings : ndarray of shape (n_clips, embedding_dim), float32
-            L2-normalised rows.
+            L2-normalised rows; with ``window``, a list of one such array per recording, a row
+            per window.
         """
         check_is_fitted(self, "head_params_")
         input_rate = None if sample_rate is None else check_sample_rate(sample_rate, minimum=1000)
-        A = self._context().pooled_audio(check_collection(X), input_rate)
+        X = check_collection(X)
+        if window is not None:
+            return [np.concatenate([self.transform_audio(batch) for batch in self._audio_windows(
+                item, f"X[{i}]", input_rate, window, hop)]) for i, item in enumerate(X)]
+        A = self._context().pooled_audio(X, input_rate)
         return self._embed_audio_features(A).astype(np.float32)
 
-    def transform_visual(self, X):
-        """Visual embeddings.
+    def transform_visual(self, X, *, window=None, hop=None):
+        """Visual embeddings, of each recording or of each window of it.
 
         Parameters
         ----------
         X : sequence of AVClip, (audio, frames) pairs, video paths or uint8 frame arrays (T, H, W, 3)
+        window : float or None, default=None
+            None: one embedding per recording (a file decoded once, keeping only the frames
+            sampled). Seconds: one per window of each recording (a file decoded a window at a
+            time, at 448 pixels on its larger side; bounded memory).
+        hop : float or None, default=None
+            As in :meth:`transform_audio`.
 
         Returns
         -------
         embeddings : ndarray of shape (n_clips, embedding_dim), float32
-            L2-normalised rows.
+            L2-normalised rows; with ``window``, a list of one such array per recording, a row
+            per window.
         """
         check_is_fitted(self, "head_params_")
-        V = self._context().pooled_visual(check_collection(X), self._n_visual_frames())
+        X = check_collection(X)
+        if window is not None:
+            return self._per_window(X, window, hop, "transform_visual",
+                                    lambda clip: self.transform_visual([clip.frames]), np.concatenate)
+        V = self._context().pooled_visual(X, self._n_visual_frames())
         return project(self.head_params_, self.visual_preprocessor_.transform(V), "visual").astype(np.float32)
 
     def _embed_pairs(self, X):
@@ -832,6 +856,41 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             results = localization.regrid_windows(read_ahead(results) if streamed else results, shown)
         return self._with_progress(results, "localize", video, "video", duration)
 
+    def _per_window(self, X, window, hop, what, answer, join):
+        """``join([answer(clip) for clip in windows])`` for each recording of ``X``, its windows
+        read one at a time (a file's frames at ``WINDOW_SIDE`` pixels)."""
+        context = self._context()
+        results = []
+        for i, item in enumerate(X):
+            windows, duration = context.windows(item, f"X[{i}]", window=window, hop=hop, max_side=WINDOW_SIDE)
+            results.append(join([answer(clip) for clip in self._with_progress(windows, what, item, f"X[{i}]",
+                                                                             duration)]))
+        return results
+
+    def _audio_windows(self, item, where, input_rate, window, hop):
+        """One recording's sound at the model's rate, a few windows at a time (lists of waveforms)."""
+        from .io import check_window, cut_windows, has_video_stream, iter_audio
+
+        rate = self.audio_sample_rate
+        path = isinstance(item, (str, os.PathLike))
+        if path and not has_video_stream(item):  # a sound file, on its own clock
+            windows = iter_audio(item, window=window, hop=hop, sample_rate=rate, name=where)
+        elif path or not _is_waveform(item):  # on the video's clock, as the other answers per window
+            clips, _ = self._context().windows(item, where, window=window, hop=hop, max_side=_SOUND_ONLY_SIDE)
+            windows = (clip.audio for clip in clips)
+        else:
+            window, hop = check_window(window, hop)
+            audio = resolve_audio(item, sample_rate=rate, input_rate=input_rate or rate, where=where)
+            windows = cut_windows([audio], window=window, hop=hop, sample_rate=rate)
+        batch = []
+        for samples in windows:
+            batch.append(samples)
+            if len(batch) == _AUDIO_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
     def _with_progress(self, windows, what, item, where, duration):
         """``windows`` (each with ``start`` and ``duration`` in seconds) as they are, or with
         ``verbose`` passed on through a progress line on stderr moved on as each is done with."""
@@ -965,7 +1024,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         return self._reranked(frames, audio_database, top_k, rerank, query, self._picture("the query"), sound)
 
-    def classify_scene(self, X, labels):
+    def classify_scene(self, X, labels, *, window=None, hop=None):
         """Probability of each label for each clip ("what is happening here, among these?").
 
         Works before any fit (zero-shot, from the frames through the text space);
@@ -978,14 +1037,23 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         X : sequence of AVClip, (audio, frames) pairs or video paths
         labels : list of str
             Label strings chosen at call time ("dog park", "church bells", ...), distinct.
+        window : float or None, default=None
+            None: one answer per recording. Seconds: one per window of each recording (as
+            :meth:`transform_visual` reads them).
+        hop : float or None, default=None
+            As in :meth:`transform_audio`.
 
         Returns
         -------
         probabilities : ndarray of shape (n_clips, n_labels)
-            Rows sum to 1; ``dict(zip(labels, probabilities[i]))`` for clip ``i``.
+            Rows sum to 1; ``dict(zip(labels, probabilities[i]))`` for clip ``i``; with
+            ``window``, a list of one such array per recording, a row per window.
         """
         labels = check_labels(labels)
         X = check_collection(X)
+        if window is not None:
+            return self._per_window(X, window, hop, "classify_scene",
+                                    lambda clip: self.classify_scene([clip], labels), np.concatenate)
         context = self._context()
         text_map = getattr(self, "text_map_", None)
         # A model pickled before the weight was learnt mixed its head in at the largest weight.
@@ -1002,7 +1070,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             joint_embeddings=None if text_map is None else self._shared_space(A, V), text_map=text_map,
             text_weight=getattr(self, "text_weight_", 0.0))
 
-    def expected_sounds(self, X, top_k=5):
+    def expected_sounds(self, X, top_k=5, *, window=None, hop=None):
         """The sounds the frames of each clip should make, with scores, and when (:mod:`skavc.describe`).
 
         Parameters
@@ -1011,39 +1079,59 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Only the frames are used.
         top_k : int, default=5
             Sound-event names per clip, from AudioSet's 527.
+        window : float or None, default=None
+            None: one answer per recording. Seconds: one per window of each recording (as
+            :meth:`transform_visual` reads them).
+        hop : float or None, default=None
+            As in :meth:`transform_audio`.
 
         Returns
         -------
         results : list of dict
             Per clip ``{"sounds": [(name, score), ...], "times": [seconds, ...]}``: names
             best first with scores in [0, 1], and the moments movement starts (where a
-            sound is expected), on the video's clock.
+            sound is expected), on the video's clock; with ``window``, a list per recording
+            of such a dict per window (its times still on the recording's clock).
         """
         k = check_int(top_k, name="top_k", minimum=1)
         X = check_collection(X)
+        if window is not None:
+            def answer(clip):
+                (result,) = self.expected_sounds([clip], top_k=k)
+                return {**result, "times": [clip.start + t for t in result["times"]]}
+
+            return self._per_window(X, window, hop, "expected_sounds", answer, list)
         text_map = getattr(self, "text_map_", None)
         return describe.expected_sounds(
             self._context(), X, text_encoder=self._text_encoder(), n_visual_frames=self._n_visual_frames(), top_k=k,
             text_map=text_map, text_weight=getattr(self, "text_weight_", 0.0),
             embed=None if text_map is None else (lambda V: self._shared_space(None, V)))
 
-    def describe_expected_audio(self, frames):
+    def describe_expected_audio(self, frames, *, window=None, hop=None):
         """A sentence saying what the frames should sound like, and when.
 
         Parameters
         ----------
         frames : ndarray of shape (T, H, W, 3) or (H, W, 3), AVClip, path, or a list of those
             One clip's frames (or one image) gives one sentence; a list gives a list.
+        window : float or None, default=None
+            Seconds: a sentence per window of each recording (:meth:`expected_sounds`).
+        hop : float or None, default=None
+            As in :meth:`transform_audio`.
 
         Returns
         -------
         description : str, or list of str for a list
             E.g. "Expected: dog (0.41), bark (0.22), howl (0.09); sound events likely
-            near 0.4 s, 1.2 s, 2.9 s."
+            near 0.4 s, 1.2 s, 2.9 s."; with ``window``, a list of sentences (one per
+            window) in place of each sentence.
         """
         single = not isinstance(frames, (list, tuple))
-        results = self.expected_sounds([frames] if single else frames)
-        sentences = [describe.describe_sentence(r) for r in results]
+        results = self.expected_sounds([frames] if single else frames, window=window, hop=hop)
+        if window is None:
+            sentences = [describe.describe_sentence(r) for r in results]
+        else:
+            sentences = [[describe.describe_sentence(r) for r in windows] for windows in results]
         return sentences[0] if single else sentences
 
     def separate(self, mixed_audio, target_visual, *, sample_rate=None, region=None, return_residual=False,
@@ -1195,6 +1283,18 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
+
+#: Larger side (pixels) a long video's frames are decoded at for embeddings and scene answers per
+#: window: the visual encoders see 224 x 224 pixels, which this keeps sharp, while a window of 10 s
+#: at 30 fps holds 100 MB of frames instead of the 830 MB of 720p.
+WINDOW_SIDE = 448
+
+#: Larger side (pixels) of frames decoded only for their clock (their windows' sound is what is
+#: used): small, but not under the 32 pixels a side below which a clip warns, even at 2.4:1.
+_SOUND_ONLY_SIDE = 96
+
+#: Windows of sound encoded at once by transform_audio(..., window=...): 16 of 10 s at 16 kHz, 10 MB.
+_AUDIO_BATCH = 16
 
 #: Seconds a mixture may outlast its target video's header duration before it is refused up front
 #: (headers round; what is within it is checked window by window, to one frame).

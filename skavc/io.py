@@ -1178,6 +1178,13 @@ def video_info(path):
                      has_audio=astream is not None, audio_sample_rate=audio_rate, rotation=rotation)
 
 
+def has_video_stream(path):
+    """Whether a file has a video stream, from its header (a video, not a sound file)."""
+    path = _check_path_in(path)
+    with _open_input(path) as container:
+        return bool(container.streams.video)
+
+
 def check_window(window, hop):
     """``window`` and ``hop`` (s) checked, ``hop`` None meaning ``window``: (window, hop)."""
     window = check_real(window, name="window", positive=True)
@@ -1909,21 +1916,34 @@ def _encode(clip, path, frames, size, video_codec, crf, video_bit_rate, audio_co
         if audio_bit_rate is not None and not audio_codec.startswith("pcm_"):
             astream.bit_rate = int(audio_bit_rate)
 
+        # A sound that arrives with the frames (``take_audio()``: the samples since the last
+        # call) is encoded as it comes; an AVClip's, after the last frame.
+        take_audio = getattr(clip, "take_audio", None)
+        n_sent = 0
         for i, rgb in enumerate(frames):
             frame = _rgb_to_videoframe(rgb)
             frame.pts = i  # codec time base is 1 / rate: one tick per frame
             container.mux(vstream.encode(frame))
+            if take_audio is not None:
+                n_sent = _mux_audio(container, astream, take_audio(), n_sent, clip.sample_rate)
         container.mux(vstream.encode(None))
-
-        # One frame holding the whole waveform: PyAV converts it to the
-        # encoder's sample format and re-chunks it to the codec's frame size.
-        aframe = av.AudioFrame.from_ndarray(np.asarray(clip.audio, dtype=np.float32)[None, :], format="fltp",
-                                            layout="mono")
-        aframe.sample_rate = clip.sample_rate
-        aframe.pts = 0
-        aframe.time_base = Fraction(1, clip.sample_rate)
-        container.mux(astream.encode(aframe))
+        _mux_audio(container, astream, clip.audio if take_audio is None else take_audio(), n_sent, clip.sample_rate)
         container.mux(astream.encode(None))
+
+
+def _mux_audio(container, astream, samples, first, sample_rate):
+    """Encode mono ``samples`` that start at sample ``first``; the index of the sample after them.
+
+    One frame holding them all: PyAV converts it to the encoder's sample format and re-chunks
+    it to the codec's frame size (carrying the rest over to the next call)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size:
+        aframe = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+        aframe.sample_rate = sample_rate
+        aframe.pts = first
+        aframe.time_base = Fraction(1, sample_rate)
+        container.mux(astream.encode(aframe))
+    return first + samples.size
 
 
 def save_clip(

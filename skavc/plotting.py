@@ -395,11 +395,9 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", legen
 
 
 class _StreamedSound:
-    """The sound of the windows a video is written from, gathered as they pass: what
-    :func:`skavc.io._write_video` reads (``fps``, ``sample_rate``, then ``audio``) after the last frame.
-
-    Only the sound is kept (mono float32 at the windows' rate: 64 kB per second at 16 kHz), never
-    their frames."""
+    """The sound of the windows a video is written from, handed to the writer as they pass
+    (:func:`skavc.io._write_video` reads ``fps`` and ``sample_rate``, then ``take_audio()``
+    after each frame): only what the writer has not taken yet is held, never the whole sound."""
 
     def __init__(self, fps, sample_rate):
         self.fps, self.sample_rate = fps, sample_rate
@@ -408,11 +406,12 @@ class _StreamedSound:
     def add(self, audio):
         self._chunks.append(audio)
 
-    @property
-    def audio(self):
+    def take_audio(self):
+        """The samples added since the last call, mono float32."""
         import numpy as np
 
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
+        chunks, self._chunks = self._chunks, []
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 # Frames whose maps are resized from their grid at once while drawing a window (maps that are

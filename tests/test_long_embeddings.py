@@ -236,3 +236,50 @@ def test_audio_resampled_while_decoding_equals_load_clip(short_video):
     for rate in (22050, 8000):
         audio, _ = skio.load_sampled(short_video, lambda n: [0], sample_rate=rate)
         np.testing.assert_array_equal(audio, skio.load_clip(short_video, sample_rate=rate).audio)
+
+
+# --------------------------------------------------------------------------- #
+# answers per window: transform_*, classify_scene, expected_sounds, describe_expected_audio
+# --------------------------------------------------------------------------- #
+def test_answers_per_window_are_the_answers_of_each_window(clips, small_params, short_video):
+    from skavc._inputs import clip_windows
+
+    model = AVCorrespondence(**{**small_params, "epochs": 3}).fit(clips[:12])
+    clip = skio.load_clip(short_video)
+    spans = list(clip_windows(clip, window=1.0, hop=0.5))  # what the file's windows hold (its frames < 448 px)
+    assert len(spans) == 5
+    (audio,), (from_clip,) = model.transform_audio([short_video], window=1.0, hop=0.5), \
+        model.transform_audio([clip], window=1.0, hop=0.5)
+    np.testing.assert_array_equal(audio, model.transform_audio([s.audio for s in spans]))
+    np.testing.assert_array_equal(from_clip, audio)
+    (visual,) = model.transform_visual([short_video], window=1.0, hop=0.5)
+    np.testing.assert_array_equal(visual, model.transform_visual([s.frames for s in spans]))
+    labels = ["a moving square", "a gradient", "a dog"]
+    (scene,) = model.classify_scene([short_video], labels, window=1.0, hop=0.5)
+    np.testing.assert_array_equal(scene, model.classify_scene(spans, labels))
+    (sounds,) = model.expected_sounds([short_video], window=1.0, hop=0.5)
+    for span, got, alone in zip(spans, sounds, model.expected_sounds(spans)):
+        assert got["sounds"] == alone["sounds"]
+        np.testing.assert_allclose(got["times"], np.add(alone["times"], span.start))  # the recording's clock
+    sentences = model.describe_expected_audio(short_video, window=1.0, hop=0.5)
+    assert isinstance(sentences, list) and len(sentences) == 5 and all(s.startswith("Expected:") for s in sentences)
+    # a sound file is cut on its own clock; a bare waveform too
+    wav = short_video.with_suffix(".wav")
+    from scipy.io import wavfile
+
+    wavfile.write(wav, SR, clip.audio)
+    (from_wav,) = model.transform_audio([wav], window=1.0)
+    (from_waveform,) = model.transform_audio([clip.audio], window=1.0)
+    np.testing.assert_array_equal(from_wav, from_waveform)
+    assert from_wav.shape == (3, model.embedding_dim)
+    with pytest.raises(ValueError, match="hop must be at most window"):
+        model.transform_visual([short_video], window=1.0, hop=2.0)
+
+
+def test_answers_per_window_of_a_long_video_hold_a_window(clips, small_params, long_video):
+    model = AVCorrespondence(**{**small_params, "epochs": 3}).fit(clips[:12])
+    model.transform_visual([clips[0]])  # warm the encoder's arena outside the measure
+    (V,), grew = peak_rss_increase(lambda: model.transform_visual([long_video], window=5.0))
+    assert V.shape == (12, model.embedding_dim) and np.all(np.isfinite(V))
+    # 60 s of 320x240 RGB are 345 MB; a 5 s window 29 MB
+    assert grew < 100e6, f"transform_visual(window=5) grew the process by {grew / 1e6:.0f} MB"
