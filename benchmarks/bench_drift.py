@@ -98,8 +98,8 @@ def main():
     centre = got.starts + got.durations / 2
     expected = -centre * args.ppm / (1e6 + args.ppm)
     frame = 1.0 / FPS
-    print(f"\n| window start (s) | expected (s) | drifted (s) | reference (s) | drifted - reference (s) | "
-          f"confidence |")
+    print("\n| window start (s) | expected (s) | drifted (s) | reference (s) | drifted - reference (s) | "
+          "confidence |")
     print("|---:|---:|---:|---:|---:|---:|")
     for k in range(len(centre)):
         print(f"| {got.starts[k]:.0f} | {expected[k]:+.3f} | {got.offsets[k]:+.3f} | {ref.offsets[k]:+.3f} | "
@@ -110,9 +110,11 @@ def main():
     within_rel = np.abs(got.offsets - ref.offsets - expected) <= frame + 1e-9
     slope = np.polyfit(centre, got.offsets, 1)[0]
     slope_rel = np.polyfit(centre, got.offsets - ref.offsets, 1)[0]
-    print(f"\ninjected drift {-3600 * args.ppm / (1e6 + args.ppm):+.2f} s/h; fitted by sync_timeline (trustworthy "
-          f"windows): {3600 * got.drift:+.2f} s/h (reference copy: {3600 * ref.drift:+.2f} s/h); least squares "
-          f"over all windows: {3600 * slope:+.2f} s/h, after the reference: {3600 * slope_rel:+.2f} s/h")
+    low, high = (3600 * v for v in got.drift_interval)
+    print(f"\ninjected drift {-3600 * args.ppm / (1e6 + args.ppm):+.2f} s/h; sync_timeline's drift (Theil-Sen over "
+          f"{'the trustworthy' if got.drift_trusted else 'all'} windows): {3600 * got.drift:+.2f} s/h (95 % "
+          f"{low:+.2f} to {high:+.2f}); on the reference copy {3600 * ref.drift:+.2f} s/h; least squares over all "
+          f"windows: {3600 * slope:+.2f} s/h, after the reference: {3600 * slope_rel:+.2f} s/h")
     print(f"windows within one frame ({1000 * frame:.0f} ms) of the expected offset: {within.mean():.2f} raw, "
           f"{within_rel.mean():.2f} after the reference (within half a frame: {raw.mean():.2f}, "
           f"{relative.mean():.2f}); trustworthy windows: {np.mean(got.confidence >= SYNC_CONFIDENCE_THRESHOLD):.2f}")

@@ -241,11 +241,15 @@ def _sync(args):
             print(f"  {span:<17}{window_offset:>+11.3f}{window_confidence:>12.2f}")
         trusted = int(np.sum(timeline.confidence >= SYNC_CONFIDENCE_THRESHOLD))
         if np.isfinite(timeline.drift):
-            print(f"drift: {3600 * timeline.drift:+.2f} s per hour ({1000 * timeline.drift:+.3f} ms per s), fitted "
-                  f"on the {trusted} windows at confidence >= {SYNC_CONFIDENCE_THRESHOLD}")
+            low, high = (3600 * v for v in timeline.drift_interval)
+            used = (f"the {trusted} windows at confidence >= {SYNC_CONFIDENCE_THRESHOLD}" if timeline.drift_trusted
+                    else f"all {len(timeline.starts)} windows ({trusted} at confidence >= "
+                         f"{SYNC_CONFIDENCE_THRESHOLD}: read it with its interval)")
+            shown = "" if low <= 0 <= high else ", the interval leaves 0 out"
+            print(f"drift: {3600 * timeline.drift:+.2f} s per hour (95 % {low:+.2f} to {high:+.2f}{shown}), "
+                  f"fitted on {used}")
         else:
-            print(f"drift: not measured ({trusted} windows at confidence >= {SYNC_CONFIDENCE_THRESHOLD}, "
-                  "3 needed)")
+            print("drift: not measured (3 windows needed)")
     if args.plot:
         from .plotting import save_sync_curve
 
@@ -527,8 +531,9 @@ def build_parser():
     loc.add_argument("--model", help=_MODEL_HELP)
     loc.add_argument("--no-refine", action="store_true", help="skip the colour refinement of the maps")
     loc.add_argument("--window", type=_positive_seconds, default=10.0,
-                     help="seconds per window: the video is read, localised and drawn a window at a time (memory "
-                     "grows with it: 10 s windows of 720p at 30 fps peak at about 1.6 GB in all)")
+                     help="seconds per window: each window is localised against its own chance level, on frames "
+                     "decoded at 256 pixels, while the full-size frames are drawn a second at a time (720p: about "
+                     "1.1 GB in all, whatever the length)")
     loc.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     loc.set_defaults(func=_localize)
 

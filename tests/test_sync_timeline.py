@@ -71,14 +71,28 @@ def test_combine_curves_keeps_chance_units_and_one_grid():
         combine_curves([])
 
 
-def test_fit_drift_uses_only_trustworthy_windows():
+def test_fit_drift_trusts_the_trustworthy_and_outvotes_wild_windows():
     centres = np.arange(10.0)
     offsets = 0.01 * centres
     confidence = np.full(10, 0.9)
-    assert fit_drift(centres + 0.0, offsets + 0.3, confidence) == pytest.approx((0.01, 0.3))
+    drift, intercept, (low, high), trusted = fit_drift(centres, offsets + 0.3, confidence)
+    assert (drift, intercept) == pytest.approx((0.01, 0.3)) and low <= 0.01 <= high and trusted
     offsets[3], confidence[3] = 5.0, 0.1  # a wild window nobody trusts
-    assert fit_drift(centres, offsets, confidence) == pytest.approx((0.01, 0.0), abs=1e-9)
-    assert np.isnan(fit_drift(centres[:2], offsets[:2], confidence[:2])).all()
+    assert fit_drift(centres, offsets, confidence)[:2] == pytest.approx((0.01, 0.0), abs=1e-9)
+    # nothing trustworthy (real video): all windows vote. 30 windows of 10 s drifting 1 ms/s under
+    # 20 ms of noise, 6 of them wild: the line holds where least squares is moved off
+    rng = np.random.RandomState(0)
+    times = 10.0 * np.arange(30) + 5
+    noisy = 0.001 * times + 0.02 * rng.standard_normal(30)
+    noisy[[2, 7, 11, 19, 23, 28]] = [0.8, -0.9, 0.7, -0.8, 0.9, -0.7]
+    drift, _, (low, high), trusted = fit_drift(times, noisy, np.full(30, 0.1))
+    assert not trusted and abs(drift - 0.001) < 0.0003 and low <= 0.001 <= high and low > 0
+    assert abs(np.polyfit(times, noisy, 1)[0] - 0.001) > 0.0005
+    still = 0.02 * rng.standard_normal(30)  # no drift at all: the interval holds 0
+    _, _, (low, high), _ = fit_drift(times, still, np.full(30, 0.1))
+    assert low <= 0 <= high
+    drift, intercept, interval, _ = fit_drift(centres[:2], offsets[:2], confidence[:2])
+    assert np.isnan([drift, intercept, *interval]).all()
 
 
 def test_bad_window_and_method_are_named(drifting):

@@ -10,6 +10,7 @@ per-window offsets show what one number per file cannot: a clock that drifts.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import theilslopes
 
 from .._validation import check_option, check_real
 from ._signal import SYNC_CONFIDENCE_THRESHOLD, naive_sync_curve, peak_offset, signal_sync_curve
@@ -41,12 +42,20 @@ class SyncTimeline:
     curve : tuple of (offsets, scores)
         The combined curve, offsets in seconds and scores in chance units, shape (K,) each.
     drift : float
-        Change of the offset per second of recording (s/s; 0.001 is 3.6 s an hour), fitted by
-        least squares to the windows at or above the confidence threshold, weighted by their
-        confidence; NaN with fewer than 3 such windows.
+        Change of the offset per second of recording (s/s; 0.001 is 3.6 s an hour): the
+        Theil-Sen line (the median of the slopes between windows, which a minority of wrong
+        windows does not move) through the windows at or above the confidence threshold when
+        there are 3 of them, else through all windows (``drift_trusted`` says which); NaN with
+        fewer than 3 windows.
     drift_intercept : float
         The fitted line's offset at the recording's start (s): ``drift_intercept + drift * t``
         is its offset at ``t`` seconds; NaN with the drift.
+    drift_interval : tuple of (float, float)
+        95 % confidence interval of ``drift`` (s/s). A drift whose interval holds 0 is not
+        shown to be there.
+    drift_trusted : bool
+        Whether the drift was fitted on trustworthy windows only (on real video they are rare:
+        then all windows vote, and the interval says how far to believe them).
     fps : float
         The windows' frame rate.
     """
@@ -60,6 +69,8 @@ class SyncTimeline:
     curve: tuple
     drift: float
     drift_intercept: float
+    drift_interval: tuple
+    drift_trusted: bool
     fps: float
 
     @property
@@ -93,28 +104,36 @@ def combine_curves(curves):
 
 
 def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHOLD):
-    """The line of the offsets against time, over the windows that can be trusted.
+    """The line of the offsets against time: robust, through the windows that can be trusted if
+    there are enough of them, else through all.
+
+    Theil-Sen (:func:`scipy.stats.theilslopes`): the median of the slopes between every two
+    windows, so windows whose offsets are wrong (up to about a third of them) do not move it.
 
     Parameters
     ----------
     centres, offsets, confidence : ndarray of shape (n_windows,)
         Window centres (s), their offsets (s) and confidences in [0, 1].
     threshold : float
-        Windows below this confidence are left out.
+        With 3 or more windows at or above this confidence, only they are used.
 
     Returns
     -------
     drift, intercept : float
-        Slope (s/s) and offset at time 0 (s) of the weighted least-squares line, weights the
-        confidences; both NaN with fewer than 3 windows at or above ``threshold`` or when they
-        all sit at one time.
+        Slope (s/s) and offset at time 0 (s); NaN with fewer than 3 windows or when they all
+        sit at one time.
+    interval : tuple of (float, float)
+        95 % confidence interval of the slope (NaN with it).
+    trusted : bool
+        Whether only windows at or above ``threshold`` were used.
     """
     centres, offsets, confidence = (np.asarray(v, dtype=np.float64) for v in (centres, offsets, confidence))
-    keep = confidence >= threshold
+    trusted = bool((confidence >= threshold).sum() >= 3)
+    keep = confidence >= threshold if trusted else np.ones(centres.shape, dtype=bool)
     if keep.sum() < 3 or np.ptp(centres[keep]) == 0:
-        return float("nan"), float("nan")
-    slope, intercept = np.polyfit(centres[keep], offsets[keep], 1, w=np.sqrt(confidence[keep]))
-    return float(slope), float(intercept)
+        return float("nan"), float("nan"), (float("nan"), float("nan")), trusted
+    slope, intercept, low, high = theilslopes(offsets[keep], centres[keep], alpha=0.95)
+    return float(slope), float(intercept), (float(low), float(high)), trusted
 
 
 def sync_timeline(windows, *, method="signal", max_offset=1.0):
@@ -164,7 +183,7 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0):
     starts, durations = np.asarray(starts), np.asarray(durations)
     offsets = np.array([p[0] for p in peaks])
     window_confidence = np.array([p[1] for p in peaks])
-    drift, intercept = fit_drift(starts + durations / 2, offsets, window_confidence)
+    drift, intercept, interval, trusted = fit_drift(starts + durations / 2, offsets, window_confidence)
     return SyncTimeline(starts=starts, durations=durations, offsets=offsets, confidence=window_confidence,
                         offset=offset, overall_confidence=confidence, curve=(grid, scores), drift=drift,
-                        drift_intercept=intercept, fps=fps)
+                        drift_intercept=intercept, drift_interval=interval, drift_trusted=trusted, fps=fps)
