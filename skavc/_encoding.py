@@ -145,9 +145,12 @@ class EncodingContext:
         Where stage messages go.
     """
 
-    def __init__(self, audio_encoder, visual_encoder, *, fps, memory=None, n_jobs=None, verbose=0, log=None):
+    def __init__(self, audio_encoder, visual_encoder, *, fps, memory=None, n_jobs=None, verbose=0, log=None,
+                 device="auto"):
         self.audio_encoder = audio_encoder
         self.visual_encoder = visual_encoder
+        self.device = device
+        self._faces = None  # the face detector and landmarker, made at their first use
         self.fps = float(fps)
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -169,6 +172,33 @@ class EncodingContext:
     def audio_rate(self):
         """Audio encoder steps per second (None for an encoder giving one vector per clip)."""
         return self.audio_encoder.frame_rate
+
+    # -- faces --------------------------------------------------------------------------
+    def face_points(self, frames):
+        """Face Mesh landmarks of the most confident face in each frame (MediaPipe's detector and
+        landmark models, ``skavc.encoders._faces``).
+
+        Parameters
+        ----------
+        frames : ndarray of shape (T, H, W, 3), uint8
+
+        Returns
+        -------
+        points : ndarray of shape (T, 468, 3), float32
+            ``(x, y, z)`` in pixels of the frame; NaN in frames where no face is found.
+        """
+        if self._faces is None:
+            from .encoders._faces import FaceDetector, FaceLandmarker  # the face models load on first use
+
+            self._faces = FaceDetector(device=self.device), FaceLandmarker(device=self.device)
+        detector, landmarker = self._faces
+        faces = detector.detect(frames)
+        points = np.full((len(frames), 468, 3), np.nan, dtype=np.float32)
+        found = [t for t, f in enumerate(faces) if len(f)]
+        if found:
+            landmarks, _ = landmarker.landmarks_batch(frames[found], [faces[t][:1] for t in found])
+            points[found] = np.stack([p[0] for p in landmarks])
+        return points
 
     # -- encoder calls (cached) -------------------------------------------------------
     def _encode(self, what, x):

@@ -500,8 +500,9 @@ def build_parser():
     sync = command("sync", "estimate a video's audio-visual offset (positive = audio ahead)")
     sync.add_argument("video", help="a video file with sound")
     sync.add_argument("--max-offset", type=float, default=1.0, help="seconds searched either way")
-    sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "naive"],
-                      help="auto: learned with a --model fitted with sync=True, else signal (training-free)")
+    sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "face", "naive"],
+                      help="auto: learned with a --model fitted with sync=True, else signal (training-free); "
+                      "face: the mouth of a speaking face (training-free)")
     sync.add_argument("--model", help=_MODEL_HELP)
     sync.add_argument("--plot", metavar="PNG", help="write the sync curve (and, for a long video, the offset over "
                       "time) to this PNG file (its folder must exist)")

@@ -299,3 +299,53 @@ def test_models_pickle_without_their_sessions(detector, landmarker, astronaut, a
         assert clone._onnx is None and clone.sha256 == model.sha256
     (faces,) = pickle.loads(pickle.dumps(detector)).detect(astronaut)
     np.testing.assert_allclose(faces["box"][0], astronaut_face["box"], atol=1e-3)
+
+
+# -- the mouth's shape (skavc.features.faces) and lip sync (method="face") --------------------------
+
+
+def test_mouth_opening_and_width_in_eye_corner_units():
+    from skavc.features import fill_gaps, mouth_opening, mouth_width
+
+    points = np.zeros((3, 468, 3))
+    points[:, 33, :2], points[:, 263, :2] = (100, 50), (200, 50)  # eye corners 100 px apart
+    points[:, 61, :2], points[:, 291, :2] = (120, 150), (180, 150)  # mouth corners 60 px apart
+    points[:, 13, :2] = (150, 140)
+    points[:, 14, :2] = [(150, 140), (150, 160), (150, 190)]  # closed, open by 20 px, by 50 px
+    points[1, :, :] *= 2  # the same face twice as near: the same shape
+    points[1, 14, :2] = (300, 320)  # 40 px of 200: 0.2
+    np.testing.assert_allclose(mouth_opening(points), [0.0, 0.2, 0.5])
+    np.testing.assert_allclose(mouth_width(points), [0.6, 0.6, 0.6])
+    points[1] = np.nan  # no face in the middle frame
+    opening = mouth_opening(points)
+    assert np.isnan(opening[1]) and np.allclose(fill_gaps(opening), [0.0, 0.25, 0.5])
+    assert np.isnan(fill_gaps([np.nan, np.nan])).all()
+    with pytest.raises(ValueError, match="Face Mesh landmarks of shape"):
+        mouth_opening(np.zeros((3, 68, 2)))
+
+
+def test_face_points_of_real_frames_and_lip_sync_needs_a_face(astronaut):
+    _need_models()
+    from skavc import AVClip, AVCorrespondence
+    from skavc.features import mouth_opening
+
+    model = AVCorrespondence()
+    context = model._context()
+    frames = np.stack([astronaut, np.full_like(astronaut, 128)])  # the photo, then a blank frame
+    points = context.face_points(frames)
+    assert points.shape == (2, 468, 3) and np.isnan(points[1]).all()
+    assert 200 < np.median(points[0, :, 0]) < 250 and 100 < np.median(points[0, :, 1]) < 150  # on the face
+    assert 0 <= mouth_opening(points)[0] < 0.2  # the astronaut's lips are closed
+    rng = np.random.default_rng(0)
+    still = AVClip(rng.uniform(-0.1, 0.1, 32000).astype(np.float32), 16000, np.repeat(astronaut[None], 50, 0), 25.0)
+    offsets, confidence = model.predict_offset([still], return_confidence=True, method="face")
+    assert confidence[0] < 0.5  # a face whose mouth never moves says nothing about the timing
+    blank = AVClip(still.audio, 16000, np.full((50, 64, 64, 3), 128, np.uint8), 25.0, check_quality=False)
+    with pytest.raises(ValueError, match="no face found in any frame.*method='signal'"):
+        model.predict_offset([blank], method="face")
+    (timeline,) = model.sync_timeline([still], window=1.0, method="face")  # window by window
+    assert len(timeline.starts) == 2 and np.all(timeline.confidence < 0.5)
+    from skavc.sync import sync_timeline
+
+    with pytest.raises(ValueError, match="needs face_points"):
+        sync_timeline([still], method="face")

@@ -17,6 +17,9 @@ Audio (:mod:`skavc.features.audio`)
     :func:`sound_presence`: how clearly the sound stands above the clip's own noise floor.
     :func:`onset_envelope`: log-mel spectral flux (onset strength).
     :func:`edge_silence`: which spans lie in the digital silence padding a shifted track.
+Faces (:mod:`skavc.features.faces`)
+    :func:`mouth_opening`, :func:`mouth_width`: mouth shape per frame from Face Mesh landmarks;
+    :func:`fill_gaps`: frames without a face filled in.
 Time (:mod:`skavc.features.time`)
     :func:`sample_frame_indices`: frames spread evenly over a clip.
     :func:`window_means`: features averaged over windows centred on given times.
@@ -29,6 +32,7 @@ index ``t`` is the value at ``t`` minus the value at ``t - 1`` (index 0 holds 0)
 """
 
 from .audio import audio_changes, audio_envelope, edge_silence, level_rises, onset_envelope, sound_presence
+from .faces import fill_gaps, mouth_opening, mouth_width
 from .time import grid_times, resample_track, rises, sample_frame_indices, window_means
 from .video import (
     MOTION_SIDE,
@@ -48,12 +52,15 @@ __all__ = [
     "block_size",
     "edge_silence",
     "estimate_shifts",
+    "fill_gaps",
     "frame_changes",
     "grey_blocks",
     "grid_times",
     "level_rises",
     "motion_energy",
     "motion_energy_times",
+    "mouth_opening",
+    "mouth_width",
     "onset_envelope",
     "resample_track",
     "rises",

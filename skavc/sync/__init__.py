@@ -7,6 +7,9 @@ chance level):
   ``AVCorrespondence.fit(sync=True)`` through :func:`fit_sync_head`;
 - "signal": training-free, visual motion energy against audio onset strength with a
   whitened (GCC-PHAT-like) cross-correlation (:func:`signal_sync_curve`);
+- "face": training-free, as "signal" with the mouth's opening (MediaPipe's face detector and
+  Face Mesh landmarks: :func:`skavc.features.mouth_opening`) in place of the whole frame's
+  motion (:func:`motion_sync_curve`), for a speaking face;
 - "naive": the baseline, raw energy envelopes and plain correlation (:func:`naive_sync_curve`).
 
 Convention: offsets are in seconds, positive when the audio is AHEAD of the video (a sound is
@@ -25,7 +28,7 @@ from sklearn.exceptions import NotFittedError
 from .._encoding import clip_tracks  # lived here before _encoding: still importable from here
 from .._validation import check_audio, check_option
 from ..features import grid_times, resample_track  # likewise
-from ..features import onset_envelope
+from ..features import fill_gaps, mouth_opening, onset_envelope
 from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
 from ._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
@@ -74,7 +77,7 @@ __all__ = [
     "timing_probability",
 ]
 
-METHODS = ("auto", "learned", "signal", "naive")
+METHODS = ("auto", "learned", "signal", "face", "naive")
 
 
 def resolve_method(method, sync_head):
@@ -97,7 +100,7 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
     ----------
     context : EncodingContext
     X : list of items (AVClip, (audio, frames) pairs or video paths)
-    method : {"learned", "signal", "naive"}
+    method : {"learned", "signal", "face", "naive"}
         As resolved by :func:`resolve_method`.
     sync_head : SyncHead or None
         Needed by "learned".
@@ -113,6 +116,17 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
         def job(item, where):
             a_track, v_track, _ = context.track(item, where, SYNC_RATE)
             return sync_head.curve(a_track, v_track, max_offset)
+    elif method == "face":
+        def job(item, where):
+            # the mouth's opening (Face Mesh) in place of the whole frame's motion, against the
+            # same onsets of the sound: what moves with speech is the mouth, not the head
+            clip = context.clip(item, where)
+            opening = mouth_opening(context.face_points(clip.frames))
+            if not np.isfinite(opening).any():
+                raise ValueError(f"{where}: no face found in any frame; method='face' follows a speaking mouth: "
+                                 "use method='signal' for anything else")
+            return motion_sync_curve(clip.audio, clip.sample_rate, fill_gaps(opening), clip.fps,
+                                     max_offset=max_offset)
     else:
         curve = signal_sync_curve if method == "signal" else naive_sync_curve
 

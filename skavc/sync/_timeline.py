@@ -13,7 +13,8 @@ import numpy as np
 from scipy.stats import theilslopes
 
 from .._validation import check_option, check_real
-from ._signal import SYNC_CONFIDENCE_THRESHOLD, naive_sync_curve, peak_offset, signal_sync_curve
+from ..features import fill_gaps, mouth_opening
+from ._signal import SYNC_CONFIDENCE_THRESHOLD, motion_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve
 
 #: A last window shorter than this share of the first is left out: what remains of a recording
 #: after its last whole window (a few frames, often) cannot be synchronised on its own.
@@ -79,6 +80,13 @@ class SyncTimeline:
         return self.starts + self.durations / 2
 
 
+def _face_curve(audio, sample_rate, frames, fps, max_offset, face_points):
+    """The mouth's curve of one window; flat (all zeros) where no frame shows a face."""
+    opening = mouth_opening(face_points(frames))
+    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
+    return motion_sync_curve(audio, sample_rate, opening, fps, max_offset=max_offset)
+
+
 def combine_curves(curves):
     """Windows' sync curves on one offset grid combined into one, still in chance units.
 
@@ -136,7 +144,7 @@ def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHO
     return float(slope), float(intercept), (float(low), float(high)), trusted
 
 
-def sync_timeline(windows, *, method="signal", max_offset=1.0):
+def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None):
     """Offset per window of one recording, the whole recording's, and its drift.
 
     Parameters
@@ -144,11 +152,15 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0):
     windows : iterable of AVClip
         Consecutive windows of one recording, each with its ``start`` (seconds), one length
         but the last (``skavc.io.iter_clips`` gives them from a file without holding it).
-    method : {"signal", "naive"}, default="signal"
-        The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`, or the
-        baseline :func:`~skavc.sync.naive_sync_curve`).
+    method : {"signal", "face", "naive"}, default="signal"
+        The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`; "face":
+        :func:`~skavc.sync.motion_sync_curve` of the mouth's opening, a flat curve for a window
+        without a face; or the baseline :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
+    face_points : callable or None, default=None
+        With "face": frames (T, H, W, 3) -> Face Mesh points (T, 468, 3), NaN without a face
+        (``EncodingContext.face_points``).
 
     Returns
     -------
@@ -160,9 +172,13 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0):
         window's offset and confidence as the whole recording's, as :func:`peak_offset` of its
         curve does.
     """
-    check_option(method, name="method", options=("signal", "naive"))
+    check_option(method, name="method", options=("signal", "face", "naive"))
     max_offset = check_real(max_offset, name="max_offset", positive=True)
-    curve_of = signal_sync_curve if method == "signal" else naive_sync_curve
+    if method == "face" and face_points is None:
+        raise ValueError("method='face' needs face_points, the landmarks of the frames' faces")
+    curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve,
+                "face": lambda audio, rate, frames, fps, max_offset: _face_curve(
+                    audio, rate, frames, fps, max_offset, face_points)}[method]
     starts, durations, peaks, curves, fps = [], [], [], [], None
     for clip in windows:
         if curves and clip.n_frames / clip.fps < _SHORTEST_TAIL * durations[0]:
