@@ -1273,7 +1273,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
             info = video_info(target_visual)
             windows, covered = context.windows(target_visual, "target_visual", window=window, hop=hop,
-                                               max_side=MOTION_SIDE)
+                                               max_side=MOTION_SIDE, allow_missing_audio=True)  # frames only
             return windows, (info.height, info.width), covered
         frames = check_frames(target_visual, name="target_visual")
         # silent sound of the frames' length: the windows are cut on the frames' clock

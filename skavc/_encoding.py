@@ -296,11 +296,12 @@ class EncodingContext:
         """One item of ``X`` as an AVClip with audio at :attr:`sample_rate`."""
         return resolve_clip(item, sample_rate=self.sample_rate, fps=self.fps, where=where)
 
-    def windows(self, item, where, *, window, hop=None, max_side=None):
+    def windows(self, item, where, *, window, hop=None, max_side=None, allow_missing_audio=False):
         """One item's consecutive windows (AVClip objects with their ``start``), and its length.
 
         A video file is streamed (:func:`skavc.io.iter_clips`: one window decoded at a time,
-        frames resized by FFmpeg so that their larger side is at most ``max_side`` pixels);
+        frames resized by FFmpeg so that their larger side is at most ``max_side`` pixels; a
+        file without sound gives silence with ``allow_missing_audio``, for frames-only work);
         anything else is resolved and sliced in memory (:func:`~skavc._inputs.clip_windows`,
         at its own size).
 
@@ -321,8 +322,8 @@ class EncodingContext:
             if max_side is not None and max(info.height, info.width) > max_side:
                 scale = max_side / max(info.height, info.width)
                 frame_size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
-            return (iter_clips(item, window=window, hop=hop, sample_rate=self.sample_rate, frame_size=frame_size),
-                    info.duration)
+            return (iter_clips(item, window=window, hop=hop, sample_rate=self.sample_rate, frame_size=frame_size,
+                               allow_missing_audio=allow_missing_audio), info.duration)
         clip = self.clip(item, where)
         return clip_windows(clip, window=window, hop=hop), clip.n_frames / clip.fps
 

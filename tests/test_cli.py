@@ -261,6 +261,8 @@ def test_separate_reads_the_mixture_from_a_video(videos, tmp_path, capsys):
     status, _, err = _run(capsys, "separate", silent, video, "--out", out)
     assert status == 2
     assert "MIX" in err and "has no sound" in err
+    status, _, err = _run(capsys, "separate", video, silent, "--out", out)  # only TARGET's frames are read
+    assert status == 0, err
     help_text = " ".join(_subparser("separate").format_help().split())
     assert "any audio or video file with sound" in help_text
 
