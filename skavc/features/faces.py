@@ -14,8 +14,17 @@ MOUTH_CORNERS = (61, 291)
 EYE_CORNERS = (33, 263)
 
 
-def _distance(points, pair):
-    return np.linalg.norm(points[:, pair[0], :2] - points[:, pair[1], :2], axis=-1)
+def _in_eye_corner_units(points, pair):
+    """Distance between the landmarks ``pair`` over the eye-corner distance, per frame (T,)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 3 or points.shape[1] != 468 or points.shape[2] not in (2, 3):
+        raise ValueError(f"points must be Face Mesh landmarks of shape (T, 468, 2 or 3); got {points.shape}")
+
+    def distance(a, b):
+        return np.linalg.norm(points[:, a, :2] - points[:, b, :2], axis=-1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return distance(*pair) / distance(*EYE_CORNERS)
 
 
 def mouth_opening(points):
@@ -32,20 +41,12 @@ def mouth_opening(points):
     opening : ndarray of shape (T,), float64
         About 0 with the lips closed, 0.3-0.6 wide open; NaN where there is no face.
     """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 3 or points.shape[1] != 468 or points.shape[2] not in (2, 3):
-        raise ValueError(f"points must be Face Mesh landmarks of shape (T, 468, 2 or 3); got {points.shape}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _distance(points, INNER_LIPS) / _distance(points, EYE_CORNERS)
+    return _in_eye_corner_units(points, INNER_LIPS)
 
 
 def mouth_width(points):
     """Distance between the mouth corners in each frame, in eye-corner distances; as :func:`mouth_opening`."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 3 or points.shape[1] != 468 or points.shape[2] not in (2, 3):
-        raise ValueError(f"points must be Face Mesh landmarks of shape (T, 468, 2 or 3); got {points.shape}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _distance(points, MOUTH_CORNERS) / _distance(points, EYE_CORNERS)
+    return _in_eye_corner_units(points, MOUTH_CORNERS)
 
 
 def fill_gaps(series):
