@@ -1,6 +1,7 @@
 """Clock drift on real video: ``sync_timeline``'s offsets per window against an injected drift (issue 20).
 
-    python benchmarks/bench_drift.py [--minutes 10] [--ppm 1000] [--window 10] [--talk ../shared/media/talk]
+    python benchmarks/bench_drift.py [--minutes 10] [--ppm 1000] [--window 10] [--method signal|face]
+                                     [--talk ../shared/media/talk]
 
 Real talking heads from ``../shared/media/talk/`` (benchmark-only media, see the README there;
 never in tests): the five interview clips (224 x 224, 25 fps, 16 kHz sound, in sync as recorded)
@@ -65,6 +66,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--ppm", type=float, default=1000.0)
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--method", choices=["signal", "face"], default="signal")
     parser.add_argument("--talk", type=Path, default=HERE.parent.parent / "shared" / "media" / "talk")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "skavc-bench" / "drift")
     args = parser.parse_args()
@@ -91,8 +93,8 @@ def main():
     timelines = {}
     for name, path in files.items():
         t0 = time.perf_counter()
-        (timelines[name],) = model.sync_timeline([str(path)], window=args.window)
-        print(f"{name}: {len(timelines[name].starts)} windows of {args.window:g} s in "
+        (timelines[name],) = model.sync_timeline([str(path)], window=args.window, method=args.method)
+        print(f"{name}: {len(timelines[name].starts)} windows of {args.window:g} s (method {args.method}) in "
               f"{time.perf_counter() - t0:.1f} s")
     ref, got = timelines["reference"], timelines["drifted"]
     centre = got.starts + got.durations / 2
