@@ -18,8 +18,9 @@ killed there ("killed"), as the kernel would at the machine's memory:
 * ``sync``: ``skavc sync FILE --quiet`` (streamed: a window at a time, issue 20);
 * ``sync-whole``: the reference in the same run, ``AVCorrespondence().predict_offset([FILE])``,
   which decodes the whole file at full size first (what ``skavc sync`` did before);
-* ``localize``: ``skavc localize FILE --out overlay.mp4`` (streamed: read, localised, drawn and
-  encoded a window at a time);
+* ``localize``: ``skavc localize FILE --out overlay.mp4`` (streamed: each window localised on
+  frames decoded at 256 px a window ahead in a second thread, the full-size frames read, drawn
+  and encoded a second at a time);
 * ``transform_visual``: a model fitted on 20 generated clips, then ``transform_visual([FILE])``
   (one decoding pass keeping only the sampled frames);
 * ``separate``: ``skavc separate FILE FILE --out target.wav --quiet`` (streamed: the mixture read,

@@ -1216,9 +1216,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         Returns
         -------
         pieces : iterator of skavc.separation.SeparatedWindow
-            In order, one per window: ``start`` (s), ``target`` (float32, the mixture's rate),
-            ``confidence`` and ``sample_rate``. Concatenated, the targets are the whole
-            target's sound; write each as it comes (``skavc separate`` does).
+            In order, one per window: ``start`` (s), ``target`` and ``residual`` (float32, the
+            mixture's rate; they sum to the mixture), ``confidence`` and ``sample_rate``.
+            Concatenated, the targets are the whole target's sound; write each as it comes
+            (``skavc separate`` does).
         """
         self._validate_params()
         window = check_real(window, name="window", positive=True)

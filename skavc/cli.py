@@ -435,11 +435,9 @@ def _separate(args):
         for piece in pieces:  # written as it comes: memory follows the window, not the recording
             out.write(piece.target)
             energy["target"] += float(np.sum(piece.target.astype(np.float64) ** 2))
+            energy["mixture"] += float(np.sum((piece.target.astype(np.float64) + piece.residual) ** 2))
             confidences.append(piece.confidence)
             durations.append(piece.duration)
-    # the mixture's energy, read again: the pieces carry only the target
-    energy["mixture"] = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in
-                            iter_audio(args.mix, window=args.window, name="MIX"))
     seconds = float(np.sum(durations))
     confidence = float(np.average(confidences, weights=np.maximum(durations, 1e-9)))
     quieter = 10 * np.log10((energy["mixture"] + 1e-30) / (energy["target"] + 1e-30))

@@ -503,6 +503,9 @@ class SeparatedWindow:
     target : ndarray of shape (n_samples,), float32
         The target's sound over the piece (crossfaded with the neighbouring windows where
         they overlap), at ``sample_rate``.
+    residual : ndarray of shape (n_samples,), float32
+        The rest of the mixture over the piece: ``target + residual`` is the mixture (the
+        crossfade's weights sum to 1).
     confidence : float
         The confidence, in [0, 1], of the window the piece comes from that the target is heard
         in the mixture there (as :func:`separate` gives it).
@@ -512,6 +515,7 @@ class SeparatedWindow:
 
     start: float
     target: np.ndarray
+    residual: np.ndarray
     confidence: float
     sample_rate: int
 
@@ -530,9 +534,10 @@ def crossfade_windows(windows, sample_rate, *, hop):
 
     Parameters
     ----------
-    windows : iterable of (ndarray of shape (n_k,), float)
-        Each window's output and confidence, in order; window ``k`` starts at sample
-        ``round(k * hop * sample_rate)`` and reaches at least as far as the one before.
+    windows : iterable of (target, residual, confidence)
+        Each window's target and residual (ndarray of shape (n_k,) each) and confidence, in
+        order; window ``k`` starts at sample ``round(k * hop * sample_rate)`` and reaches at
+        least as far as the one before.
     sample_rate : int
     hop : float
         Seconds from one window's start to the next.
@@ -543,19 +548,26 @@ def crossfade_windows(windows, sample_rate, *, hop):
         One per window: from where the window starts (window 0: sample 0) to where the next
         one starts, the crossfade with the previous window at its head.
     """
-    held, held_at, held_confidence = None, 0, 0.0  # the last window's output not yet given out
-    for k, (target, confidence) in enumerate(windows):
+    held, held_at, held_confidence = None, 0, 0.0  # the last window's outputs not yet given out
+
+    def piece(outputs, at, confidence):
+        target, residual = outputs.astype(np.float32)
+        return SeparatedWindow(at / sample_rate, target, residual, confidence, sample_rate)
+
+    for k, (target, residual, confidence) in enumerate(windows):
+        outputs = np.stack([target, residual]).astype(np.float64)  # crossfaded alike
         start = int(round(k * hop * sample_rate))
         if held is not None:
-            keep = min(max(start - held_at, 0), held.size)  # the last window alone, up to this start
-            n_shared = min(held.size - keep, target.size)
+            n_held = held.shape[1]
+            keep = min(max(start - held_at, 0), n_held)  # the last window alone, up to this start
+            n_shared = min(n_held - keep, outputs.shape[1])
             ramp = np.sin(0.5 * np.pi * (np.arange(n_shared) + 0.5) / max(n_shared, 1)) ** 2
-            shared = held[keep : keep + n_shared] * (1.0 - ramp) + target[:n_shared] * ramp
-            yield SeparatedWindow(held_at / sample_rate, held[:keep].astype(np.float32), held_confidence, sample_rate)
-            target = np.concatenate([shared, target[n_shared:]])
-        held, held_at, held_confidence = target, start, float(confidence)
+            shared = held[:, keep : keep + n_shared] * (1.0 - ramp) + outputs[:, :n_shared] * ramp
+            yield piece(held[:, :keep], held_at, held_confidence)
+            outputs = np.concatenate([shared, outputs[:, n_shared:]], axis=1)
+        held, held_at, held_confidence = outputs, start, float(confidence)
     if held is not None:
-        yield SeparatedWindow(held_at / sample_rate, held.astype(np.float32), held_confidence, sample_rate)
+        yield piece(held, held_at, held_confidence)
 
 
 _TARGET_TOO_SHORT = ("the target's frames end before the mixture does: they must cover the mixture (trim the "
@@ -646,8 +658,9 @@ def separate_windows(mixture_windows, sample_rate, target_windows, *, hop, regio
     def each():
         for mixture, (frames, fps) in _paired(mixture_windows, target_windows, hop, sample_rate):
             box = _scaled_box(region, region_size, frames.shape[1:3])
-            yield separate(mixture, sample_rate, frames, fps, region=box, return_confidence=True,
-                           n_components=n_components, tolerance=tolerance, min_shift=min_shift)
+            yield separate(mixture, sample_rate, frames, fps, region=box, return_residual=True,
+                           return_confidence=True, n_components=n_components, tolerance=tolerance,
+                           min_shift=min_shift)
 
     return crossfade_windows(each(), sample_rate, hop=hop)
 
@@ -681,6 +694,6 @@ def separate_windows_by_appearance(mixture_windows, sample_rate, target_embeddin
         As :func:`separate_windows`.
     """
     hop = check_real(hop, name="hop", positive=True)
-    each = (separate_by_appearance(mixture, sample_rate, target_embedding, bases, return_confidence=True)
-            for mixture in mixture_windows)
+    each = (separate_by_appearance(mixture, sample_rate, target_embedding, bases, return_residual=True,
+                                   return_confidence=True) for mixture in mixture_windows)
     return crossfade_windows(each, sample_rate, hop=hop)

@@ -250,17 +250,19 @@ def test_crossfade_windows_pass_what_the_windows_agree_on():
     rate, hop, window = 100, 0.8, 1.0
     signal = np.sin(np.arange(350) / 7.0)
     windows = [(signal[round(k * hop * rate) : round((k * hop + window) * rate)], k / 10) for k in range(5)]
-    windows = [w for w in windows if w[0].size]
+    windows = [(w, -2 * w, c) for w, c in windows if w.size]  # a residual crossfaded alongside
     pieces = list(crossfade_windows(windows, rate, hop=hop))
     assert len(pieces) == len(windows)
     np.testing.assert_allclose(np.concatenate([p.target for p in pieces]), signal, atol=1e-6)
     assert [p.start for p in pieces] == [round(k * hop * rate) / rate for k in range(len(pieces))]
-    assert [p.confidence for p in pieces] == [w[1] for w in windows]
+    assert [p.confidence for p in pieces] == [w[2] for w in windows]
+    np.testing.assert_allclose(np.concatenate([p.residual for p in pieces]), -2 * signal, atol=1e-5)
     assert all(p.target.dtype == np.float32 and p.sample_rate == rate for p in pieces)
     # windows that disagree meet along the ramp: each end is its own window's, the middle of the
     # overlap half of each
     ones, zeros = np.ones(100), np.zeros(100)
-    joined = np.concatenate([p.target for p in crossfade_windows([(ones, 1.0), (zeros, 0.0)], rate, hop=0.8)])
+    joined = np.concatenate([p.target for p in crossfade_windows([(ones, zeros, 1.0), (zeros, ones, 0.0)], rate,
+                                                                 hop=0.8)])
     assert joined.size == 180 and np.all(joined[:80] == 1) and np.all(joined[100:] == 0)
     assert np.all(np.diff(joined[80:100]) < 0) and joined[89] + joined[90] == pytest.approx(1.0, abs=0.02)
 
@@ -273,6 +275,7 @@ def test_separate_windows_one_window_is_separate_and_many_still_separate(two_sou
     ref, ref_conf = separate(clip.audio, clip.sample_rate, frames, clip.fps, return_confidence=True)
     (piece,) = separate_windows([clip.audio], clip.sample_rate, [(frames, clip.fps)], hop=5.0)
     assert np.array_equal(piece.target, ref) and piece.confidence == ref_conf and piece.start == 0.0
+    np.testing.assert_allclose(piece.target + piece.residual, clip.audio, atol=1e-6)
     # three clips end to end (the sources change every 2 s), 2 s windows sharing 0.5 s: each window
     # follows its own sources (measured: +16.2 dB; separate on the whole 6 s: -2.4 dB)
     chosen = [0, 3, 4]
@@ -285,6 +288,7 @@ def test_separate_windows_one_window_is_separate_and_many_still_separate(two_sou
     pieces = list(separate_windows(mixtures, rate, framed, hop=hop))
     estimate = np.concatenate([p.target for p in pieces])
     assert estimate.shape == audio.shape
+    np.testing.assert_allclose(estimate + np.concatenate([p.residual for p in pieces]), audio, atol=1e-5)
     mixture_sdr = separation_scores(reference[None], audio[None])[0][0]
     assert separation_scores(reference[None], estimate[None])[0][0] - mixture_sdr >= 6.0
     assert pieces[0].confidence > 0.5 and pieces[-1].confidence > 0.5  # windows inside one clip

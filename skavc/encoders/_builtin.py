@@ -99,11 +99,6 @@ class _BuiltinEncoder(LazyOnnx):
         return type(self)(device=device, n_threads=n_threads, precision=precision, batch_size=self.batch_size,
                           io_binding=self.io_binding, coalesce=self.coalesce)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_onnx"] = None
-        return state
-
     def __repr__(self):
         return f"{type(self).__name__}(device={self.device!r}, precision={self.precision!r})"
 

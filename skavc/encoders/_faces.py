@@ -411,11 +411,6 @@ class _FaceGraph(LazyOnnx):
         return OnnxEncoder(path, device=self.device, batch_size=self.batch_size, sha256=digest,
                            n_threads=self.n_threads, name=self.graph)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_onnx"] = None
-        return state
-
 
 class FaceDetector(_FaceGraph):
     """Faces in frames: MediaPipe's BlazeFace short-range detector (faces within ~2 m).

@@ -527,3 +527,9 @@ class LazyOnnx:
                 if self._onnx is None:
                     self._onnx = self._open()
         return self._onnx
+
+    def __getstate__(self):
+        # the session is not pickled: the copy opens its own on first use
+        state = self.__dict__.copy()
+        state["_onnx"] = None
+        return state

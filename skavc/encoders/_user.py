@@ -256,8 +256,8 @@ class _UserEncoder(LazyOnnx):
         return (self.name, self.sha256, repr(sorted((k, repr(v)) for k, v in settings.items())))
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_onnx"] = state["_io"] = None
+        state = super().__getstate__()
+        state["_io"] = None
         return state
 
     def __repr__(self):

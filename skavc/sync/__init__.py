@@ -9,7 +9,7 @@ chance level):
   whitened (GCC-PHAT-like) cross-correlation (:func:`signal_sync_curve`);
 - "face": training-free, as "signal" with the mouth's opening (MediaPipe's face detector and
   Face Mesh landmarks: :func:`skavc.features.mouth_opening`) in place of the whole frame's
-  motion (:func:`motion_sync_curve`), for a speaking face;
+  motion (:func:`mouth_sync_curve`), for a speaking face;
 - "naive": the baseline, raw energy envelopes and plain correlation (:func:`naive_sync_curve`).
 
 Convention: offsets are in seconds, positive when the audio is AHEAD of the video (a sound is
@@ -28,7 +28,7 @@ from sklearn.exceptions import NotFittedError
 from .._encoding import clip_tracks  # lived here before _encoding: still importable from here
 from .._validation import check_audio, check_option
 from ..features import grid_times, resample_track  # likewise
-from ..features import fill_gaps, mouth_opening, onset_envelope
+from ..features import onset_envelope
 from ._learned import SYNC_RATE, SyncHead, context_windows, diagonal_curve
 from ._signal import (
     SYNC_CONFIDENCE_THRESHOLD,
@@ -36,6 +36,7 @@ from ._signal import (
     estimate_offset,
     motion_series,
     motion_sync_curve,
+    mouth_sync_curve,
     naive_sync_curve,
     null_standardise,
     peak_offset,
@@ -61,6 +62,7 @@ __all__ = [
     "grid_times",
     "motion_series",
     "motion_sync_curve",
+    "mouth_sync_curve",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
@@ -121,12 +123,11 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
             # the mouth's opening (Face Mesh) in place of the whole frame's motion, against the
             # same onsets of the sound: what moves with speech is the mouth, not the head
             clip = context.clip(item, where)
-            opening = mouth_opening(context.face_points(clip.frames))
-            if not np.isfinite(opening).any():
+            points = context.face_points(clip.frames)
+            if np.isnan(points).all():
                 raise ValueError(f"{where}: no face found in any frame; method='face' follows a speaking mouth: "
                                  "use method='signal' for anything else")
-            return motion_sync_curve(clip.audio, clip.sample_rate, fill_gaps(opening), clip.fps,
-                                     max_offset=max_offset)
+            return mouth_sync_curve(clip.audio, clip.sample_rate, points, clip.fps, max_offset=max_offset)
     else:
         curve = signal_sync_curve if method == "signal" else naive_sync_curve
 

@@ -37,7 +37,8 @@ from scipy import fft as sp_fft
 
 from .._validation import (check_audio, check_frames, check_option, check_paired_series, check_positive,
                            check_real, check_sample_rate)
-from ..features import audio_envelope, edge_silence, motion_energy, motion_energy_times, onset_envelope
+from ..features import (audio_envelope, edge_silence, fill_gaps, motion_energy, motion_energy_times, mouth_opening,
+                        onset_envelope)
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
 __all__ = [
@@ -333,6 +334,28 @@ def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolu
             raise ValueError(f"onsets must be onset_envelope(audio, sample_rate, hop_seconds={resolution:g}) "
                              "of this audio: (envelope, times)")
     return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets)
+
+
+def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0):
+    """:func:`motion_sync_curve` with the mouth's opening as the visual series (lip sync).
+
+    Parameters
+    ----------
+    audio, sample_rate, fps, max_offset
+        As in :func:`signal_sync_curve`.
+    points : ndarray of shape (T, 468, 3)
+        Face Mesh landmarks of the speaking face in each frame, NaN where none is found
+        (``EncodingContext.face_points``); the opening between the inner lips
+        (:func:`skavc.features.mouth_opening`) is filled across frames without a face.
+
+    Returns
+    -------
+    offsets, scores : ndarray of shape (K,)
+        As :func:`signal_sync_curve`; all scores 0 when no frame shows a face.
+    """
+    opening = mouth_opening(points)
+    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
+    return motion_sync_curve(audio, sample_rate, opening, fps, max_offset=max_offset)
 
 
 def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets=None):

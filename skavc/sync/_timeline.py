@@ -13,8 +13,7 @@ import numpy as np
 from scipy.stats import theilslopes
 
 from .._validation import check_option, check_real
-from ..features import fill_gaps, mouth_opening
-from ._signal import SYNC_CONFIDENCE_THRESHOLD, motion_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve
+from ._signal import SYNC_CONFIDENCE_THRESHOLD, mouth_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve
 
 #: A last window shorter than this share of the first is left out: what remains of a recording
 #: after its last whole window (a few frames, often) cannot be synchronised on its own.
@@ -78,13 +77,6 @@ class SyncTimeline:
     def centres(self):
         """Seconds from the recording's first frame to the middle of each window, (n_windows,)."""
         return self.starts + self.durations / 2
-
-
-def _face_curve(audio, sample_rate, frames, fps, max_offset, face_points):
-    """The mouth's curve of one window; flat (all zeros) where no frame shows a face."""
-    opening = mouth_opening(face_points(frames))
-    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
-    return motion_sync_curve(audio, sample_rate, opening, fps, max_offset=max_offset)
 
 
 def combine_curves(curves):
@@ -154,8 +146,7 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None)
         but the last (``skavc.io.iter_clips`` gives them from a file without holding it).
     method : {"signal", "face", "naive"}, default="signal"
         The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`; "face":
-        :func:`~skavc.sync.motion_sync_curve` of the mouth's opening, a flat curve for a window
-        without a face; or the baseline :func:`~skavc.sync.naive_sync_curve`).
+        :func:`~skavc.sync.mouth_sync_curve`, flat for a window without a face; or the baseline :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
     face_points : callable or None, default=None
@@ -177,8 +168,8 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None)
     if method == "face" and face_points is None:
         raise ValueError("method='face' needs face_points, the landmarks of the frames' faces")
     curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve,
-                "face": lambda audio, rate, frames, fps, max_offset: _face_curve(
-                    audio, rate, frames, fps, max_offset, face_points)}[method]
+                "face": lambda audio, rate, frames, fps, max_offset: mouth_sync_curve(
+                    audio, rate, face_points(frames), fps, max_offset=max_offset)}[method]
     starts, durations, peaks, curves, fps = [], [], [], [], None
     for clip in windows:
         if curves and clip.n_frames / clip.fps < _SHORTEST_TAIL * durations[0]:
