@@ -36,7 +36,8 @@ from threadpoolctl import threadpool_limits
 from skavc import AVClip, AVCorrespondence
 from skavc.datasets import make_av_clips
 from skavc.features import audio_changes, block_size, frame_changes
-from skavc.localization._synchrony import _time_interp, significance, window_weights, windowed_correlation
+from skavc.features import window_weights, windowed_correlation
+from skavc.localization._synchrony import _time_interp, significance
 
 # ---------------------------------------------------------------------------
 # The pre-change implementation (8a74178), kept here to be timed against.

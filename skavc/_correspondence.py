@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import describe, localization, retrieval, scene, separation, sync
+from . import describe, localization, retrieval, scene, separation, speakers, sync
 from ._encoding import EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, output_dim, project
 from ._clip import AVClip
@@ -356,8 +356,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         return unit_rows(Z)
 
     def _sync_evidence(self, context, pairs):
-        """Peak of the training-free sync curve of each (audio, frames) clip, in chance units."""
-        return sync.peak_evidence(sync.sync_curves(context, pairs, "signal", max_offset=self.max_offset))
+        """Peak of the training-free sync curve of each (audio, frames) clip, in chance units: the
+        speaking face's mouth where a face is seen, the whole frame's motion elsewhere."""
+        return sync.peak_evidence(sync.sync_curves(context, pairs, "auto", max_offset=self.max_offset))
 
     def _fit_timing(self, X, A, V):
         """Coefficients combining cosine and sync evidence (:func:`skavc.sync.fit_timing`): each clip
@@ -761,11 +762,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             windows, duration = context.windows(item, where, window=window, hop=hop, max_side=side)
             windows = self._with_progress(windows, "sync", item, where, duration)
             return sync.sync_timeline(windows, method=method, max_offset=self.max_offset,
-                                      face_points=context.face_points)
+                                      face_tracks=context.face_tracks)
 
         return context.map(job, X)
 
-    def localize(self, X, method="auto", return_confidence=False, refine=True):
+    def localize(self, X, method="auto", return_confidence=False, refine=True, faces=True):
         """Where the sound comes from, as a heat map per frame.
 
         Parameters
@@ -784,6 +785,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         refine : bool, default=True
             Sharpen each frame's map to the outline of what the frame shows
             there (:func:`skavc.localization.refine_shape`, a colour segmentation seeded by the map).
+        faces : bool, default=True
+            Light each face whose mouth moves with the sound, at its probability of speaking
+            (:meth:`speakers`), over the method's map; frames without a speaking face keep the
+            method's map. False: the method's map alone.
 
         Returns
         -------
@@ -807,11 +812,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         method = localization.resolve_method(method, head)
         results = localization.localize_clips(
             self._context(), X, method, localization_head=head, embed_audio=self._embed_audio_features,
-            refine=bool(refine))
+            refine=bool(refine), faces=bool(faces))
         maps = [r[0] for r in results]
         return (maps, [r[1] for r in results]) if return_confidence else maps
 
-    def localize_windows(self, video, *, window=10.0, method="auto", refine=True, chunk=None):
+    def localize_windows(self, video, *, window=10.0, method="auto", refine=True, chunk=None, faces=True):
         """Where the sound comes from in a long video, window by window, in bounded memory.
 
         A video file is localised a window at a time on frames decoded at
@@ -833,7 +838,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             10 s make a noisier confidence.
         method : {"auto", "learned", "synchrony", "fused"}, default="auto"
             As in :meth:`localize`.
-        refine : bool, default=True
+        refine, faces : bool, default=True
             As in :meth:`localize`.
         chunk : float or None, default=None
             Seconds of full-size frames in each item given out; None means ``window``. Memory
@@ -856,11 +861,68 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         windows, duration = context.windows(video, "video", window=window,
                                             max_side=localization.WORK_SIZE if streamed else None)
         results = localization.localize_windows(context, windows, method, localization_head=head,
-                                                embed_audio=self._embed_audio_features, refine=bool(refine))
+                                                embed_audio=self._embed_audio_features, refine=bool(refine),
+                                                faces=bool(faces))
         if streamed or chunk != window:
             shown, _ = context.windows(video, "video", window=chunk)
             results = localization.regrid_windows(read_ahead(results) if streamed else results, shown)
         return self._with_progress(results, "localize", video, "video", duration)
+
+    def speakers(self, X):
+        """Who is speaking: each face in each clip, its box per frame and its probability of speaking.
+
+        Training-free active speaker detection (:mod:`skavc.speakers`): faces are found by
+        MediaPipe's detector every few frames and followed by their Face Mesh landmarks; a face
+        speaks where its mouth's opening rises and falls with the loudness of the speech band
+        (1-3 kHz) over the 1.5 s around the frame, while a sound is heard. Two real talking
+        heads side by side with the sound of one: the speaking face reads higher in 0.96 of
+        speech frames (docs/benchmarks.md, "Real talking heads").
+
+        Parameters
+        ----------
+        X : sequence of AVClip, (audio, frames) pairs or video paths
+
+        Returns
+        -------
+        speakers : list of list of skavc.speakers.SpeakerTrack
+            Per clip, one per face: ``track`` (its number), ``frames`` (n,) where it is seen,
+            ``boxes`` (n, 4) ``(x0, y0, x1, y1)`` in pixels, ``speaking`` (n,) in [0, 1]
+            (>= 0.5: speaking). An empty list for a clip without a face.
+        """
+        X = check_collection(X)
+        return speakers.find_speakers(self._context(), X)
+
+    def speakers_windows(self, video, *, window=10.0):
+        """Who is speaking in a long video, window by window, in bounded memory.
+
+        A video file is read a window at a time with its frames decoded at 640 pixels on their
+        larger side (what the face landmarks need); a clip in memory is sliced. One tracker
+        follows the faces across windows, so a face keeps its number; each window's speaking
+        is judged on its own sound (see :meth:`speakers`). With ``verbose`` a progress line
+        goes to stderr.
+
+        Parameters
+        ----------
+        video : AVClip, (audio, frames) pair or video path
+            One recording.
+        window : float, default=10.0
+            Seconds per window.
+
+        Yields
+        ------
+        clip : AVClip
+            The window as read (``clip.start``: its first frame's time in seconds; a file's
+            frames at the working size).
+        speakers : list of skavc.speakers.SpeakerTrack
+            As :meth:`speakers` gives them for a clip; ``frames`` index the window's frames
+            and ``boxes`` are in pixels of ``clip.frames``.
+        """
+        (video,) = check_collection([video])
+        context = self._context()
+        streamed = isinstance(video, (str, os.PathLike))
+        windows, duration = context.windows(video, "video", window=window, max_side=_FACE_SIDE if streamed else None)
+        windows = self._with_progress(windows, "speakers", video, "video", duration)
+        return speakers.speakers_windows(context, windows)
 
     def _per_window(self, X, window, hop, what, answer, join):
         """``join([answer(clip) for clip in windows])`` for each recording of ``X``, its windows

@@ -174,9 +174,16 @@ class EncodingContext:
         return self.audio_encoder.frame_rate
 
     # -- faces --------------------------------------------------------------------------
-    def face_points(self, frames):
-        """Face Mesh landmarks of the most confident face in each frame (MediaPipe's detector and
-        landmark models, ``skavc.encoders._faces``).
+    def _face_models(self):
+        if self._faces is None:
+            from .encoders._faces import FaceDetector, FaceLandmarker  # the face models load on first use
+
+            self._faces = FaceDetector(device=self.device), FaceLandmarker(device=self.device)
+        return self._faces
+
+    def face_tracks(self, frames):
+        """The faces in a run of frames, each followed from frame to frame (MediaPipe's BlazeFace
+        detector every few frames, Face Mesh landmarks between: ``skavc.encoders._faces.track_faces``).
 
         Parameters
         ----------
@@ -184,21 +191,20 @@ class EncodingContext:
 
         Returns
         -------
-        points : ndarray of shape (T, 468, 3), float32
-            ``(x, y, z)`` in pixels of the frame; NaN in frames where no face is found.
+        tracks : list of FaceTrack
+            Each with ``frames`` (n,) where it is seen, ``boxes`` (n, 4) ``(x0, y0, x1, y1)`` and
+            ``points`` (n, 468, 3) ``(x, y, z)`` in pixels of the frames, ``presence`` (n,).
         """
-        if self._faces is None:
-            from .encoders._faces import FaceDetector, FaceLandmarker  # the face models load on first use
+        from .encoders._faces import track_faces
 
-            self._faces = FaceDetector(device=self.device), FaceLandmarker(device=self.device)
-        detector, landmarker = self._faces
-        faces = detector.detect(frames)
-        points = np.full((len(frames), 468, 3), np.nan, dtype=np.float32)
-        found = [t for t, f in enumerate(faces) if len(f)]
-        if found:
-            landmarks, _ = landmarker.landmarks_batch(frames[found], [faces[t][:1] for t in found])
-            points[found] = np.stack([p[0] for p in landmarks])
-        return points
+        return track_faces(frames, *self._face_models())
+
+    def face_tracker(self):
+        """A new ``skavc.encoders._faces.FaceTracker`` on this context's face models: faces
+        followed across the windows of a long video, fed one window at a time (``update``)."""
+        from .encoders._faces import FaceTracker
+
+        return FaceTracker(*self._face_models())
 
     # -- encoder calls (cached) -------------------------------------------------------
     def _encode(self, what, x):

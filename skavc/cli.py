@@ -322,6 +322,68 @@ def _localize(args):
     return 0
 
 
+def _speakers(args):
+    import numpy as np
+
+    from .io import iter_clips, video_info
+    from .speakers import SPEAKING_THRESHOLD
+
+    if args.out:
+        check_output_path(args.out, name="--out", suffixes=VIDEO_SUFFIXES)
+    model = _model(args)
+    model.set_params(verbose=0 if args.quiet else 1)  # the progress line, on stderr
+    # pass 1: faces tracked and judged a window at a time on frames at 640 px; only their boxes
+    # and probabilities are kept (a few numbers per face and frame)
+    seen = {}  # frame index -> (track ids, boxes (n, 4) in the analysed frames' pixels, speaking (n,))
+    tracks = {}  # track id -> [frames seen, frames speaking, first time, last time]
+    size, speech_frames, n_frames, fps = None, 0, 0, None
+    for clip, faces in model.speakers_windows(args.video, window=args.window):
+        fps, size = clip.fps, clip.frames.shape[1:3]
+        first = int(round(clip.start * clip.fps))
+        n_frames = max(n_frames, first + clip.n_frames)
+        per_frame = {}
+        for face in faces:
+            summary = tracks.setdefault(face.track, [0, 0, np.inf, -np.inf])
+            summary[0] += face.frames.size
+            summary[1] += int((face.speaking >= SPEAKING_THRESHOLD).sum())
+            summary[2] = min(summary[2], (first + face.frames[0]) / fps)
+            summary[3] = max(summary[3], (first + face.frames[-1] + 1) / fps)
+            for t, box, p in zip(face.frames, face.boxes, face.speaking):
+                per_frame.setdefault(first + int(t), []).append((face.track, box, p))
+        for t, rows in per_frame.items():
+            seen[t] = rows
+            speech_frames += any(p >= SPEAKING_THRESHOLD for _, _, p in rows)
+        del clip, faces
+    print(f"{args.video}: {len(tracks)} face{'s' if len(tracks) != 1 else ''} followed; a face speaks in "
+          f"{speech_frames} of {n_frames} frames (probability >= {SPEAKING_THRESHOLD})")
+    for track, (count, speaking, start, stop) in sorted(tracks.items()):
+        print(f"  face {track}: seen {clock(start)}-{clock(stop)} ({count} frames), speaking in {speaking} "
+              f"({speaking / max(count, 1):.0%})")
+    if not args.out:
+        print("nothing written: --out VIDEO writes the video with each face's box coloured by it")
+        return 0
+    from .plotting import save_speakers_video_windows
+
+    def drawn():
+        # pass 2: the full-size frames a second at a time, the boxes scaled to them
+        info = video_info(args.video)
+        rate = info.audio_sample_rate or model.audio_sample_rate
+        for clip in iter_clips(args.video, window=_DRAWN_CHUNK, sample_rate=rate):
+            scale = np.array([clip.frames.shape[2] / size[1], clip.frames.shape[1] / size[0]] * 2)
+            first = int(round(clip.start * clip.fps))
+            faces = []
+            for t in range(clip.n_frames):
+                rows = seen.get(first + t, [])
+                faces.append((np.array([box * scale for _, box, _ in rows]).reshape(-1, 4),
+                              np.array([p for _, _, p in rows])))
+            yield clip, faces
+            del clip
+
+    path = save_speakers_video_windows(drawn(), args.out, threshold=SPEAKING_THRESHOLD, preset=args.preset)
+    print(f"video with each face's box (green: speaking, grey: not) and the original sound written to {path}")
+    return 0
+
+
 def _uses_sound(model):
     """Whether ``model.classify_scene`` listens: a scene model's audio head (when its weight is
     above 0) or its caption map, which reads the joint embedding of sound and pictures."""
@@ -535,6 +597,19 @@ def build_parser():
                      "1.1 GB in all, whatever the length)")
     loc.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     loc.set_defaults(func=_localize)
+
+    spk = command("speakers", "who is speaking: the faces of a video followed through it, and when each one "
+                  "speaks (its mouth moving with the sound)")
+    spk.add_argument("video", help="a video file with sound")
+    spk.add_argument("--out", metavar="VIDEO", help="video file (" + ", ".join(VIDEO_SUFFIXES) + ") of the frames "
+                     "with each face's box, green while it speaks, grey while not, and the original sound (its "
+                     "folder must exist)")
+    spk.add_argument("--preset", default="ultrafast", choices=X264_PRESETS, help="with --out: x264 speed preset")
+    spk.add_argument("--window", type=_positive_seconds, default=10.0,
+                     help="seconds per window: the video is read a window at a time, its frames at 640 pixels")
+    spk.add_argument("--model", help=_MODEL_HELP)
+    spk.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    spk.set_defaults(func=_speakers)
 
     cls = command("classify", "probability of each label (given now) for what the video shows: judged by the "
                   "pictures alone, or with --model fitted with scene=True by the pictures and the sound")

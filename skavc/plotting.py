@@ -657,3 +657,116 @@ def save_heatmap_frames_windows(windows, out_dir, every=1, *, threshold=0.5, cma
         first += clip.n_frames
         del clip, maps  # let go of the window before the next is read
     return paths
+
+
+# Box colours of draw_face_boxes: grey for a face that is not speaking, green for one that is.
+_QUIET_RGB = (150, 150, 150)
+_SPEAKING_RGB = (40, 230, 60)
+
+
+def draw_face_boxes(frame, boxes, speaking, *, threshold=0.5):
+    """Draw faces' boxes into a frame, coloured by how likely each is speaking (in place).
+
+    Needs only numpy (no matplotlib).
+
+    Parameters
+    ----------
+    frame : ndarray of shape (H, W, 3), uint8
+        RGB; drawn into.
+    boxes : array-like of shape (n, 4)
+        ``(x0, y0, x1, y1)`` in pixels of ``frame``.
+    speaking : array-like of shape (n,)
+        Probability that each face speaks, in [0, 1]: the box's colour runs from grey (0) to
+        green (1), its line is 2 px wide, 4 px at or above ``threshold``; a bar along the
+        box's top edge is filled in proportion.
+    threshold : float, default=0.5
+
+    Returns
+    -------
+    frame : ndarray
+        The same array.
+    """
+    import numpy as np
+
+    H, W = frame.shape[:2]
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    speaking = np.clip(np.asarray(speaking, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    if boxes.shape[0] != speaking.shape[0]:
+        raise ValueError(f"boxes and speaking must have one row per face; got {boxes.shape[0]} and {speaking.shape[0]}")
+    quiet, loud = np.array(_QUIET_RGB, float), np.array(_SPEAKING_RGB, float)
+    for (x0, y0, x1, y1), p in zip(boxes, speaking):
+        colour = np.round((1 - p) * quiet + p * loud).astype(np.uint8)
+        width = 4 if p >= threshold else 2
+        x0, x1 = int(np.clip(np.floor(x0), 0, W - 1)), int(np.clip(np.ceil(x1), 0, W - 1))
+        y0, y1 = int(np.clip(np.floor(y0), 0, H - 1)), int(np.clip(np.ceil(y1), 0, H - 1))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        frame[y0 : y0 + width, x0 : x1 + 1] = colour
+        frame[max(y1 - width + 1, y0) : y1 + 1, x0 : x1 + 1] = colour
+        frame[y0 : y1 + 1, x0 : x0 + width] = colour
+        frame[y0 : y1 + 1, max(x1 - width + 1, x0) : x1 + 1] = colour
+        bar = max(y0 - 10, 0)  # the probability as a bar just above the box
+        frame[bar : bar + 6, x0 : x0 + int(round(p * (x1 - x0))) + 1] = colour
+    return frame
+
+
+def save_speakers_video_windows(windows, path, *, threshold=0.5, video_codec=None, preset="veryfast", crf=18,
+                                audio_codec="aac", audio_bit_rate=192_000):
+    """Write a video with its faces' boxes coloured by how likely each is speaking, and its sound.
+
+    Each window's frames are drawn (:func:`draw_face_boxes`) and encoded as the window arrives,
+    so memory holds one window. The file is written atomically.
+
+    Parameters
+    ----------
+    windows : iterable of (AVClip, faces)
+        Consecutive windows in order, no overlap: the clip (frames (T, H, W, 3) uint8, one size
+        and rate throughout, and its sound) and, per frame, ``(boxes (n, 4), speaking (n,))``
+        in pixels of those frames (a list of T pairs).
+    path : str or os.PathLike
+        Output file; the container follows the extension. Its directory must exist.
+    threshold : float, default=0.5
+        Probability from which a face is drawn as speaking.
+    video_codec, preset, crf, audio_codec, audio_bit_rate
+        As in :func:`save_heatmap_video`.
+
+    Returns
+    -------
+    path : str
+    """
+    import numpy as np
+
+    from .io import _write_video
+
+    windows = iter(windows)
+    first = next(windows, None)
+    if first is None:
+        raise ValueError("windows is empty: expected at least one (AVClip, faces)")
+    clip = first[0]
+    H, W = clip.frames.shape[1:3]
+    sound = _StreamedSound(clip.fps, clip.sample_rate)
+    height, width = H + H % 2, W + W % 2  # yuv420p: even sizes
+    out = np.empty((height, width, 3), dtype=np.uint8)
+
+    def drawn(item):
+        k = 0
+        while item is not None:
+            clip, faces = item
+            del item
+            if clip.frames.shape[1:3] != (H, W) or len(faces) != clip.n_frames:
+                raise ValueError(f"windows[{k}] must hold frames of {(H, W)} and one entry of faces per frame; "
+                                 f"got frames {clip.frames.shape[1:3]} and {len(faces)} entries for {clip.n_frames}")
+            sound.add(clip.audio)
+            for frame, (boxes, speaking) in zip(clip.frames, faces):
+                out[:H, :W] = frame
+                draw_face_boxes(out[:H, :W], boxes, speaking, threshold=threshold)
+                if H % 2:
+                    out[H] = out[H - 1]
+                if W % 2:
+                    out[:, W] = out[:, W - 1]
+                yield out
+            del clip, faces
+            item, k = next(windows, None), k + 1
+
+    return _write_video(sound, path, drawn(first), (height, width), video_codec=video_codec, crf=crf,
+                        audio_codec=audio_codec, audio_bit_rate=audio_bit_rate, preset=preset)

@@ -324,15 +324,17 @@ def test_mouth_opening_and_width_in_eye_corner_units():
         mouth_opening(np.zeros((3, 68, 2)))
 
 
-def test_face_points_of_real_frames_and_lip_sync_needs_a_face(astronaut):
+def test_face_tracks_of_real_frames_and_lip_sync_needs_a_face(astronaut):
     _need_models()
     from skavc import AVClip, AVCorrespondence
-    from skavc.features import mouth_opening
+    from skavc.features import mouth_opening, track_points
 
     model = AVCorrespondence()
     context = model._context()
     frames = np.stack([astronaut, np.full_like(astronaut, 128)])  # the photo, then a blank frame
-    points = context.face_points(frames)
+    (track,) = context.face_tracks(frames)
+    assert list(track.frames) == [0]  # not in the blank frame
+    points = track_points(track.frames, track.points, 2)
     assert points.shape == (2, 468, 3) and np.isnan(points[1]).all()
     assert 200 < np.median(points[0, :, 0]) < 250 and 100 < np.median(points[0, :, 1]) < 150  # on the face
     assert 0 <= mouth_opening(points)[0] < 0.2  # the astronaut's lips are closed
@@ -341,11 +343,11 @@ def test_face_points_of_real_frames_and_lip_sync_needs_a_face(astronaut):
     offsets, confidence = model.predict_offset([still], return_confidence=True, method="face")
     assert confidence[0] < 0.5  # a face whose mouth never moves says nothing about the timing
     blank = AVClip(still.audio, 16000, np.full((50, 64, 64, 3), 128, np.uint8), 25.0, check_quality=False)
-    with pytest.raises(ValueError, match="no face found in any frame.*method='signal'"):
+    with pytest.raises(ValueError, match="no face seen in half of the frames.*method='signal'"):
         model.predict_offset([blank], method="face")
     (timeline,) = model.sync_timeline([still], window=1.0, method="face")  # window by window
     assert len(timeline.starts) == 2 and np.all(timeline.confidence < 0.5)
     from skavc.sync import sync_timeline
 
-    with pytest.raises(ValueError, match="needs face_points"):
+    with pytest.raises(ValueError, match="needs face_tracks"):
         sync_timeline([still], method="face")

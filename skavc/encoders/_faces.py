@@ -13,7 +13,10 @@ numpy, as small pure functions that can be tested alone:
 - :func:`weighted_nms`: ``NonMaxSuppressionCalculator`` (``WEIGHTED``, IoU);
 - :func:`face_roi`, :func:`roi_matrix`: the Face Mesh crop of ``DetectionsToRectsCalculator`` +
   ``RectTransformationCalculator`` (square of 1.5x the box's long side, rotated so that the
-  eyes are level), and ``LandmarkProjectionCalculator`` back to the frame.
+  eyes are level), and ``LandmarkProjectionCalculator`` back to the frame;
+- :func:`landmarks_roi`: ``face_landmark_landmarks_to_roi.pbtxt``, the next frame's crop from
+  this frame's landmarks, and :class:`FaceTracker` / :func:`track_faces` around it: the
+  detect-then-track loop of ``face_landmark_front_cpu.pbtxt`` (detection every few frames).
 
 Coordinates are continuous pixel coordinates of the frame: ``x`` from 0 at the left edge of
 the image to ``W`` at its right edge, ``y`` from 0 (top) to ``H`` (bottom); the centre of pixel
@@ -35,6 +38,7 @@ Constants, from MediaPipe's ``face_detection_short_range.pbtxt`` (and
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,6 +58,12 @@ __all__ = [
     "weighted_nms",
     "face_roi",
     "roi_matrix",
+    "landmarks_roi",
+    "FaceObservation",
+    "FaceTrack",
+    "FaceTracker",
+    "track_faces",
+    "gather_tracks",
 ]
 
 #: The six BlazeFace keypoints, in the model's order. "Right" and "left" are the person's own:
@@ -371,6 +381,66 @@ def roi_matrix(roi, size=LANDMARKS_SIZE):
     return np.concatenate([rot, offset[:, None]], axis=1)
 
 
+def landmarks_roi(points, scale=ROI_SCALE):
+    """The Face Mesh crop for the next frame from a face's landmarks in this one.
+
+    MediaPipe's ``face_landmark_landmarks_to_roi.pbtxt``: ``LandmarksToDetectionCalculator``
+    (the axis-aligned bounding box of all the landmarks), ``DetectionsToRectsCalculator`` with
+    ``rotation_vector_start_keypoint_index 33``, ``end 263`` (the outer eye corners), target
+    angle 0, then ``RectTransformationCalculator`` with ``scale 1.5``, ``square_long true``:
+    :func:`face_roi` of that box with points 33 and 263 as the eye line.
+
+    Parameters
+    ----------
+    points : array_like, shape (468, 2 or 3)
+        Face Mesh landmarks ``(x, y[, z])`` in pixels of the frame.
+    scale : float, default=1.5
+
+    Returns
+    -------
+    ndarray of float64, shape (4,)
+        ``(cx, cy, side, angle)`` as :func:`face_roi`.
+    """
+    xy = np.asarray(points, dtype=np.float64)[:, :2]
+    box = np.concatenate([xy.min(axis=0), xy.max(axis=0)])
+    eyes = xy[[MESH_POINTS["right_eye_outer"], MESH_POINTS["left_eye_outer"]]]
+    return face_roi(box, eyes, scale)
+
+
+def _crops(frame, matrices, size):
+    """``warp_affine(frame, matrices, size, border="replicate")`` of one frame, about 2x faster.
+
+    The same samples (coordinates in float64); the four corners gathered with ``np.take`` (4x
+    faster than fancy indexing here) and blended in place as linear interpolations in float32:
+    the 192x192 crops are half of the tracker's time.
+    """
+    height, width = frame.shape[:2]
+    flat = frame.reshape(-1, frame.shape[2])
+    out = np.empty((len(matrices), size, size, frame.shape[2]), np.float32)
+    centres = np.arange(size) + 0.5
+    for k, m in enumerate(matrices):
+        sx = (m[0, 0] * centres)[None, :] + (m[0, 1] * centres + (m[0, 2] - 0.5))[:, None]
+        sy = (m[1, 0] * centres)[None, :] + (m[1, 1] * centres + (m[1, 2] - 0.5))[:, None]
+        x0, y0 = np.floor(sx), np.floor(sy)
+        fx = (sx - x0).astype(np.float32)[..., None]
+        fy = (sy - y0).astype(np.float32)[..., None]
+        x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
+        xa, xb = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
+        ya, yb = np.clip(y0, 0, height - 1) * width, np.clip(y0 + 1, 0, height - 1) * width
+        p00, p01, p10, p11 = (np.take(flat, i, axis=0).astype(np.float32)
+                              for i in (ya + xa, ya + xb, yb + xa, yb + xb))
+        p01 -= p00
+        p01 *= fx
+        p00 += p01  # top row
+        p11 -= p10
+        p11 *= fx
+        p10 += p11  # bottom row
+        p10 -= p00
+        p10 *= fy
+        np.add(p00, p10, out=out[k])
+    return out
+
+
 def _apply(matrix, points):
     """``matrix (2, 3)`` applied to ``points (..., 2)``."""
     return points @ matrix[:, :2].T + matrix[:, 2]
@@ -618,15 +688,322 @@ class FaceLandmarker(_FaceGraph):
             warp_affine(frames[t], matrices[index == t], LANDMARKS_SIZE, border="replicate")
             for t in np.unique(index)
         ])
+        points, presence = self._run(crops, matrices, all_rois)
+        splits = np.cumsum(counts)[:-1]
+        return np.split(points, splits), np.split(presence, splits)
+
+    def landmarks_rois(self, frame, rois):
+        """Landmarks in given crops of one frame (the tracker's path: no detection needed).
+
+        Parameters
+        ----------
+        frame : ndarray of uint8, shape (H, W, 3)
+            RGB.
+        rois : array_like, shape (n, 4)
+            ``(cx, cy, side, angle)`` per face (:func:`face_roi`, :func:`landmarks_roi`): centre
+            and side in pixels of the frame, angle in radians.
+
+        Returns
+        -------
+        points : ndarray of float32, shape (n, 468, 3)
+            As :meth:`landmarks`.
+        presence : ndarray of float32, shape (n,)
+        """
+        frame = _check_frames(np.asarray(frame)[None])[0]
+        rois = np.asarray(rois, dtype=np.float64).reshape(-1, 4)
+        if len(rois) == 0:
+            return np.zeros((0, N_LANDMARKS, 3), np.float32), np.zeros(0, np.float32)
+        matrices = np.array([roi_matrix(r, LANDMARKS_SIZE) for r in rois])
+        return self._run(_crops(frame, matrices, LANDMARKS_SIZE), matrices, rois)
+
+    def _run(self, crops, matrices, rois):
+        """The network on ``crops`` (n, 192, 192, 3) in [0, 255], points mapped back to the frame."""
         crops *= 1.0 / 255.0
         raw, logit = self.onnx.run({"input_1": crops}, ["conv2d_20", "conv2d_30"])
         raw = raw.reshape(-1, N_LANDMARKS, 3).astype(np.float64)
         xy = np.einsum("nij,nkj->nki", matrices[:, :, :2], raw[..., :2]) + matrices[:, None, :, 2]
-        z = raw[..., 2:] * (all_rois[:, 2] / LANDMARKS_SIZE)[:, None, None]
+        z = raw[..., 2:] * (rois[:, 2] / LANDMARKS_SIZE)[:, None, None]
         points = np.concatenate([xy, z], axis=-1).astype(np.float32)
-        presence = sigmoid_scores(logit.reshape(-1))
-        splits = np.cumsum(counts)[:-1]
-        return np.split(points, splits), np.split(presence, splits)
+        return points, sigmoid_scores(logit.reshape(-1))
 
     def __repr__(self):
         return f"FaceLandmarker(rotate={self.rotate}, device={self.device!r})"
+
+
+# ---------------------------------------------------------------------------------------
+# Tracking
+# ---------------------------------------------------------------------------------------
+
+#: Two tracks whose landmark boxes overlap more than this follow one face: the younger ends.
+DUPLICATE_IOU = 0.5
+
+
+class FaceObservation(NamedTuple):
+    """One tracked face in one frame (:meth:`FaceTracker.update`).
+
+    Attributes
+    ----------
+    track : int
+        The track's id.
+    box : ndarray of float64, shape (4,)
+        ``(x0, y0, x1, y1)``: bounding box of the landmarks' ``(x, y)``, in pixels of the frame.
+    points : ndarray of float32, shape (468, 3)
+        Face Mesh landmarks ``(x, y, z)`` in pixels of the frame (:meth:`FaceLandmarker.landmarks`).
+    presence : float
+        The landmark model's probability that its crop holds a face, in [0, 1].
+    """
+
+    track: int
+    box: np.ndarray
+    points: np.ndarray
+    presence: float
+
+
+class FaceTrack(NamedTuple):
+    """One face followed through a video (:func:`track_faces`).
+
+    Attributes
+    ----------
+    track : int
+        The track's id.
+    frames : ndarray of int64, shape (n,)
+        Indices of the frames the face was tracked in, increasing (consecutive: a track that loses
+        its face ends, and a face found again starts a new track).
+    boxes : ndarray of float64, shape (n, 4)
+        ``(x0, y0, x1, y1)`` per frame, pixels (:class:`FaceObservation`).
+    points : ndarray of float32, shape (n, 468, 3)
+        Landmarks per frame, pixels.
+    presence : ndarray of float32, shape (n,)
+    """
+
+    track: int
+    frames: np.ndarray
+    boxes: np.ndarray
+    points: np.ndarray
+    presence: np.ndarray
+
+
+class _Track:
+    """A live track: its id, its last landmark box and the crop to look in next frame."""
+
+    __slots__ = ("id", "box", "roi")
+
+    def __init__(self, id, box, roi):
+        self.id, self.box, self.roi = id, box, roi
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    return int(value)
+
+
+def _check_unit(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+    return float(value)
+
+
+class FaceTracker:
+    """Faces followed from frame to frame: detect every few frames, track with the landmarks between.
+
+    MediaPipe's Face Mesh pipeline (``face_landmark_front_cpu.pbtxt``): the landmarks of a face
+    in frame ``t - 1`` give its crop in frame ``t`` (:func:`landmarks_roi`), so the detector is
+    needed only to find faces. It runs on the first frame, then every ``detect_every`` frames,
+    and at once (next frame) whenever a track ended or fewer faces are tracked than the last
+    detection confirmed. Detections are linked to live tracks by IoU of the detection's box with
+    the track's landmark box; as MediaPipe's ``AssociationNormRectCalculator`` a linked track
+    keeps its landmark crop (steadier than the detector's box). An unlinked detection starts a
+    track (best score first, up to ``max_faces`` live tracks) when its landmarks' presence
+    reaches ``min_presence``; a track whose presence falls below it ends. Ids are unique and
+    increasing within one tracker.
+
+    Frames go in chunk after chunk (:meth:`update`): the state carries over, so a long video is
+    tracked window by window with the same result as in one call.
+
+    Parameters
+    ----------
+    detector : FaceDetector
+    landmarker : FaceLandmarker
+    detect_every : int, default=10
+        Frames between two scheduled detections (1: every frame).
+    max_faces : int, default=4
+        Most faces tracked at once.
+    min_presence : float, default=0.5
+        Landmark presence below which a face is lost (MediaPipe's ``min_tracking_confidence``).
+    link_iou : float, default=0.3
+        Smallest IoU between a detection and a track's box for them to be the same face.
+
+    Attributes
+    ----------
+    n_frames_ : int
+        Frames seen so far.
+    n_detections_ : int
+        Frames the detector ran on so far.
+
+    Notes
+    -----
+    One landmark network call per frame holds the crops of all the frame's faces: frame ``t``'s
+    crops depend on frame ``t - 1``'s landmarks, so frames cannot be batched. On 2 CPU cores a
+    frame with one face costs about 4 ms (about a third of it the 192x192 crop), a detection about 3 ms
+    (``benchmarks/bench_faces.py``).
+    """
+
+    def __init__(self, detector, landmarker, *, detect_every=10, max_faces=4, min_presence=0.5, link_iou=0.3):
+        self.detector = detector
+        self.landmarker = landmarker
+        self.detect_every = _check_int("detect_every", detect_every, 1)
+        self.max_faces = _check_int("max_faces", max_faces, 1)
+        self.min_presence = _check_unit("min_presence", min_presence)
+        self.link_iou = _check_unit("link_iou", link_iou)
+        self.reset()
+
+    def reset(self):
+        """Forget every track (a new video); ids start again at 0."""
+        self._tracks = []  # live, oldest first
+        self._next_id = 0
+        self._since_detection = None  # frames since the last detection; None: none yet
+        self._n_confirmed = 0  # faces the last detection found and the landmarks confirmed
+        self._lost = False  # a track ended since the last detection
+        self._frame_size = None
+        self.n_frames_ = 0
+        self.n_detections_ = 0
+        return self
+
+    def update(self, frames):
+        """Track the faces through the next frames of the video.
+
+        Parameters
+        ----------
+        frames : ndarray of uint8, shape (T, H, W, 3)
+            Consecutive RGB frames, following those of the previous call (same size).
+
+        Returns
+        -------
+        list of T lists of FaceObservation
+            Per frame, the faces tracked in it, oldest track first.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 RGB of shape (T, H, W, 3); got {frames.dtype} {frames.shape}")
+        if self._frame_size is None:
+            self._frame_size = frames.shape[1:3]
+        elif frames.shape[1:3] != self._frame_size:
+            raise ValueError(f"frames are {frames.shape[2]}x{frames.shape[1]} but earlier frames of this video were "
+                             f"{self._frame_size[1]}x{self._frame_size[0]}; call reset() for a new video")
+        return [self._step(frame) for frame in frames]
+
+    def _detection_due(self):
+        return (self._since_detection is None or self._since_detection >= self.detect_every or self._lost
+                or len(self._tracks) < self._n_confirmed)
+
+    def _link(self, faces):
+        """Detections (by decreasing score) that start tracks; marks the tracks they confirm."""
+        boxes = np.array([t.box for t in self._tracks]).reshape(-1, 4)
+        linked = np.zeros(len(boxes), bool)
+        new = []
+        for face in faces:
+            if len(boxes):
+                iou = box_iou(face["box"], boxes)
+                best = int(np.argmax(iou))
+                if iou[best] >= self.link_iou:
+                    linked[best] = True  # a second detection of a tracked face starts nothing
+                    continue
+            if len(boxes) + len(new) < self.max_faces:
+                new.append(face)
+        return new, int(linked.sum())
+
+    def _step(self, frame):
+        tracks = self._tracks
+        new, n_linked = [], 0
+        detected = self._detection_due()
+        if detected:
+            (faces,) = self.detector.detect(frame[None])
+            self.n_detections_ += 1
+            self._since_detection = 0
+            self._lost = False
+            new, n_linked = self._link(faces)
+        rois = [t.roi for t in tracks] + [face_roi(f["box"], f["keypoints"]) for f in new]
+        if rois:
+            points, presence = self.landmarker.landmarks_rois(frame, rois)
+        observations, live = [], []
+        for k in range(len(rois)):
+            if presence[k] < self.min_presence:
+                self._lost |= k < len(tracks)
+                continue
+            xy = points[k, :, :2]
+            box = np.concatenate([xy.min(axis=0), xy.max(axis=0)]).astype(np.float64)
+            if observations and box_iou(box, [o.box for o in observations]).max() > DUPLICATE_IOU:
+                self._lost |= k < len(tracks)  # drifted onto an older track's face
+                continue
+            if k < len(tracks):
+                track = tracks[k]
+            else:
+                track = _Track(self._next_id, None, None)
+                self._next_id += 1
+                n_linked += 1
+            track.box, track.roi = box, landmarks_roi(points[k])
+            live.append(track)
+            observations.append(FaceObservation(track.id, box, points[k], float(presence[k])))
+        if detected:
+            self._n_confirmed = n_linked
+        self._tracks = live
+        self._since_detection += 1
+        self.n_frames_ += 1
+        return observations
+
+    def __repr__(self):
+        return (f"FaceTracker(detect_every={self.detect_every}, max_faces={self.max_faces}, "
+                f"min_presence={self.min_presence}, link_iou={self.link_iou})")
+
+
+def track_faces(frames, detector, landmarker, **tracker_kwargs):
+    """Faces followed through a video (a :class:`FaceTracker` over all its frames).
+
+    Parameters
+    ----------
+    frames : ndarray of uint8, shape (T, H, W, 3), or iterable of such arrays
+        RGB frames, or consecutive chunks of them (e.g. the windows of a long video).
+    detector : FaceDetector
+    landmarker : FaceLandmarker
+    **tracker_kwargs
+        ``detect_every``, ``max_faces``, ``min_presence``, ``link_iou`` of :class:`FaceTracker`.
+
+    Returns
+    -------
+    list of FaceTrack
+        By increasing id (order of appearance); ``frames`` index all the frames given, from 0.
+    """
+    tracker = FaceTracker(detector, landmarker, **tracker_kwargs)
+    chunks = [frames] if isinstance(frames, np.ndarray) else frames
+    observations = []
+    for chunk in chunks:
+        observations += tracker.update(chunk)
+    return gather_tracks(observations)
+
+
+def gather_tracks(observations):
+    """Per-frame observations of a :class:`FaceTracker` gathered into one :class:`FaceTrack` per face.
+
+    Parameters
+    ----------
+    observations : sequence of T lists of FaceObservation
+        :meth:`FaceTracker.update`'s output for consecutive frames (one call or several joined).
+
+    Returns
+    -------
+    list of FaceTrack
+        By increasing id; ``frames`` index ``observations`` from 0.
+    """
+    gathered = {}  # id -> (frame indices, observations)
+    for t, seen in enumerate(observations):
+        for o in seen:
+            index, obs = gathered.setdefault(o.track, ([], []))
+            index.append(t)
+            obs.append(o)
+    return [
+        FaceTrack(track=id, frames=np.array(index, np.int64), boxes=np.array([o.box for o in obs], np.float64),
+                  points=np.stack([o.points for o in obs]).astype(np.float32, copy=False),
+                  presence=np.array([o.presence for o in obs], np.float32))
+        for id, (index, obs) in sorted(gathered.items())
+    ]

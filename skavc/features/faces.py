@@ -6,6 +6,10 @@ outer eye corners, so that a face near the camera and one far away open their mo
 """
 
 import numpy as np
+from scipy.special import expit
+
+from .audio import sound_presence, speech_envelope
+from .time import window_weights, windowed_correlation
 
 #: Face Mesh indices: the inner lips at the centre (upper, lower), the mouth corners (right,
 #: left) and the outer eye corners (right, left), the face's scale.
@@ -49,6 +53,26 @@ def mouth_width(points):
     return _in_eye_corner_units(points, MOUTH_CORNERS)
 
 
+def track_points(frames, points, n_frames):
+    """A face track's landmarks laid out over all the frames of its clip, NaN where it is not seen.
+
+    Parameters
+    ----------
+    frames : array-like of int, shape (n,)
+        Frame indices at which the track was seen.
+    points : ndarray of shape (n, 468, 3)
+        Its landmarks in those frames.
+    n_frames : int
+
+    Returns
+    -------
+    ndarray of shape (n_frames, 468, 3), float32
+    """
+    out = np.full((n_frames, *np.shape(points)[1:]), np.nan, dtype=np.float32)
+    out[np.asarray(frames, dtype=np.intp)] = points
+    return out
+
+
 def fill_gaps(series):
     """A series with its NaN (frames without a face) filled by linear interpolation, the ends held.
 
@@ -66,3 +90,149 @@ def fill_gaps(series):
     if known.any() and not known.all():
         series[~known] = np.interp(np.flatnonzero(~known), np.flatnonzero(known), series[known])
     return series
+
+
+#: Seconds by which a speaking mouth's opening leads the speech-band loudness it goes with: the
+#: lips open before the sound follows. The median of the nine real talking heads of
+#: ``benchmarks/real_lipsync.py`` at the offset they were published with (their own values
+#: -0.066..+0.039 s; ``benchmarks/real_talk.py`` reports each clip's with it left out).
+MOUTH_LEAD = 0.025
+
+#: Standard deviation (s) of the Gaussian window a face's speaking is judged over: with 1.0 s,
+#: the speaking face of two side by side was found in 0.95 of speech frames on the real talking
+#: heads, 0.97 with 1.5 s; longer windows blur turns between speakers.
+SPEAKING_WINDOW = 1.5
+#: Windowed correlation at which a face is as likely speaking as not, and the logistic's scale:
+#: on those pairs the speaking face's correlation has median 0.39 (10th percentile 0.13), the
+#: other face's median 0.0 (90th percentile 0.19).
+_SPEAKING_RHO = 0.17
+_SPEAKING_SOFTNESS = 0.05
+#: How much less than the best face's a face's correlation may be and still count as speaking
+#: (two people talking at once).
+_RIVAL_MARGIN = 0.1
+
+
+def speech_at_frames(audio, sample_rate, n_frames, fps, *, lead=MOUTH_LEAD):
+    """The speech-band loudness (:func:`~skavc.features.speech_envelope`) that goes with each frame's mouth.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+    sample_rate : int
+    n_frames : int
+    fps : float
+    lead : float, default=:data:`MOUTH_LEAD`
+        Seconds the mouth leads its sound: frame ``f`` gets the loudness at ``f / fps + lead``.
+
+    Returns
+    -------
+    speech : ndarray of shape (n_frames,), float64
+    """
+    envelope, times = speech_envelope(audio, sample_rate)
+    return np.interp(np.arange(n_frames) / fps + lead, times, envelope)
+
+
+def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
+    """How closely a mouth's opening follows the speech around each frame.
+
+    Parameters
+    ----------
+    opening : ndarray of shape (T,)
+        :func:`mouth_opening` per frame, NaN where the face is not seen (filled across gaps,
+        ends held).
+    speech : ndarray of shape (T,)
+        :func:`speech_at_frames`.
+    fps : float
+    window : float, default=:data:`SPEAKING_WINDOW`
+        Standard deviation in seconds of the Gaussian window around each frame.
+
+    Returns
+    -------
+    rho : ndarray of shape (T,)
+        Pearson correlation within each frame's window, in [-1, 1]; 0 where either is constant;
+        NaN where the face is not seen at all.
+    """
+    opening = np.asarray(opening, dtype=np.float64)
+    speech = np.asarray(speech, dtype=np.float64)
+    if opening.shape != speech.shape or opening.ndim != 1:
+        raise ValueError(f"opening and speech must be series of one length; got {opening.shape} and {speech.shape}")
+    rho = np.full(opening.shape, np.nan)
+    seen = np.isfinite(opening)
+    if not seen.any():
+        return rho
+    _, weights = window_weights(opening.size, fps, window, 1)
+    weights[:, 0] = weights[:, 1] if opening.size > 1 else 1.0  # a level, not a change: frame 0 counts
+    weights *= seen[None, :]  # only frames that show the face
+    r, _ = windowed_correlation(fill_gaps(opening)[:, None], speech, weights)
+    rho[seen] = r[seen, 0]
+    return rho
+
+
+def speaking_probability(rho, presence, rival=None):
+    """Probability that a face is speaking in each frame, from :func:`mouth_speech_correlation`.
+
+    Parameters
+    ----------
+    rho : ndarray of shape (T,)
+        :func:`mouth_speech_correlation` (NaN: face not seen).
+    presence : ndarray of shape (T,)
+        How clearly sound is heard in each frame, in [0, 1]
+        (:func:`~skavc.features.sound_presence`): a face cannot be speaking in silence.
+    rival : ndarray of shape (T,) or None, default=None
+        The highest correlation of the other faces in each frame (NaN or None: no other face).
+        A face whose mouth follows the sound clearly less than another's is not the one
+        speaking: two real speakers side by side, the silent one's lips still move with words
+        of their own, which now and then correlate with the sound by chance.
+
+    Returns
+    -------
+    probability : ndarray of shape (T,), in [0, 1]
+        ``expit((rho - 0.17) / 0.05) * presence``, times ``expit((rho - rival + 0.1) / 0.05)``
+        with a rival; 0 where the face is not seen. Calibrated on the real talking heads of
+        ``benchmarks/real_talk.py`` (each face beside another, the sound of one): a face whose
+        mouth follows the sound reads above 0.5 in most speech frames, the other face below it.
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    seen = np.isfinite(rho)
+    rho = np.where(seen, rho, -1.0)
+    probability = np.where(seen, expit((rho - _SPEAKING_RHO) / _SPEAKING_SOFTNESS), 0.0)
+    if rival is not None:
+        rival = np.nan_to_num(np.asarray(rival, dtype=np.float64), nan=-np.inf)
+        probability *= expit((rho - rival + _RIVAL_MARGIN) / _SPEAKING_SOFTNESS)
+    return probability * np.clip(np.asarray(presence, dtype=np.float64), 0.0, 1.0)
+
+
+def tracks_speaking(audio, sample_rate, tracks, n_frames, fps):
+    """Each face track's probability of speaking in each frame it is seen (active speakers).
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+        The clip's sound, starting with its first frame.
+    sample_rate : int
+    tracks : sequence of face tracks
+        Each with ``frames`` (n,) and ``points`` (n, 468, 3) (``EncodingContext.face_tracks``).
+    n_frames : int
+    fps : float
+
+    Returns
+    -------
+    probabilities : list of ndarray of shape (n,)
+        Per track, :func:`speaking_probability` in the frames it is seen: its mouth against the
+        speech of the frames around (:data:`SPEAKING_WINDOW`), gated by how clearly a sound is
+        heard (:func:`~skavc.features.sound_presence` over each frame's span).
+    """
+    if not tracks:
+        return []
+    speech = speech_at_frames(audio, sample_rate, n_frames, fps)
+    presence = sound_presence(audio, sample_rate, np.arange(n_frames) / fps + MOUTH_LEAD, 1.0 / fps)
+    rho = np.array([mouth_speech_correlation(mouth_opening(track_points(t.frames, t.points, n_frames)), speech, fps)
+                    for t in tracks])  # (n_tracks, n_frames), NaN where a face is not seen
+    out = []
+    for i, track in enumerate(tracks):
+        others = np.delete(rho, i, axis=0)
+        rival = np.full(n_frames, np.nan) if others.size == 0 or np.isnan(others).all() else np.nanmax(
+            np.where(np.isnan(others), -np.inf, others), axis=0)
+        rival[np.isneginf(rival)] = np.nan
+        out.append(speaking_probability(rho[i], presence, rival)[np.asarray(track.frames, dtype=np.intp)])
+    return out

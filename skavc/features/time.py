@@ -4,6 +4,8 @@
 * :func:`window_means`: time-resolved features averaged over a window around given times.
 * :func:`grid_times` and :func:`resample_track`: a regular grid of step centres, and features
   interpolated onto it.
+* :func:`window_weights` and :func:`windowed_correlation`: Gaussian windows over frames, and the
+  correlation of series within each of them.
 
 Conventions. Times are in seconds. Frame ``f`` shows the instant ``f / fps``; step ``j`` of a
 feature track with ``rate`` steps per second is centred at ``(j + 0.5) / rate``.
@@ -13,7 +15,15 @@ import numpy as np
 
 from .._validation import check_int
 
-__all__ = ["grid_times", "resample_track", "rises", "sample_frame_indices", "window_means"]
+__all__ = [
+    "grid_times",
+    "resample_track",
+    "rises",
+    "sample_frame_indices",
+    "window_means",
+    "window_weights",
+    "windowed_correlation",
+]
 
 
 def sample_frame_indices(n_frames, n_samples, *, repeat=False):
@@ -127,3 +137,71 @@ def rises(x):
     """
     x = np.asarray(x, dtype=np.float64)
     return np.maximum(np.diff(x, axis=-1, prepend=x[..., :1]), 0.0)
+
+
+def windowed_correlation(x, a, weights):
+    """Weighted Pearson correlation of every cell's series with one series (or several), per window.
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, n_cells)
+    a : ndarray of shape (T,) or (K, T)
+        One series, or K of them (the cells' statistics are then computed once for all).
+    weights : ndarray of shape (n_windows, T)
+        Non-negative weights of each window over time.
+
+    Returns
+    -------
+    rho : ndarray of shape (n_windows, n_cells), or (K, n_windows, n_cells)
+        0 where either series is constant within the window.
+    n_eff : ndarray of shape (n_windows,)
+        Effective number of samples per window, ``(sum w)^2 / sum w^2``.
+    """
+    W = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    n_eff = 1.0 / np.maximum((W**2).sum(axis=1), 1e-12)
+    x = np.asarray(x, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
+    A = a[None] if a.ndim == 1 else a                                    # (K, T)
+    mx, ex2 = W @ x, W @ (x * x)                                         # (n_windows, n_cells)
+    ma, ea2 = A @ W.T, (A * A) @ W.T                                     # (K, n_windows)
+    var_x = np.maximum(ex2 - mx**2, 0.0)
+    var_a = np.maximum(ea2 - ma**2, 0.0)[..., None]
+    K, n_windows = ma.shape
+    cov = ((W[None] * A[:, None, :]).reshape(K * n_windows, -1) @ x).reshape(K, n_windows, -1)
+    cov -= mx * ma[..., None]
+    # Constant series (silence, a still picture) correlate with nothing: 0, not noise over noise.
+    scale_x = np.maximum(np.sqrt(ex2.max(axis=1, keepdims=True)), 1e-12)
+    scale_a = np.maximum(np.sqrt(ea2), 1e-12)[..., None]
+    ok = (var_x > (1e-6 * scale_x) ** 2) & (var_a > (1e-6 * scale_a) ** 2)
+    rho = np.clip(np.where(ok, cov / np.sqrt(np.where(ok, var_x * var_a, 1.0)), 0.0), -1.0, 1.0)
+    return (rho[0] if a.ndim == 1 else rho), n_eff
+
+
+def window_weights(n_frames, fps, window, hop):
+    """Gaussian weights over frames of windows centred every ``hop`` frames.
+
+    Parameters
+    ----------
+    n_frames : int
+    fps : float
+    window : float or None
+        Standard deviation of the Gaussian in seconds; None weighs the whole clip equally.
+    hop : int
+        Frames between window centres.
+
+    Returns
+    -------
+    centres : ndarray of shape (n_windows,)
+        Frame index of each window's centre (the first and the last frame included).
+    weights : ndarray of shape (n_windows, n_frames)
+        Frame 0 has weight 0: it has no predecessor to change from.
+    """
+    centres = np.unique(np.append(np.arange(0, n_frames, max(1, hop)), n_frames - 1))
+    t = np.arange(n_frames)
+    if window is None:
+        weights = np.ones((centres.size, n_frames))
+    else:
+        sigma = max(window * fps, 1e-6)
+        weights = np.exp(-0.5 * ((t[None, :] - centres[:, None]) / sigma) ** 2)
+    weights[:, 0] = 0.0
+    return centres, weights

@@ -45,7 +45,7 @@ from .._validation import check_option
 # still importable from here, though not listed in __all__ (features/ is where they belong).
 from ..features.video import colour_blocks
 from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,  # noqa: F401
-                        sound_presence, window_means)
+                        sound_presence, tracks_speaking, window_means)
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
 from ._maps import (
     FUSION_PRIOR_POWER,
@@ -56,6 +56,7 @@ from ._maps import (
     cells_to_blocks,
     evidence_to_maps,
     fuse_evidence,
+    paint_faces,
     refine_blocks,
     refine_shape,
     shape_to_maps,
@@ -82,6 +83,7 @@ __all__ = [
     "localize_windows",
     "regrid_windows",
     "mil_loss_and_grads",
+    "paint_faces",
     "refine_blocks",
     "refine_shape",
     "resolve_method",
@@ -134,7 +136,8 @@ def learned_clip_evidence(context, head, embed_audio, clip, *, full_size=True):
     return learned_evidence(probabilities, clip.frames.shape[1:3] if full_size else None, gate)
 
 
-def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None, refine=True, fusion="prior"):
+def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None, refine=True, fusion="prior",
+              faces=True):
     """One clip's maps on the grid they are computed on, before the resize to the frames' size.
 
     What :func:`localize_clips` computes for one clip, but for the last step: its maps are
@@ -148,7 +151,7 @@ def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None
     clip : AVClip
     method : {"synchrony", "learned", "fused"}
         As resolved by :func:`resolve_method`.
-    localization_head, embed_audio, refine, fusion
+    localization_head, embed_audio, refine, fusion, faces
         As in :func:`localize_clips`.
 
     Returns
@@ -179,11 +182,17 @@ def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None
         cell = k
     if cell is None:  # cells tiling the frame (the learned head's 7x7)
         cell = cell_sizes(size, shape.shape[1:])
-    return evidence_to_maps(shape, confidence), cell
+    grid = evidence_to_maps(shape, confidence)
+    if faces:
+        tracks = context.face_tracks(clip.frames)
+        if tracks:
+            speaking = tracks_speaking(clip.audio, clip.sample_rate, tracks, clip.n_frames, clip.fps)
+            grid = paint_faces(grid, size, cell, [(t.frames, t.boxes) for t in tracks], speaking)
+    return grid, cell
 
 
 def localize_clips(context, X, method, *, localization_head=None, embed_audio=None, refine=True,
-                   fusion="prior"):
+                   fusion="prior", faces=True):
     """Heat maps and per-frame confidences of where the sound comes from, per clip.
 
     Parameters
@@ -201,6 +210,11 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
         Sharpen shapes with :func:`refine_shape`.
     fusion : str, default="prior"
         :func:`fuse_evidence`'s rule for "fused".
+    faces : bool, default=True
+        Light the faces that speak (:func:`paint_faces`: each face tracked in the frames,
+        ``EncodingContext.face_tracks``, at its probability of speaking,
+        :func:`skavc.features.tracks_speaking`) over the method's maps. Frames without a face
+        keep the method's maps as they are.
 
     Returns
     -------
@@ -213,7 +227,7 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
     def job(item, where):
         clip = context.clip(item, where)
         grid, cell = grid_maps(context, clip, method, localization_head=localization_head,
-                               embed_audio=embed_audio, refine=refine, fusion=fusion)
+                               embed_audio=embed_audio, refine=refine, fusion=fusion, faces=faces)
         maps = upsample_bilinear(grid, clip.frames.shape[1:3], cell=cell)
         return maps, frame_peaks(maps)
 
@@ -221,7 +235,7 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
 
 
 def localize_windows(context, windows, method, *, localization_head=None, embed_audio=None, refine=True,
-                     fusion="prior"):
+                     fusion="prior", faces=True):
     """Where the sound comes from in each window of a long recording, one window at a time.
 
     Each window is localised on its own, as :func:`localize_clips` localises a clip (its
@@ -234,7 +248,7 @@ def localize_windows(context, windows, method, *, localization_head=None, embed_
     windows : iterable of AVClip
         Consecutive windows (``EncodingContext.windows``, :func:`skavc.io.iter_clips`), read
         one at a time: a window is let go before the next is asked for.
-    method, localization_head, embed_audio, refine, fusion
+    method, localization_head, embed_audio, refine, fusion, faces
         As in :func:`localize_clips`.
 
     Yields
@@ -247,7 +261,7 @@ def localize_windows(context, windows, method, *, localization_head=None, embed_
         context.require_time_steps("learned localisation")
     for clip in windows:
         grid, cell = grid_maps(context, clip, method, localization_head=localization_head, embed_audio=embed_audio,
-                               refine=refine, fusion=fusion)
+                               refine=refine, fusion=fusion, faces=faces)
         maps = GridMaps(grid, clip.frames.shape[1:3], cell)
         window = LocalizedWindow(clip, maps)
         yield window

@@ -284,6 +284,49 @@ def cells_to_blocks(shape, size, k, cell=None):
     return upsample_bilinear(shape, (size[0] // k, size[1] // k), cell=(cy / k, cx / k))
 
 
+def paint_faces(grid, size, cell, boxes, probabilities):
+    """Grid maps with each speaking face lit by its probability of speaking.
+
+    Parameters
+    ----------
+    grid : ndarray of shape (T, h, w), float32 in [0, 1]
+        Maps on a grid of cells (``confidence * shape``); not modified.
+    size : (int, int)
+        ``(H, W)`` of the frames.
+    cell : float, (float, float) or None
+        Cell size in pixels, as in :func:`upsample_bilinear`.
+    boxes : sequence of (frames (n,), boxes (n, 4))
+        Per face, the frames it is seen in and its ``(x0, y0, x1, y1)`` box there, in pixels.
+    probabilities : sequence of ndarray of shape (n,)
+        Per face, its probability of speaking in those frames
+        (:func:`skavc.features.tracks_speaking`).
+
+    Returns
+    -------
+    ndarray of shape (T, h, w), float32
+        ``max(grid, p)`` over the cells whose centres lie in a face's box: a face that speaks
+        is the source, whatever the whole frame's evidence says; one that does not changes
+        nothing.
+    """
+    out = np.array(grid, dtype=np.float32, copy=True)
+    cy, cx = cell_sizes(size, grid.shape[1:], cell)
+    h, w = grid.shape[1:]
+    for (frames, face_boxes), p in zip(boxes, probabilities):
+        for t, (x0, y0, x1, y1), value in zip(frames, face_boxes, p):
+            # cells whose centres ((i + 0.5) * cell) lie inside the box, at least the one under its centre
+            i0, i1 = int(np.ceil(y0 / cy - 0.5)), int(np.floor(y1 / cy - 0.5))
+            j0, j1 = int(np.ceil(x0 / cx - 0.5)), int(np.floor(x1 / cx - 0.5))
+            if i1 < i0:
+                i0 = i1 = int((y0 + y1) / 2 / cy)
+            if j1 < j0:
+                j0 = j1 = int((x0 + x1) / 2 / cx)
+            i0, j0 = max(i0, 0), max(j0, 0)
+            i1, j1 = min(i1, h - 1), min(j1, w - 1)
+            if i0 <= i1 and j0 <= j1:
+                np.maximum(out[t, i0 : i1 + 1, j0 : j1 + 1], value, out=out[t, i0 : i1 + 1, j0 : j1 + 1])
+    return out
+
+
 def refine_shape(frames, shape, *, max_size=WORK_SIZE, bins=_REFINE_BINS, blur=_REFINE_BLUR):
     """Sharpen a coarse source shape to the outline of what the frame shows there.
 

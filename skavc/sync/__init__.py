@@ -37,6 +37,7 @@ from ._signal import (
     motion_series,
     motion_sync_curve,
     mouth_sync_curve,
+    speaking_face_curve,
     naive_sync_curve,
     null_standardise,
     peak_offset,
@@ -63,6 +64,7 @@ __all__ = [
     "motion_series",
     "motion_sync_curve",
     "mouth_sync_curve",
+    "speaking_face_curve",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
@@ -83,10 +85,12 @@ METHODS = ("auto", "learned", "signal", "face", "naive")
 
 
 def resolve_method(method, sync_head):
-    """The method ``"auto"`` stands for ("learned" when there is a head, else "signal"), checked."""
+    """The method ``"auto"`` falls back on ("learned" when there is a head, else "signal"), checked.
+
+    ``"auto"`` itself stays "auto": :func:`sync_curves` then follows a speaking face's mouth
+    where one is seen and this fallback elsewhere.
+    """
     check_option(method, name="method", options=METHODS)
-    if method == "auto":
-        return "learned" if sync_head is not None else "signal"
     if method == "learned" and sync_head is None:
         raise NotFittedError(
             "method='learned' needs a sync head: a model fitted with sync=True first "
@@ -102,8 +106,11 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
     ----------
     context : EncodingContext
     X : list of items (AVClip, (audio, frames) pairs or video paths)
-    method : {"learned", "signal", "face", "naive"}
-        As resolved by :func:`resolve_method`.
+    method : {"auto", "learned", "signal", "face", "naive"}
+        As resolved by :func:`resolve_method`. "auto": the mouth of the face that speaks
+        (:func:`speaking_face_curve`) when a face is seen in at least half of the frames and
+        its curve peaks at least as high as the whole frame's; otherwise "learned" with a sync
+        head, else "signal".
     sync_head : SyncHead or None
         Needed by "learned".
     max_offset : float
@@ -114,26 +121,33 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
     curves : list of (offsets, scores)
         Per clip, offsets (seconds, positive = audio ahead) and scores (chance units).
     """
-    if method == "learned":
-        def job(item, where):
-            a_track, v_track, _ = context.track(item, where, SYNC_RATE)
+    def whole_frame(clip, where):
+        if method == "learned" or (method == "auto" and sync_head is not None):
+            a_track, v_track, _ = context.track(clip, where, SYNC_RATE)
             return sync_head.curve(a_track, v_track, max_offset)
-    elif method == "face":
-        def job(item, where):
-            # the mouth's opening (Face Mesh) in place of the whole frame's motion, against the
-            # same onsets of the sound: what moves with speech is the mouth, not the head
-            clip = context.clip(item, where)
-            points = context.face_points(clip.frames)
-            if np.isnan(points).all():
-                raise ValueError(f"{where}: no face found in any frame; method='face' follows a speaking mouth: "
-                                 "use method='signal' for anything else")
-            return mouth_sync_curve(clip.audio, clip.sample_rate, points, clip.fps, max_offset=max_offset)
-    else:
-        curve = signal_sync_curve if method == "signal" else naive_sync_curve
+        curve = naive_sync_curve if method == "naive" else signal_sync_curve
+        return curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=max_offset)
 
-        def job(item, where):
-            clip = context.clip(item, where)
-            return curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=max_offset)
+    def face(clip):
+        # the mouth's opening (Face Mesh) in place of the whole frame's motion: what moves with
+        # speech is the speaking face's mouth, not the head or the other faces
+        return speaking_face_curve(clip.audio, clip.sample_rate, context.face_tracks(clip.frames), clip.n_frames,
+                                   clip.fps, max_offset=max_offset)
+
+    def job(item, where):
+        clip = context.clip(item, where)
+        if method == "face":
+            curve = face(clip)
+            if curve is None:
+                raise ValueError(f"{where}: no face seen in half of the frames; method='face' follows a speaking "
+                                 "mouth: use method='signal' for anything else")
+            return curve
+        fallback = whole_frame(clip, where)
+        if method == "auto":
+            curve = face(clip)
+            if curve is not None and curve[1].max() >= fallback[1].max():
+                return curve
+        return fallback
 
     return context.map(job, X)
 

@@ -38,7 +38,8 @@ from scipy import fft as sp_fft
 from .._validation import (check_audio, check_frames, check_option, check_paired_series, check_positive,
                            check_real, check_sample_rate)
 from ..features import (audio_envelope, edge_silence, fill_gaps, motion_energy, motion_energy_times, mouth_opening,
-                        onset_envelope)
+                        onset_envelope, speech_envelope, track_points)
+from ..features.faces import MOUTH_LEAD
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "null_standardise",
     "peak_offset",
     "signal_sync_curve",
+    "speaking_face_curve",
 ]
 
 #: Confidence at or above which a clip counts as synchronisable (see :func:`peak_offset`).
@@ -336,26 +338,77 @@ def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolu
     return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets)
 
 
-def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0):
-    """:func:`motion_sync_curve` with the mouth's opening as the visual series (lip sync).
+def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolution=None):
+    """Lip sync: the mouth's opening against the loudness of the speech band.
+
+    The opening between the inner lips (:func:`skavc.features.mouth_opening`, frames without a
+    face filled) and the 1-3 kHz envelope (:func:`skavc.features.speech_envelope`) rise and fall
+    together, syllable by syllable: a level against a level, where the whole-frame method
+    pairs changes with onsets. They are cross-correlated with the same partial whitening as
+    :func:`signal_sync_curve` and the offsets moved by :data:`MOUTH_LEAD`.
+
+    Parameters
+    ----------
+    audio, sample_rate, fps, max_offset, resolution
+        As in :func:`signal_sync_curve`.
+    points : ndarray of shape (T, 468, 2 or 3)
+        Face Mesh landmarks of the speaking face in each frame, NaN where it is not seen
+        (:func:`skavc.features.track_points` of one of ``EncodingContext.face_tracks``).
+
+    Returns
+    -------
+    offsets, scores : ndarray of shape (K,)
+        As :func:`signal_sync_curve` (seconds, positive = audio ahead; chance units); all
+        scores 0 when no frame shows a face.
+    """
+    audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
+        audio, sample_rate, fps, max_offset, resolution)
+    opening = mouth_opening(points)
+    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
+    grid = _common_grid(audio, sample_rate, opening.size, fps, resolution)
+    all_lags, max_lag = _lag_range(grid.size, max_offset, resolution)
+    envelope, times = speech_envelope(audio, sample_rate, hop_seconds=resolution)
+    at = np.floor(grid * sample_rate)
+    a = _standardise_known(np.interp(grid, times, envelope), ~edge_silence(audio, at, at + 1))
+    m = _standardise(np.interp(grid, np.arange(opening.size) / fps, opening))
+    lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
+    keep = np.abs(lags) <= max_lag
+    return lags[keep] * resolution + MOUTH_LEAD, null_standardise(scores)[keep]
+
+
+#: A face seen in fewer than this share of a clip's frames is not followed for lip sync: its
+#: mouth would be guessed (held) over most of the clip.
+_MIN_FACE_SHARE = 0.5
+
+
+def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset=1.0):
+    """Lip sync with several faces: the :func:`mouth_sync_curve` of the face whose mouth goes with the sound.
 
     Parameters
     ----------
     audio, sample_rate, fps, max_offset
         As in :func:`signal_sync_curve`.
-    points : ndarray of shape (T, 468, 3)
-        Face Mesh landmarks of the speaking face in each frame, NaN where none is found
-        (``EncodingContext.face_points``); the opening between the inner lips
-        (:func:`skavc.features.mouth_opening`) is filled across frames without a face.
+    tracks : sequence of face tracks
+        Each with ``frames`` (n,) and ``points`` (n, 468, 3) (``EncodingContext.face_tracks``).
+    n_frames : int
+        Frames of the clip.
 
     Returns
     -------
-    offsets, scores : ndarray of shape (K,)
-        As :func:`signal_sync_curve`; all scores 0 when no frame shows a face.
+    curve : (offsets, scores) or None
+        The curve with the highest peak among faces seen in at least half of the frames (the
+        speaking face's: another face's mouth does not follow this sound); None when there is
+        no such face.
     """
-    opening = mouth_opening(points)
-    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
-    return motion_sync_curve(audio, sample_rate, opening, fps, max_offset=max_offset)
+    best = None
+    for track in tracks:
+        if len(track.frames) < _MIN_FACE_SHARE * n_frames:
+            continue
+        curve = mouth_sync_curve(audio, sample_rate, track_points(track.frames, track.points, n_frames), fps,
+                                 max_offset=max_offset)
+        if best is None or curve[1].max() > best[1].max():
+            best = curve
+    return best
 
 
 def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets=None):

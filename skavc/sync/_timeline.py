@@ -13,7 +13,7 @@ import numpy as np
 from scipy.stats import theilslopes
 
 from .._validation import check_option, check_real
-from ._signal import SYNC_CONFIDENCE_THRESHOLD, mouth_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve
+from ._signal import SYNC_CONFIDENCE_THRESHOLD, mouth_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve, speaking_face_curve
 
 #: A last window shorter than this share of the first is left out: what remains of a recording
 #: after its last whole window (a few frames, often) cannot be synchronised on its own.
@@ -136,7 +136,7 @@ def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHO
     return float(slope), float(intercept), (float(low), float(high)), trusted
 
 
-def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None):
+def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None):
     """Offset per window of one recording, the whole recording's, and its drift.
 
     Parameters
@@ -146,12 +146,12 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None)
         but the last (``skavc.io.iter_clips`` gives them from a file without holding it).
     method : {"signal", "face", "naive"}, default="signal"
         The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`; "face":
-        :func:`~skavc.sync.mouth_sync_curve`, flat for a window without a face; or the baseline :func:`~skavc.sync.naive_sync_curve`).
+        :func:`~skavc.sync.speaking_face_curve`, flat for a window without a face; or the baseline
+        :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
-    face_points : callable or None, default=None
-        With "face": frames (T, H, W, 3) -> Face Mesh points (T, 468, 3), NaN without a face
-        (``EncodingContext.face_points``).
+    face_tracks : callable or None, default=None
+        With "face": frames (T, H, W, 3) -> the face tracks in them (``EncodingContext.face_tracks``).
 
     Returns
     -------
@@ -165,11 +165,16 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_points=None)
     """
     check_option(method, name="method", options=("signal", "face", "naive"))
     max_offset = check_real(max_offset, name="max_offset", positive=True)
-    if method == "face" and face_points is None:
-        raise ValueError("method='face' needs face_points, the landmarks of the frames' faces")
-    curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve,
-                "face": lambda audio, rate, frames, fps, max_offset: mouth_sync_curve(
-                    audio, rate, face_points(frames), fps, max_offset=max_offset)}[method]
+    if method == "face" and face_tracks is None:
+        raise ValueError("method='face' needs face_tracks, the faces tracked in the frames")
+
+    def face_curve(audio, rate, frames, fps, max_offset):
+        curve = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset)
+        if curve is None:  # no face in this window: a flat curve, no weight in the whole recording's
+            curve = mouth_sync_curve(audio, rate, np.full((len(frames), 468, 3), np.nan), fps, max_offset=max_offset)
+        return curve
+
+    curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve, "face": face_curve}[method]
     starts, durations, peaks, curves, fps = [], [], [], [], None
     for clip in windows:
         if curves and clip.n_frames / clip.fps < _SHORTEST_TAIL * durations[0]:

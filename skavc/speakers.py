@@ -1,0 +1,120 @@
+"""Who is speaking: every face followed through the frames, and whether its mouth speaks the sound.
+
+Active speaker detection without training. The faces come from MediaPipe's detector and Face Mesh
+(``EncodingContext.face_tracks``: detected every few frames, followed between by their
+landmarks); a face speaks in a frame when its mouth's opening rises and falls with the loudness
+of the speech band over the seconds around it and a sound is heard
+(:func:`skavc.features.tracks_speaking`). A face beside it whose lips move with words that are
+not heard does not follow this sound, so it reads low.
+
+:func:`find_speakers` takes an :class:`skavc._encoding.EncodingContext` and the clips,
+:func:`speakers_windows` the windows of one long recording; ``AVCorrespondence.speakers`` and
+``AVCorrespondence.speakers_windows`` delegate to them.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import tracks_speaking
+
+__all__ = ["SpeakerTrack", "SPEAKING_THRESHOLD", "find_speakers", "speaker_tracks", "speakers_windows"]
+
+#: A face whose probability of speaking is at or above this counts as speaking in that frame.
+SPEAKING_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class SpeakerTrack:
+    """One face followed through a clip, and when it speaks.
+
+    Attributes
+    ----------
+    track : int
+        The face's number within its clip (increasing in order of first appearance).
+    frames : ndarray of shape (n,), int
+        Frames in which the face is seen.
+    boxes : ndarray of shape (n, 4), float
+        Its box ``(x0, y0, x1, y1)`` in pixels of the frames, in each of them.
+    speaking : ndarray of shape (n,), float in [0, 1]
+        Probability that it speaks in each of them; >= :data:`SPEAKING_THRESHOLD`: speaking.
+    """
+
+    track: int
+    frames: np.ndarray
+    boxes: np.ndarray
+    speaking: np.ndarray
+
+    def speaking_frames(self, threshold=SPEAKING_THRESHOLD):
+        """The frames in which the face speaks, (m,) int."""
+        return self.frames[self.speaking >= threshold]
+
+
+def speaker_tracks(audio, sample_rate, tracks, n_frames, fps):
+    """:class:`SpeakerTrack` of each face track of one clip.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,)
+    sample_rate : int
+    tracks : sequence of face tracks
+        ``EncodingContext.face_tracks`` of the clip's frames.
+    n_frames : int
+    fps : float
+
+    Returns
+    -------
+    list of SpeakerTrack
+    """
+    speaking = tracks_speaking(audio, sample_rate, tracks, n_frames, fps)
+    return [SpeakerTrack(track=int(t.track), frames=np.asarray(t.frames), boxes=np.asarray(t.boxes, dtype=np.float64),
+                         speaking=np.asarray(p, dtype=np.float64)) for t, p in zip(tracks, speaking)]
+
+
+def find_speakers(context, X):
+    """The faces of each clip and when each speaks.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    X : list of items (AVClip, (audio, frames) pairs or video paths)
+
+    Returns
+    -------
+    speakers : list of list of SpeakerTrack
+        Per clip, its faces (an empty list when none is seen).
+    """
+    def job(item, where):
+        clip = context.clip(item, where)
+        return speaker_tracks(clip.audio, clip.sample_rate, context.face_tracks(clip.frames), clip.n_frames, clip.fps)
+
+    return context.map(job, X)
+
+
+def speakers_windows(context, windows):
+    """The faces of a long recording and when each speaks, one window at a time.
+
+    One tracker follows the faces from window to window, so a face keeps its number across
+    windows; each window's speaking is judged on that window's sound alone.
+
+    Parameters
+    ----------
+    context : EncodingContext
+    windows : iterable of AVClip
+        Consecutive windows of one recording, without overlap (``EncodingContext.windows``),
+        read one at a time.
+
+    Yields
+    ------
+    clip : AVClip
+        The window (``clip.start``: seconds from the recording's first frame).
+    speakers : list of SpeakerTrack
+        Its faces; ``frames`` index the window's frames.
+    """
+    from .encoders._faces import gather_tracks
+
+    tracker = context.face_tracker()
+    for clip in windows:
+        tracks = gather_tracks(tracker.update(clip.frames))
+        yield clip, speaker_tracks(clip.audio, clip.sample_rate, tracks, clip.n_frames, clip.fps)
+        del clip, tracks
