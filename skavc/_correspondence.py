@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, InvalidParamet
 from sklearn.utils.validation import check_is_fitted
 
 from . import describe, localization, retrieval, scene, separation, speakers, sync
-from ._encoding import EncodingContext, encoder_threads, make_encoder
+from ._encoding import FACE_SIDE, EncodingContext, encoder_threads, make_encoder
 from ._head import LOG_TEMPERATURE_BOUNDS, init_head_params, make_preprocessor, output_dim, project
 from ._clip import AVClip
 from ._inputs import _is_waveform, check_collection, clip_windows, resolve_audio
@@ -739,9 +739,11 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         hop : float or None, default=None
             Seconds between window starts (<= ``window``); None means ``window``.
         method : {"auto", "signal", "face", "naive"}, default="auto"
-            "auto" is "signal"; "face" follows the mouth of the face in the frames (decoded at
-            640 pixels, which the landmarks need; see :meth:`sync_curve`); "naive" the energy
-            cross-correlation baseline. The learned sync head does not read windows.
+            "face" follows the mouth of the speaking face (frames decoded at 640 pixels, which
+            the landmarks need; see :meth:`sync_curve`); "auto" looks at a few frames first and,
+            where it sees a face, takes for each window the mouth's curve or the whole frame's,
+            whichever peaks higher (as :meth:`sync_curve`), else "signal" alone; "naive" the
+            energy cross-correlation baseline. The learned sync head does not read windows.
 
         Returns
         -------
@@ -754,14 +756,15 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """
         X = check_collection(X)
         method = check_option(method, name="method", options=("auto", "signal", "face", "naive"))
-        method = "signal" if method == "auto" else method
         context = self._context()
-        side = _FACE_SIDE if method == "face" else MOTION_SIDE
 
         def job(item, where):
+            # "auto" takes a quick look for faces first: a recording without one is read as before
+            chosen = "signal" if method == "auto" and not context.shows_faces(item, where) else method
+            side = MOTION_SIDE if chosen in ("signal", "naive") else FACE_SIDE
             windows, duration = context.windows(item, where, window=window, hop=hop, max_side=side)
             windows = self._with_progress(windows, "sync", item, where, duration)
-            return sync.sync_timeline(windows, method=method, max_offset=self.max_offset,
+            return sync.sync_timeline(windows, method=chosen, max_offset=self.max_offset,
                                       face_tracks=context.face_tracks)
 
         return context.map(job, X)
@@ -820,8 +823,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """Where the sound comes from in a long video, window by window, in bounded memory.
 
         A video file is localised a window at a time on frames decoded at
-        :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need),
-        in a second thread, while its full-size frames are read alongside ``chunk`` seconds at
+        :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need; 640
+        where a first look at a few frames sees a face, for its landmarks), in a second thread, while its full-size frames are read alongside ``chunk`` seconds at
         a time and given out with their maps (drawing them overlaps the localisation of what
         follows); a clip in memory is sliced. Each window is localised as :meth:`localize`
         localises a clip, so a video no longer than ``window`` gets :meth:`localize`'s maps
@@ -858,11 +861,13 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         chunk = window if chunk is None else check_real(chunk, name="chunk", positive=True)
         context = self._context()
         streamed = isinstance(video, (str, os.PathLike))
-        windows, duration = context.windows(video, "video", window=window,
-                                            max_side=localization.WORK_SIZE if streamed else None)
+        # a video with faces is read at the size their landmarks need, one without as before
+        faces = bool(faces) and (not streamed or context.shows_faces(video, "video"))
+        side = FACE_SIDE if faces else localization.WORK_SIZE
+        windows, duration = context.windows(video, "video", window=window, max_side=side if streamed else None)
         results = localization.localize_windows(context, windows, method, localization_head=head,
                                                 embed_audio=self._embed_audio_features, refine=bool(refine),
-                                                faces=bool(faces))
+                                                faces=faces)
         if streamed or chunk != window:
             shown, _ = context.windows(video, "video", window=chunk)
             results = localization.regrid_windows(read_ahead(results) if streamed else results, shown)
@@ -920,7 +925,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         (video,) = check_collection([video])
         context = self._context()
         streamed = isinstance(video, (str, os.PathLike))
-        windows, duration = context.windows(video, "video", window=window, max_side=_FACE_SIDE if streamed else None)
+        windows, duration = context.windows(video, "video", window=window, max_side=FACE_SIDE if streamed else None)
         windows = self._with_progress(windows, "speakers", video, "video", duration)
         return speakers.speakers_windows(context, windows)
 
@@ -1352,10 +1357,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
-
-#: Larger side (pixels) a long video's frames are decoded at for lip sync: the face's landmarks
-#: are read from a 192-pixel crop of it, which a face filling a third of 640 pixels still covers.
-_FACE_SIDE = 640
 
 #: Larger side (pixels) a long video's frames are decoded at for embeddings and scene answers per
 #: window: the visual encoders see 224 x 224 pixels, which this keeps sharp, while a window of 10 s

@@ -34,6 +34,14 @@ from .features import grid_times, resample_track, sample_frame_indices
 #: Rate (steps per second) of the common grid of :meth:`EncodingContext.tracks`.
 TRACK_RATE = 50.0
 
+#: Larger side (pixels) a video file's frames are decoded at wherever faces are followed: the
+#: landmarks are read from a 192-pixel crop around each face, which a face filling a third of
+#: 640 pixels still covers (a small one, in a corner inset, is found by the detector's tiles).
+FACE_SIDE = 640
+
+#: Seconds read at each of the places a video file is looked at for faces (:meth:`shows_faces`).
+_PROBE_SECONDS = 0.2
+
 #: Seconds of audio encoded at a time for a pooled vector (Whisper's own 30 s window), so
 #: that memory is bounded by one chunk, not by the recording's length.
 AUDIO_CHUNK = 30.0
@@ -178,7 +186,8 @@ class EncodingContext:
         if self._faces is None:
             from .encoders._faces import FaceDetector, FaceLandmarker  # the face models load on first use
 
-            self._faces = FaceDetector(device=self.device), FaceLandmarker(device=self.device)
+            # tiles: a speaker small in a corner of a wide frame is found too
+            self._faces = FaceDetector(device=self.device, tile_side="auto"), FaceLandmarker(device=self.device)
         return self._faces
 
     def face_tracks(self, frames):
@@ -198,6 +207,40 @@ class EncodingContext:
         from .encoders._faces import track_faces
 
         return track_faces(frames, *self._face_models())
+
+    def shows_faces(self, item, where, *, n_places=3):
+        """Whether a face is seen in a few frames spread over an item: the cheap look taken before a
+        long video is decoded at :data:`FACE_SIDE` for its faces (a file is read for
+        :data:`_PROBE_SECONDS` at ``n_places`` places, nothing more).
+
+        Returns
+        -------
+        bool
+        """
+        if isinstance(item, (str, os.PathLike)):
+            from .io import iter_clips, video_info
+
+            info = video_info(item)
+            scale = min(1.0, FACE_SIDE / max(info.height, info.width))
+            size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
+            duration = info.duration or 0.0
+            frames = []
+            for k in range(n_places):
+                start = max(0.0, duration * (k + 0.5) / n_places - _PROBE_SECONDS)
+                windows = iter_clips(item, window=_PROBE_SECONDS, start=start, sample_rate=self.sample_rate,
+                                     frame_size=size, allow_missing_audio=True)
+                clip = next(windows, None)
+                windows.close()  # the rest of the file is not read
+                if clip is not None and clip.n_frames:
+                    frames.append(clip.frames[:1])
+            if not frames:
+                return False
+            frames = np.concatenate(frames)
+        else:
+            clip = self.clip(item, where)
+            frames = clip.frames[sample_frame_indices(clip.n_frames, n_places)]
+        detector, _ = self._face_models()
+        return any(len(faces) for faces in detector.detect(frames))
 
     def face_tracker(self):
         """A new ``skavc.encoders._faces.FaceTracker`` on this context's face models: faces

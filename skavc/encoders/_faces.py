@@ -57,6 +57,7 @@ __all__ = [
     "box_iou",
     "weighted_nms",
     "face_roi",
+    "tile_origins",
     "roi_matrix",
     "landmarks_roi",
     "FaceObservation",
@@ -327,6 +328,42 @@ def weighted_nms(detections, scores, iou_threshold=IOU_THRESHOLD):
     return (np.array(kept, np.float32).reshape(-1, d), np.array(kept_scores, np.float32))
 
 
+def tile_origins(height, width, side):
+    """Top-left corners of square tiles covering a frame, neighbours overlapping by a quarter.
+
+    Parameters
+    ----------
+    height, width : int
+        The frame's size in pixels.
+    side : int
+        The tiles' side in pixels.
+
+    Returns
+    -------
+    list of (y0, x0)
+        Row-major; empty when the frame is smaller than ``side`` along either axis or less
+        than twice ``side`` along its longer one (the whole frame then sees faces well enough).
+    """
+    if min(height, width) < side or max(height, width) < 2 * side:
+        return []
+
+    def starts(length):
+        n = int(np.ceil((length - side) / (0.75 * side))) + 1
+        return np.round(np.linspace(0, length - side, n)).astype(int)
+
+    return [(int(y0), int(x0)) for y0 in starts(height) for x0 in starts(width)]
+
+
+def _touches_inner_edge(boxes, tile, frame_size, margin=2.0):
+    """Which boxes (n, 4) reach within ``margin`` px of an edge of ``tile`` (x0, y0, x1, y1)
+    that is not also an edge of the frame (``frame_size`` = (W, H)): faces the tile cut."""
+    x0, y0, x1, y1 = tile
+    W, H = frame_size
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (((boxes[:, 0] <= x0 + margin) & (x0 > 0)) | ((boxes[:, 1] <= y0 + margin) & (y0 > 0))
+            | ((boxes[:, 2] >= x1 - margin) & (x1 < W)) | ((boxes[:, 3] >= y1 - margin) & (y1 < H)))
+
+
 def face_roi(box, keypoints=None, scale=ROI_SCALE):
     """The Face Mesh crop of a detected face, in pixels of the frame.
 
@@ -496,6 +533,12 @@ class FaceDetector(_FaceGraph):
         onnxruntime intra-op threads.
     batch_size : int or None, default=None
         Frames per session call (None: :data:`~skavc.encoders._onnx.AUTO_BATCH_SIZE`).
+    tile_side : int, "auto" or None, default=None
+        Also look for faces in square tiles of this many pixels (overlapping by a quarter,
+        :func:`tile_origins`) when the frame is at least twice as large along its longer side:
+        a small face (a speaker in a corner inset) is then seen at the size the network needs.
+        "auto": half the frame's shorter side, at least 128 (a 640x360 frame: 15 tiles of 180
+        pixels, faces from about 25 pixels). None: the whole frame only.
 
     Notes
     -----
@@ -513,10 +556,11 @@ class FaceDetector(_FaceGraph):
     graph = "face-detector"
 
     def __init__(self, min_score=MIN_SCORE, iou_threshold=IOU_THRESHOLD, device="auto", n_threads=None,
-                 batch_size=None):
+                 batch_size=None, tile_side=None):
         super().__init__(device=device, n_threads=n_threads, batch_size=batch_size)
         self.min_score = min_score
         self.iou_threshold = iou_threshold
+        self.tile_side = tile_side
 
     def preprocess(self, frames):
         """Letterboxed network input of ``frames``.
@@ -552,14 +596,46 @@ class FaceDetector(_FaceGraph):
         -------
         list of T ndarrays of dtype :data:`FACE_DTYPE`, each of shape (n_faces,)
             By decreasing score: ``box`` (x0, y0, x1, y1) and ``keypoints`` (6, 2) ``(x, y)`` in
-            pixels of the frame (order :data:`KEYPOINT_NAMES`), ``score`` in [0, 1].
+            pixels of the frame (order :data:`KEYPOINT_NAMES`), ``score`` in [0, 1]. With
+            ``tile_side``, the faces of the whole frame and of its tiles merged (weighted
+            non-maximum suppression); a tile's face touching an edge of the tile inside the frame
+            is cut and left to the tile that holds it whole.
         """
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]
+        frames = _check_frames(frames)
+        T, H, W = frames.shape[:3]
         x, matrix = self.preprocess(frames)
-        regressors, logits = self.onnx.run({"input": x}, ["regressors", "classificators"])
-        return self.postprocess(regressors, logits, matrix)
+        views = [(x, matrix, None)]
+        if self.tile_side is not None:
+            side = max(DETECTOR_SIZE, min(H, W) // 2) if self.tile_side == "auto" else int(self.tile_side)
+            for y0, x0 in tile_origins(H, W, side):
+                tile_x, tile_matrix = self.preprocess(frames[:, y0 : y0 + side, x0 : x0 + side])
+                tile_matrix = tile_matrix.copy()
+                tile_matrix[:, 2] += (x0, y0)  # tile pixels -> frame pixels
+                views.append((tile_x, tile_matrix, (x0, y0, x0 + side, y0 + side)))
+        regressors, logits = self.onnx.run({"input": np.concatenate([v[0] for v in views])},
+                                           ["regressors", "classificators"])
+        if len(views) == 1:
+            return self.postprocess(regressors, logits, matrix)
+        found = [[] for _ in range(T)]  # per frame: (detections (n, 16) in frame pixels, scores)
+        for k, (_, view_matrix, tile) in enumerate(views):
+            part = slice(k * T, (k + 1) * T)
+            for t, faces in enumerate(self.postprocess(regressors[part], logits[part], view_matrix)):
+                if tile is not None and len(faces):
+                    faces = faces[~_touches_inner_edge(faces["box"], tile, (W, H))]
+                found[t].append(faces)
+        out = []
+        for faces in found:
+            faces = np.concatenate(faces)
+            merged, scores = weighted_nms(np.concatenate([faces["box"], faces["keypoints"].reshape(-1, 12)], axis=1),
+                                          faces["score"], self.iou_threshold)
+            frame_faces = np.zeros(len(merged), FACE_DTYPE)
+            frame_faces["box"], frame_faces["keypoints"] = merged[:, :4], merged[:, 4:].reshape(-1, 6, 2)
+            frame_faces["score"] = scores
+            out.append(frame_faces)
+        return out
 
     def postprocess(self, regressors, logits, matrix):
         """Faces from the network's outputs (decode, threshold, weighted NMS, undo the letterbox).
@@ -593,7 +669,7 @@ class FaceDetector(_FaceGraph):
 
     def __repr__(self):
         return (f"FaceDetector(min_score={self.min_score}, iou_threshold={self.iou_threshold}, "
-                f"device={self.device!r})")
+                f"device={self.device!r}, tile_side={self.tile_side})")
 
 
 _ANCHORS = None

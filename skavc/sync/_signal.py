@@ -345,7 +345,8 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     face filled) and the 1-3 kHz envelope (:func:`skavc.features.speech_envelope`) rise and fall
     together, syllable by syllable: a level against a level, where the whole-frame method
     pairs changes with onsets. They are cross-correlated with the same partial whitening as
-    :func:`signal_sync_curve` and the offsets moved by :data:`MOUTH_LEAD`.
+    :func:`signal_sync_curve`, each frame's opening taken :data:`MOUTH_LEAD` later (the lips
+    move before the sound they make).
 
     Parameters
     ----------
@@ -370,10 +371,12 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     envelope, times = speech_envelope(audio, sample_rate, hop_seconds=resolution)
     at = np.floor(grid * sample_rate)
     a = _standardise_known(np.interp(grid, times, envelope), ~edge_silence(audio, at, at + 1))
-    m = _standardise(np.interp(grid, np.arange(opening.size) / fps, opening))
+    # each frame's opening is placed MOUTH_LEAD later than the frame, where the sound it goes
+    # with is heard: a clip in sync then peaks at 0, on the same offsets as the other curves
+    m = _standardise(np.interp(grid, np.arange(opening.size) / fps + MOUTH_LEAD, opening))
     lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
     keep = np.abs(lags) <= max_lag
-    return lags[keep] * resolution + MOUTH_LEAD, null_standardise(scores)[keep]
+    return lags[keep] * resolution, null_standardise(scores)[keep]
 
 
 #: A face seen in fewer than this share of a clip's frames is not followed for lip sync: its

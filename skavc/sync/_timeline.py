@@ -144,14 +144,14 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
     windows : iterable of AVClip
         Consecutive windows of one recording, each with its ``start`` (seconds), one length
         but the last (``skavc.io.iter_clips`` gives them from a file without holding it).
-    method : {"signal", "face", "naive"}, default="signal"
+    method : {"signal", "face", "auto", "naive"}, default="signal"
         The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`; "face":
-        :func:`~skavc.sync.speaking_face_curve`, flat for a window without a face; or the baseline
-        :func:`~skavc.sync.naive_sync_curve`).
+        :func:`~skavc.sync.speaking_face_curve`, flat for a window without a face; "auto": of
+        those two, the one that peaks higher; or the baseline :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
     face_tracks : callable or None, default=None
-        With "face": frames (T, H, W, 3) -> the face tracks in them (``EncodingContext.face_tracks``).
+        With "face" and "auto": frames (T, H, W, 3) -> the face tracks in them (``EncodingContext.face_tracks``).
 
     Returns
     -------
@@ -163,10 +163,10 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
         window's offset and confidence as the whole recording's, as :func:`peak_offset` of its
         curve does.
     """
-    check_option(method, name="method", options=("signal", "face", "naive"))
+    check_option(method, name="method", options=("auto", "signal", "face", "naive"))
     max_offset = check_real(max_offset, name="max_offset", positive=True)
-    if method == "face" and face_tracks is None:
-        raise ValueError("method='face' needs face_tracks, the faces tracked in the frames")
+    if method in ("face", "auto") and face_tracks is None:
+        raise ValueError(f"method={method!r} needs face_tracks, the faces tracked in the frames")
 
     def face_curve(audio, rate, frames, fps, max_offset):
         curve = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset)
@@ -174,7 +174,13 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
             curve = mouth_sync_curve(audio, rate, np.full((len(frames), 468, 3), np.nan), fps, max_offset=max_offset)
         return curve
 
-    curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve, "face": face_curve}[method]
+    def either_curve(audio, rate, frames, fps, max_offset):
+        signal = signal_sync_curve(audio, rate, frames, fps, max_offset=max_offset)
+        face = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset)
+        return face if face is not None and face[1].max() >= signal[1].max() else signal
+
+    curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve, "face": face_curve,
+                "auto": either_curve}[method]
     starts, durations, peaks, curves, fps = [], [], [], [], None
     for clip in windows:
         if curves and clip.n_frames / clip.fps < _SHORTEST_TAIL * durations[0]:
