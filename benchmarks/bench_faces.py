@@ -13,11 +13,13 @@ used) and runs the face layer on every window, in one Python thread: the time is
 "x real time" is frames per second / 30. Rows:
 
 - ``decode only``: the reading alone;
-- ``detect every frame + top face``: what ``EncodingContext.face_points`` does now (detector on
+- ``detect every frame + top face``: what ``EncodingContext.face_points`` did before the tracker (detector on
   every frame, landmarks of the best face of each frame, one batched landmark call per window);
 - ``tracker, detect_every=k``: :class:`~skavc.encoders._faces.FaceTracker` (detection every ``k``
   frames and after a lost face, landmarks crop from the previous frame's landmarks);
-- the same with ``k = 10`` while a second Python thread decodes the next window.
+- the same with ``k = 10`` while a second Python thread decodes the next window;
+- ``k = 10`` with the detector also looking in tiles (``tile_side="auto"``: at 720p 15 tiles of
+  360 pixels), as ``EncodingContext.face_tracks`` runs it.
 
 Each row is the fastest of ``--repeat`` passes (other work on the machine only slows a pass).
 
@@ -100,7 +102,7 @@ def windows(path, prefetch=False):
 
 
 def every_frame(detector, landmarker):
-    """``EncodingContext.face_points``: the best face of every frame, NaN where none."""
+    """The former ``EncodingContext.face_points``: the best face of every frame, NaN where none."""
 
     def run(frames):
         faces = detector.detect(frames)
@@ -186,7 +188,9 @@ def main():
             rows.append(cells)
             print("  " + " | ".join(cells), flush=True)
 
-        def tracker_run(k):
+        tiled = FaceDetector(device="cpu", n_threads=threads, tile_side="auto")
+
+        def tracker_run(k, detector=detector):
             def make():
                 tracker = FaceTracker(detector, landmarker, detect_every=k)
                 return tracked(tracker), lambda: tracker.n_detections_
@@ -194,11 +198,12 @@ def main():
             return make
 
         row("decode only", lambda: (lambda frames: None, lambda: 0))
-        row("detect every frame + top face (EncodingContext.face_points)",
+        row("detect every frame + top face (the former face_points)",
             lambda: (every_frame(detector, landmarker), lambda: n_frames))
         for k in (1, 5, 10):
             row(f"tracker, detect_every={k}", tracker_run(k))
         row("tracker, detect_every=10, decoding in a 2nd thread", tracker_run(10), prefetch=True)
+        row("tracker, detect_every=10, tiles (as EncodingContext.face_tracks)", tracker_run(10, tiled))
 
     print(f"\n720p30 face layer, decode + faces, {n_frames} frames, 2 s windows, fastest of {args.repeat} passes\n")
     header = ["", "frames/s", "x real time", "ms/frame", "frames with a face", "detector runs",

@@ -679,11 +679,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         method : {"auto", "learned", "signal", "face", "naive"}, default="auto"
             "learned" uses the sync head trained by ``fit`` with ``sync=True``;
             "signal" the training-free motion/onset correlation (usable before
-            any fit); "face" the same with the mouth's opening of the face found in the frames
-            in place of their whole motion (training-free; for a person speaking: on nine real
-            talking heads within 0.1 s for 0.88 of shifted cases where "signal" gives 0.36,
-            docs/benchmarks.md); "naive" plain energy cross-correlation (a baseline);
-            "auto" is "learned" when a sync head was trained, else "signal".
+            any fit); "face" the mouth's opening of the speaking face against the loudness of
+            the speech band (1-3 kHz), training-free (real talking heads: within 0.1 s in 0.92
+            of shifted cases where "signal" gives 0.34; docs/benchmarks.md, "Real talking
+            heads"); "naive" plain energy cross-correlation (a baseline); "auto" is "face" when
+            a face is seen in at least half of the frames and its curve peaks at least as high
+            as the whole frame's, else "learned" when a sync head was trained, else "signal".
 
         Returns
         -------

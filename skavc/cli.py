@@ -561,8 +561,9 @@ def build_parser():
     sync.add_argument("video", help="a video file with sound")
     sync.add_argument("--max-offset", type=float, default=1.0, help="seconds searched either way")
     sync.add_argument("--method", default="auto", choices=["auto", "learned", "signal", "face", "naive"],
-                      help="auto: learned with a --model fitted with sync=True, else signal (training-free); "
-                      "face: the mouth of a speaking face (training-free)")
+                      help="auto: where a first look sees a face, the mouth of the speaking face or the whole "
+                      "frame, whichever agrees more with the sound in each window; learned with a --model fitted "
+                      "with sync=True; else signal (training-free); face: always the mouth")
     sync.add_argument("--model", help=_MODEL_HELP)
     sync.add_argument("--plot", metavar="PNG", help="write the sync curve (and, for a long video, the offset over "
                       "time) to this PNG file (its folder must exist)")

@@ -268,3 +268,22 @@ def test_cli_speakers_writes_the_overlay_with_the_sound(two_faces, tmp_path, cap
     green = (frames[..., 1] - frames[..., 0] > 120) & (frames[..., 1] > 180)
     assert green[:, :, : W // 2].any(axis=(1, 2)).mean() > 0.5 and not green[:, :, W // 2 :].any()
     assert main(["speakers", str(video), "--out", str(tmp_path / "x.txt")]) != 0
+
+
+def test_tiles_find_a_small_face_in_a_corner():
+    from skavc.encoders._faces import FaceDetector, tile_origins
+
+    _need_models()
+    data = pytest.importorskip("skimage.data")
+    pick = np.arange(160) * TILE // 160
+    face = data.astronaut()[40:40 + TILE, 96:96 + TILE][pick][:, pick]  # a 160 px inset, the face ~55 px wide
+    frame = np.full((720, 1280, 3), 200, np.uint8)
+    frame[540:700, 1100:1260] = face
+    assert not FaceDetector(device="cpu").detect(frame)[0].size  # the whole frame shrunk to 128 px: too small
+    (faces,) = FaceDetector(device="cpu", tile_side="auto").detect(frame)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0]["box"]
+    assert 1100 <= x0 < x1 <= 1260 and 540 <= y0 < y1 <= 700
+    origins = tile_origins(720, 1280, 360)
+    assert (0, 0) in origins and (360, 920) in origins and len(origins) == 15
+    assert tile_origins(360, 640, 400) == [] and tile_origins(300, 500, 256) == []

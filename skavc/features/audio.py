@@ -303,7 +303,7 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
 #: The band whose loudness follows the mouth's opening most closely: the second formant's
 #: region (Chandrasekaran et al. 2009, PLoS Comput Biol 5(7) e1000436, find mouth area and the
 #: 1-3 kHz envelope the most coherent pair). On the nine real talking heads of
-#: ``benchmarks/real_lipsync.py`` the whole band (100 Hz-8 kHz) put two clips' lip sync 0.5 s out.
+#: ``benchmarks/real_talk.py`` the whole band (100 Hz-8 kHz) put two clips' lip sync 0.5 s out.
 SPEECH_BAND = (1000.0, 3000.0)
 _SPEECH_WINDOW = 0.032  # seconds: a few pitch periods, so the envelope does not ripple with the voice
 

@@ -94,7 +94,7 @@ def fill_gaps(series):
 
 #: Seconds by which a speaking mouth's opening leads the speech-band loudness it goes with: the
 #: lips open before the sound follows. The median of the nine real talking heads of
-#: ``benchmarks/real_lipsync.py`` at the offset they were published with (their own values
+#: ``benchmarks/real_talk.py`` at the offset they were published with (their own values
 #: -0.066..+0.039 s; ``benchmarks/real_talk.py`` reports each clip's with it left out).
 MOUTH_LEAD = 0.025
 

@@ -19,6 +19,11 @@ frames' own size, and a per-frame source confidence ``(T,)`` in [0, 1]):
   frame; its values are Platt-calibrated on clips held out of its training.
 - fused: the synchrony shape weighted by the learned one (:func:`fuse_evidence`).
 
+Where faces are seen (``faces=True``, the default), each face whose mouth moves with the sound
+is lit over the method's map at its probability of speaking (:func:`paint_faces`,
+:func:`skavc.features.tracks_speaking`): a person talking is the source even where the whole
+frame's synchrony is weak (a speaker small in a corner inset).
+
 Each method gives *evidence*, a ``shape`` (T, H, W) in [0, 1] (near 1 where the
 source most likely is) and a ``confidence`` (T,) that a visible source is
 sounding at all; by default the shape is then sharpened to the outline of what
