@@ -683,8 +683,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             the speech band (1-3 kHz), training-free (real talking heads: within 0.1 s in 0.92
             of shifted cases where "signal" gives 0.34; docs/benchmarks.md, "Real talking
             heads"); "naive" plain energy cross-correlation (a baseline); "auto" is "face" when
-            a face is seen in at least half of the frames and its curve peaks at least as high
-            as the whole frame's, else "learned" when a sync head was trained, else "signal".
+            a face is seen in at least half of the frames and its mouth follows the sound (its
+            curve peaks above chance, or above the whole frame's:
+            :func:`skavc.sync.face_or_whole`), else "learned" when a sync head was trained, else
+            "signal".
 
         Returns
         -------
@@ -742,8 +744,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         method : {"auto", "signal", "face", "naive"}, default="auto"
             "face" follows the mouth of the speaking face (frames decoded at 640 pixels, which
             the landmarks need; see :meth:`sync_curve`); "auto" looks at a few frames first and,
-            where it sees a face, takes for each window the mouth's curve or the whole frame's,
-            whichever peaks higher (as :meth:`sync_curve`), else "signal" alone; "naive" the
+            where it sees a face, takes for each window the mouth's curve or the whole frame's
+            as :meth:`sync_curve` does, else "signal" alone; "naive" the
             energy cross-correlation baseline. The learned sync head does not read windows.
 
         Returns

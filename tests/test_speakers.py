@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from skavc import AVClip, AVCorrespondence
-from skavc.features import (MOUTH_LEAD, mouth_opening, mouth_speech_correlation, speaking_probability,
+from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_opening, mouth_speech_correlation, speaking_probability,
                             speech_at_frames, speech_envelope, track_points)
 from skavc.localization import paint_faces
 
@@ -84,16 +84,23 @@ def test_track_points_lays_a_track_over_its_clip():
     assert np.array_equal(laid[[1, 3]], points)
 
 
-def test_paint_faces_lights_the_cells_of_a_speaking_face_only():
+def test_paint_faces_lights_a_speaking_face_and_its_mouth_most():
     grid = np.full((2, 9, 16), 0.1, np.float32)
-    boxes = [(np.array([0, 1]), np.array([[40.0, 40.0, 120.0, 120.0], [40.0, 40.0, 120.0, 120.0]])),
-             (np.array([1]), np.array([[400.0, 40.0, 480.0, 120.0]]))]
-    painted = paint_faces(grid, (288, 512), 32.0, boxes, [np.array([0.9, 0.2]), np.array([0.05])])
+    box, mouth = np.array([[40.0, 40.0, 120.0, 120.0]] * 2), np.array([[70.0, 90.0, 90.0, 110.0]] * 2)
+    faces = [(np.array([0, 1]), box, mouth), (np.array([1]), box[:1] + [360, 0, 360, 0], mouth[:1] + [360, 0, 360, 0])]
+    painted = paint_faces(grid, (288, 512), 32.0, faces, [np.array([0.9, 0.3]), np.array([0.4])])
     assert np.array_equal(grid, np.full((2, 9, 16), 0.1, np.float32))  # not modified in place
-    assert np.allclose(painted[0, 1:4, 1:4], 0.9)  # cell centres 48, 80, 112 px lie in 40..120
-    assert np.isclose(painted[0].sum(), 0.1 * 144 + 0.8 * 9)  # nothing else
-    box = (np.arange(9)[:, None] >= 1) & (np.arange(9)[:, None] <= 3) & (np.arange(16) >= 1) & (np.arange(16) <= 3)
-    assert np.allclose(painted[1], np.where(box, 0.2, 0.1))  # the other face (0.05) stays below the map's 0.1
+    # the mouth (x 70-90, y 90-110) holds no cell centre (16 + 32 k) along y: the cell under its centre
+    assert np.isclose(painted[0, 3, 2], 0.9)
+    assert np.isclose(painted[0, 1, 1], 0.72) and np.isclose(painted[0, 3, 3], 0.72)  # the face: 0.8 p
+    assert np.isclose(painted[0].sum(), 0.1 * 144 + 0.62 * 8 + 0.8)  # 3 x 3 face cells, nothing else
+    assert np.array_equal(painted[1], grid[1])  # neither face speaks (p < 0.5): no faint prior on faces
+
+
+def test_mouth_boxes_frame_the_lips():
+    points = np.zeros((1, 468, 2))
+    points[0, [61, 291, 0, 17]] = [[100, 200], [140, 202], [120, 190], [121, 215]]
+    assert np.allclose(mouth_boxes(points), [[90, 180, 150, 225]])  # grown by a quarter of the width (40)
 
 
 def test_draw_face_boxes_colours_by_speaking():

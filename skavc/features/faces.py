@@ -53,6 +53,31 @@ def mouth_width(points):
     return _in_eye_corner_units(points, MOUTH_CORNERS)
 
 
+#: Face Mesh indices around the lips: the corners (61, 291), the top of the upper lip (0) and the
+#: bottom of the lower lip (17).
+_LIP_OUTLINE = (61, 291, 0, 17)
+
+
+def mouth_boxes(points, margin=0.25):
+    """The box around the lips in each frame, grown by ``margin`` of the mouth's width on every side.
+
+    Parameters
+    ----------
+    points : ndarray of shape (T, 468, 2 or 3)
+        Face Mesh landmarks in pixels.
+    margin : float, default=0.25
+
+    Returns
+    -------
+    boxes : ndarray of shape (T, 4), float64
+        ``(x0, y0, x1, y1)`` in pixels; NaN where the face is not seen.
+    """
+    lips = np.asarray(points, dtype=np.float64)[:, list(_LIP_OUTLINE), :2]
+    low, high = lips.min(axis=1), lips.max(axis=1)
+    grow = margin * (high[:, :1] - low[:, :1])
+    return np.concatenate([low - grow, high + grow], axis=1)
+
+
 def track_points(frames, points, n_frames):
     """A face track's landmarks laid out over all the frames of its clip, NaN where it is not seen.
 

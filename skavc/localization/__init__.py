@@ -20,7 +20,7 @@ frames' own size, and a per-frame source confidence ``(T,)`` in [0, 1]):
 - fused: the synchrony shape weighted by the learned one (:func:`fuse_evidence`).
 
 Where faces are seen (``faces=True``, the default), each face whose mouth moves with the sound
-is lit over the method's map at its probability of speaking (:func:`paint_faces`,
+is lit over the method's map at its probability of speaking, its mouth brightest (:func:`paint_faces`,
 :func:`skavc.features.tracks_speaking`): a person talking is the source even where the whole
 frame's synchrony is weak (a speaker small in a corner inset).
 
@@ -50,7 +50,7 @@ from .._validation import check_option
 # still importable from here, though not listed in __all__ (features/ is where they belong).
 from ..features.video import colour_blocks
 from ..features import (audio_changes, audio_envelope, block_size, frame_changes, sample_frame_indices,  # noqa: F401
-                        sound_presence, tracks_speaking, window_means)
+                        mouth_boxes, sound_presence, tracks_speaking, window_means)
 from ._learned import LocalizationHead, learned_evidence, mil_loss_and_grads, silence_gate
 from ._maps import (
     FUSION_PRIOR_POWER,
@@ -192,7 +192,7 @@ def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None
         tracks = context.face_tracks(clip.frames)
         if tracks:
             speaking = tracks_speaking(clip.audio, clip.sample_rate, tracks, clip.n_frames, clip.fps)
-            grid = paint_faces(grid, size, cell, [(t.frames, t.boxes) for t in tracks], speaking)
+            grid = paint_faces(grid, size, cell, [(t.frames, t.boxes, mouth_boxes(t.points)) for t in tracks], speaking)
     return grid, cell
 
 

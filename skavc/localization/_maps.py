@@ -284,8 +284,14 @@ def cells_to_blocks(shape, size, k, cell=None):
     return upsample_bilinear(shape, (size[0] // k, size[1] // k), cell=(cy / k, cx / k))
 
 
-def paint_faces(grid, size, cell, boxes, probabilities):
-    """Grid maps with each speaking face lit by its probability of speaking.
+#: A speaking face is lit at this share of its probability of speaking, its mouth at the whole:
+#: the sound comes from the mouth (the map's peak and its >= 0.5 outline sit there), the face
+#: around it is shown as what makes it.
+_FACE_SHARE = 0.8
+
+
+def paint_faces(grid, size, cell, faces, probabilities, *, threshold=0.5):
+    """Grid maps with each speaking face lit by its probability of speaking, its mouth the brightest.
 
     Parameters
     ----------
@@ -295,35 +301,45 @@ def paint_faces(grid, size, cell, boxes, probabilities):
         ``(H, W)`` of the frames.
     cell : float, (float, float) or None
         Cell size in pixels, as in :func:`upsample_bilinear`.
-    boxes : sequence of (frames (n,), boxes (n, 4))
-        Per face, the frames it is seen in and its ``(x0, y0, x1, y1)`` box there, in pixels.
+    faces : sequence of (frames (n,), boxes (n, 4), mouths (n, 4))
+        Per face, the frames it is seen in, its box and its mouth's box there
+        (``(x0, y0, x1, y1)`` in pixels; :func:`skavc.features.mouth_boxes`).
     probabilities : sequence of ndarray of shape (n,)
         Per face, its probability of speaking in those frames
         (:func:`skavc.features.tracks_speaking`).
+    threshold : float, default=0.5
+        Faces are lit only in frames where they speak (probability >= threshold): a face that
+        does not is no evidence of where the sound comes from, and lighting it faintly would
+        make every face the map's peak wherever the rest of the map is dark.
 
     Returns
     -------
     ndarray of shape (T, h, w), float32
-        ``max(grid, p)`` over the cells whose centres lie in a face's box: a face that speaks
-        is the source, whatever the whole frame's evidence says; one that does not changes
-        nothing.
+        ``max(grid, 0.8 p)`` over the cells whose centres lie in a speaking face's box and
+        ``max(grid, p)`` over its mouth's; elsewhere ``grid``.
     """
     out = np.array(grid, dtype=np.float32, copy=True)
     cy, cx = cell_sizes(size, grid.shape[1:], cell)
     h, w = grid.shape[1:]
-    for (frames, face_boxes), p in zip(boxes, probabilities):
-        for t, (x0, y0, x1, y1), value in zip(frames, face_boxes, p):
-            # cells whose centres ((i + 0.5) * cell) lie inside the box, at least the one under its centre
-            i0, i1 = int(np.ceil(y0 / cy - 0.5)), int(np.floor(y1 / cy - 0.5))
-            j0, j1 = int(np.ceil(x0 / cx - 0.5)), int(np.floor(x1 / cx - 0.5))
-            if i1 < i0:
-                i0 = i1 = int((y0 + y1) / 2 / cy)
-            if j1 < j0:
-                j0 = j1 = int((x0 + x1) / 2 / cx)
-            i0, j0 = max(i0, 0), max(j0, 0)
-            i1, j1 = min(i1, h - 1), min(j1, w - 1)
-            if i0 <= i1 and j0 <= j1:
-                np.maximum(out[t, i0 : i1 + 1, j0 : j1 + 1], value, out=out[t, i0 : i1 + 1, j0 : j1 + 1])
+
+    def light(t, box, value):
+        x0, y0, x1, y1 = box
+        # cells whose centres ((i + 0.5) * cell) lie inside the box, at least the one under its centre
+        i0, i1 = int(np.ceil(y0 / cy - 0.5)), int(np.floor(y1 / cy - 0.5))
+        j0, j1 = int(np.ceil(x0 / cx - 0.5)), int(np.floor(x1 / cx - 0.5))
+        if i1 < i0:
+            i0 = i1 = int((y0 + y1) / 2 / cy)
+        if j1 < j0:
+            j0 = j1 = int((x0 + x1) / 2 / cx)
+        i0, j0, i1, j1 = max(i0, 0), max(j0, 0), min(i1, h - 1), min(j1, w - 1)
+        if i0 <= i1 and j0 <= j1:
+            np.maximum(out[t, i0 : i1 + 1, j0 : j1 + 1], value, out=out[t, i0 : i1 + 1, j0 : j1 + 1])
+
+    for (frames, boxes, mouths), p in zip(faces, probabilities):
+        for t, box, mouth, value in zip(frames, boxes, mouths, p):
+            if value >= threshold:
+                light(t, box, _FACE_SHARE * value)
+                light(t, mouth, value)
     return out
 
 

@@ -38,6 +38,7 @@ from ._signal import (
     motion_sync_curve,
     mouth_sync_curve,
     speaking_face_curve,
+    face_or_whole,
     naive_sync_curve,
     null_standardise,
     peak_offset,
@@ -65,6 +66,7 @@ __all__ = [
     "motion_sync_curve",
     "mouth_sync_curve",
     "speaking_face_curve",
+    "face_or_whole",
     "naive_sync_curve",
     "null_standardise",
     "offsets_from_curves",
@@ -109,7 +111,7 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
     method : {"auto", "learned", "signal", "face", "naive"}
         As resolved by :func:`resolve_method`. "auto": the mouth of the face that speaks
         (:func:`speaking_face_curve`) when a face is seen in at least half of the frames and
-        its curve peaks at least as high as the whole frame's; otherwise "learned" with a sync
+        its mouth follows the sound (:func:`face_or_whole`); otherwise "learned" with a sync
         head, else "signal".
     sync_head : SyncHead or None
         Needed by "learned".
@@ -143,11 +145,7 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
                                  "mouth: use method='signal' for anything else")
             return curve
         fallback = whole_frame(clip, where)
-        if method == "auto":
-            curve = face(clip)
-            if curve is not None and curve[1].max() >= fallback[1].max():
-                return curve
-        return fallback
+        return face_or_whole(face(clip), fallback) if method == "auto" else fallback
 
     return context.map(job, X)
 

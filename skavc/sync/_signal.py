@@ -52,6 +52,7 @@ __all__ = [
     "peak_offset",
     "signal_sync_curve",
     "speaking_face_curve",
+    "face_or_whole",
 ]
 
 #: Confidence at or above which a clip counts as synchronisable (see :func:`peak_offset`).
@@ -412,6 +413,29 @@ def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset
         if best is None or curve[1].max() > best[1].max():
             best = curve
     return best
+
+
+def face_or_whole(face, whole):
+    """The curve "auto" reads: the speaking face's mouth where it follows the sound, else the whole frame's.
+
+    Parameters
+    ----------
+    face : (offsets, scores) or None
+        :func:`speaking_face_curve` (None: no face seen long enough).
+    whole : (offsets, scores)
+        The whole frame's curve (:func:`signal_sync_curve` or a learned head's), in chance units.
+
+    Returns
+    -------
+    (offsets, scores)
+        ``face`` when its peak stands above what chance alignments reach (the confidence's
+        zero, z = 3: the mouth moves with the sound, so this is a face speaking) or at least as
+        high as the whole frame's; ``whole`` otherwise (no face, or a face that is not the
+        one heard: a voice-over, a listener).
+    """
+    if face is not None and (face[1].max() >= _Z0 or face[1].max() >= whole[1].max()):
+        return face
+    return whole
 
 
 def _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets=None):

@@ -13,7 +13,8 @@ import numpy as np
 from scipy.stats import theilslopes
 
 from .._validation import check_option, check_real
-from ._signal import SYNC_CONFIDENCE_THRESHOLD, mouth_sync_curve, naive_sync_curve, peak_offset, signal_sync_curve, speaking_face_curve
+from ._signal import (SYNC_CONFIDENCE_THRESHOLD, face_or_whole, mouth_sync_curve, naive_sync_curve, peak_offset,
+                      signal_sync_curve, speaking_face_curve)
 
 #: A last window shorter than this share of the first is left out: what remains of a recording
 #: after its last whole window (a few frames, often) cannot be synchronised on its own.
@@ -147,7 +148,7 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
     method : {"signal", "face", "auto", "naive"}, default="signal"
         The training-free curve of each window (:func:`~skavc.sync.signal_sync_curve`; "face":
         :func:`~skavc.sync.speaking_face_curve`, flat for a window without a face; "auto": of
-        those two, the one that peaks higher; or the baseline :func:`~skavc.sync.naive_sync_curve`).
+        those two, :func:`~skavc.sync.face_or_whole`'s; or the baseline :func:`~skavc.sync.naive_sync_curve`).
     max_offset : float, default=1.0
         Largest offset searched, seconds either way (clipped to half a window).
     face_tracks : callable or None, default=None
@@ -175,9 +176,9 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
         return curve
 
     def either_curve(audio, rate, frames, fps, max_offset):
-        signal = signal_sync_curve(audio, rate, frames, fps, max_offset=max_offset)
-        face = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset)
-        return face if face is not None and face[1].max() >= signal[1].max() else signal
+        return face_or_whole(
+            speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset),
+            signal_sync_curve(audio, rate, frames, fps, max_offset=max_offset))
 
     curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve, "face": face_curve,
                 "auto": either_curve}[method]
