@@ -116,6 +116,7 @@ def part_lipsync(clips):
     model = AVCorrespondence(max_offset=0.8)
     errors = {m: {} for m in METHODS}
     confidences = {m: [] for m in METHODS}
+    unshifted = {m: [] for m in METHODS}  # confidence of each recording as published
     dubbed_confidence = {m: [] for m in METHODS}
     frame = {}
     for name, clip in clips.items():
@@ -128,6 +129,7 @@ def part_lipsync(clips):
             offsets, confidence = model.predict_offset(cases, return_confidence=True, method=method)
             errors[method][name] = offsets - truth
             confidences[method] += list(confidence)
+            unshifted[method].append(confidence[np.flatnonzero(ks == 0)[0]])
             try:
                 _, c = model.predict_offset(others, return_confidence=True, method=method)
             except ValueError:  # "face" refuses a clip without a face
@@ -162,6 +164,11 @@ def part_lipsync(clips):
               f"{np.mean(np.abs(own) <= 0.04 + 1e-9):.2f} | "
               f"{auroc(all_right, all_confidence):.2f} | {confident.mean():.2f} ({confident.sum()}) | "
               f"{all_right[confident].mean() if confident.any() else float('nan'):.2f} |")
+    print("\n| method | confidence of the recordings as published: min / median / max | largest of a dubbed voice |")
+    print("|---|---:|---:|")
+    for method in METHODS:
+        c = np.asarray(unshifted[method])
+        print(f"| {method} | {c.min():.2f} / {np.median(c):.2f} / {c.max():.2f} | {max(dubbed_confidence[method]):.2f} |")
 
 
 def side_by_side(speaking, other, left):

