@@ -1,6 +1,6 @@
 """Clock drift on real video: ``sync_timeline``'s offsets per window against an injected drift (issue 20).
 
-    python benchmarks/bench_drift.py [--minutes 10] [--ppm 1000] [--window 10] [--method signal|face]
+    python benchmarks/bench_drift.py [--minutes 10] [--ppm 1000] [--window 10] [--method signal|face|auto]
                                      [--talk ../shared/media/talk]
 
 Real talking heads from ``../shared/media/talk/`` (benchmark-only media, see the README there;
@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--ppm", type=float, default=1000.0)
     parser.add_argument("--window", type=float, default=10.0)
-    parser.add_argument("--method", choices=["signal", "face"], default="signal")
+    parser.add_argument("--method", choices=["signal", "face", "auto"], default="signal")
     parser.add_argument("--talk", type=Path, default=HERE.parent.parent / "shared" / "media" / "talk")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "skavc-bench" / "drift")
     args = parser.parse_args()
