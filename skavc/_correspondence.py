@@ -755,7 +755,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             ahead) and confidences, the whole recording's offset and confidence, its combined
             curve, and the drift (s per s; NaN with fewer than 3 trustworthy windows). A
             recording shorter than ``window`` is one window, whose answer is
-            :meth:`predict_offset`'s (``method="signal"``) up to the frames' working size.
+            :meth:`predict_offset`'s with the same method up to the frames' working size.
         """
         X = check_collection(X)
         method = check_option(method, name="method", options=("auto", "signal", "face", "naive"))
@@ -827,8 +827,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         A video file is localised a window at a time on frames decoded at
         :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need; 640
-        where a first look at a few frames sees a face, for its landmarks), in a second thread, while its full-size frames are read alongside ``chunk`` seconds at
-        a time and given out with their maps (drawing them overlaps the localisation of what
+        where a first look at a few frames sees a face, for its landmarks), in a second thread,
+        while its full-size frames are read alongside ``chunk`` seconds at a time and given out with their maps (drawing them overlaps the localisation of what
         follows); a clip in memory is sliced. Each window is localised as :meth:`localize`
         localises a clip, so a video no longer than ``window`` gets :meth:`localize`'s maps
         and confidences (exactly when its frames are no larger than ``WORK_SIZE``). With

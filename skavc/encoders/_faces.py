@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._validation import check_int, check_real
 from ._onnx import LazyOnnx, OnnxEncoder
 
 __all__ = [
@@ -868,16 +869,11 @@ class _Track:
         self.id, self.box, self.roi = id, box, roi
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
 def _check_unit(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value <= 1:
-        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
-    return float(value)
+    value = check_real(value, name=name, minimum=0.0)
+    if value > 1:
+        raise ValueError(f"{name} must be in [0, 1]; got {value!r}")
+    return value
 
 
 class FaceTracker:
@@ -928,8 +924,8 @@ class FaceTracker:
     def __init__(self, detector, landmarker, *, detect_every=10, max_faces=4, min_presence=0.5, link_iou=0.3):
         self.detector = detector
         self.landmarker = landmarker
-        self.detect_every = _check_int("detect_every", detect_every, 1)
-        self.max_faces = _check_int("max_faces", max_faces, 1)
+        self.detect_every = check_int(detect_every, name="detect_every", minimum=1)
+        self.max_faces = check_int(max_faces, name="max_faces", minimum=1)
         self.min_presence = _check_unit("min_presence", min_presence)
         self.link_iou = _check_unit("link_iou", link_iou)
         self.reset()
