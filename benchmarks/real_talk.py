@@ -39,6 +39,14 @@ speaking face's mouth ("auto": what ``correspondence(timing=True)`` now weighs),
 ``correspondence(timing=True)`` of a model fitted on 64 generated clips. Matched against dubbed
 AUROC; recall@1 of each voice's own face among all faces (chance 1 / n).
 
+**(e) A speaker in a corner inset** (the screen-cast case): the real screen recording of the
+Debian package ``openboard-common`` (``wannaworktogether.mp4``, a whiteboard program in use,
+its own sound dropped) at 1280x720 as the moving background, each talking head 200 pixels high in
+a corner (the four corners in turn), the talking head's sound; written to an mp4 and read back as
+``skavc localize`` reads a file (``localize_windows``). Per speech frame: does the map's peak lie
+in the inset, is the frame's confidence >= 0.5; with the faces (now) and without (before); the
+frame centre and the peak of the frame difference as baselines.
+
 **(d) Speed.** ``predict_offset`` ("signal", "face") on 10 s of 720p at 30 fps in memory (one talking
 head scaled to 720x720 and letterboxed into 1280x720), as x real time on this machine; the face
 layer alone with decoding is ``benchmarks/bench_faces.py``.
@@ -62,6 +70,8 @@ METHODS = ("signal", "face", "auto")
 SHIFT_STEP, MAX_SHIFT = 0.12, 0.6  # seconds
 SIDE_FPS, SIDE_HEIGHT = 25.0, 360
 KPHOTOALBUM = ("kphotoalbum", "usr/share/kphotoalbum/demo/movie.avi")
+SCREEN = ("openboard-common", "usr/share/openboard/library/videos/wannaworktogether.mp4")
+INSET = 200
 
 
 def recordings(args):
@@ -272,6 +282,64 @@ def part_dubbing(clips):
               f"{np.mean(s.argmax(axis=0) == np.arange(n)):.2f} |")
 
 
+def part_inset(paths, cache, work):
+    from real_media import fetch
+
+    from skavc import AVClip, AVCorrespondence, load_clip
+    from skavc.features import sound_presence
+    from skavc.io import save_clip
+
+    print(f"\n## (e) A speaker in a corner inset ({INSET} px) over a real screen recording at 1280x720")
+    try:
+        screen_path = fetch(SCREEN[0], cache) / SCREEN[1]
+    except Exception as exc:  # noqa: BLE001
+        print(f"left out: could not fetch {SCREEN[0]} ({exc})")
+        return
+    model = AVCorrespondence()
+    rows = {k: [] for k in ("faces (now): peak in the inset", "whole frame (before): peak in the inset",
+                            "faces: confidence >= 0.5", "whole frame: confidence >= 0.5",
+                            "frame centre in the inset", "peak of the frame difference in the inset")}
+    for i, (name, path) in enumerate(paths):
+        talk = load_clip(path, sample_rate=RATE, fps=25.0)
+        h, w = talk.frames.shape[1:3]
+        talk = load_clip(path, sample_rate=RATE, fps=25.0, frame_size=(INSET, int(round(w * INSET / h / 2)) * 2))
+        screen = load_clip(screen_path, sample_rate=RATE, fps=25.0, frame_size=(720, 1280),
+                           max_duration=talk.n_frames / 25.0, start=5.0 * i)
+        n = min(screen.n_frames, talk.n_frames)
+        frames = screen.frames[:n].copy()
+        ih, iw = talk.frames.shape[1:3]
+        y0 = 20 if i % 4 < 2 else 720 - ih - 20
+        x0 = 20 if i % 2 == 0 else 1280 - iw - 20
+        frames[:, y0:y0 + ih, x0:x0 + iw] = talk.frames[:n]
+        audio = talk.audio[: int(round(n / 25.0 * RATE))]
+        video = save_clip(AVClip(audio, RATE, frames, 25.0), work / f"inset_{name}.mp4")
+        speech = sound_presence(audio, RATE, np.arange(n) / 25.0, 1 / 25.0) >= 0.5
+
+        def inside(x, y):
+            return (x >= x0) & (x < x0 + iw) & (y >= y0) & (y < y0 + ih)
+
+        for faces, peak_key, conf_key in ((True, "faces (now): peak in the inset", "faces: confidence >= 0.5"),
+                                          (False, "whole frame (before): peak in the inset",
+                                           "whole frame: confidence >= 0.5")):
+            peaks, confidence = [], []
+            for window in model.localize_windows(str(video), chunk=1.0, faces=faces):
+                maps = np.asarray(window.maps)
+                flat = maps.reshape(maps.shape[0], -1).argmax(axis=1)
+                peaks.append(np.stack([flat % maps.shape[2], flat // maps.shape[2]], axis=1))
+                confidence.append(window.confidence)
+            peaks, confidence = np.concatenate(peaks)[:n], np.concatenate(confidence)[:n]
+            rows[peak_key].append(inside(peaks[:, 0], peaks[:, 1])[speech])
+            rows[conf_key].append((confidence >= 0.5)[speech])
+        change = np.abs(np.diff(frames.astype(np.int16).mean(axis=3), axis=0, prepend=frames[:1].mean(axis=3)))
+        flat = change.reshape(n, -1).argmax(axis=1)
+        rows["peak of the frame difference in the inset"].append(inside(flat % 1280, flat // 1280)[speech])
+        rows["frame centre in the inset"].append(np.full(int(speech.sum()), inside(640, 360)))
+    print(f"\n{len(paths)} compositions, {sum(v.size for v in rows['frame centre in the inset'])} speech frames\n")
+    print("| share of speech frames | value |\n|---|---:|")
+    for key, values in rows.items():
+        print(f"| {key} | {np.concatenate(values).mean():.2f} |")
+
+
 def part_speed(paths):
     from skavc import AVClip, AVCorrespondence, load_clip
 
@@ -296,7 +364,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--talk", type=Path, default=HERE.parent.parent / "shared" / "media" / "talk")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "skavc-bench" / "real")
-    parser.add_argument("--parts", default="abcd", help="which parts to run: a lip sync, b who speaks, c dubbing, d speed")
+    parser.add_argument("--parts", default="abcde",
+                        help="which parts to run: a lip sync, b who speaks, c dubbing, d speed, e a corner inset")
     parser.add_argument("--pairs", choices=("all", "ring"), default="all",
                         help="(b): every ordered pair, or each recording with two others")
     args = parser.parse_args()
@@ -315,6 +384,11 @@ def main():
         part_dubbing(clips)
     if "d" in args.parts:
         part_speed(paths)
+    if "e" in args.parts:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            part_inset(paths, args.cache, Path(work))
 
 
 if __name__ == "__main__":
