@@ -265,13 +265,16 @@ def tracks_speaking(audio, sample_rate, tracks, n_frames, fps):
         return []
     speech = speech_at_frames(audio, sample_rate, n_frames, fps)
     presence = sound_presence(audio, sample_rate, np.arange(n_frames) / fps + MOUTH_LEAD, 1.0 / fps)
-    rho = np.array([mouth_speech_correlation(mouth_opening(track_points(t.frames, t.points, n_frames)), speech, fps)
-                    for t in tracks])  # (n_tracks, n_frames), NaN where a face is not seen
+    rho = np.empty((len(tracks), n_frames))  # NaN where a face is not seen
+    for i, track in enumerate(tracks):
+        opening = np.full(n_frames, np.nan)
+        opening[np.asarray(track.frames, dtype=np.intp)] = mouth_opening(track.points)
+        rho[i] = mouth_speech_correlation(opening, speech, fps)
+    seen = np.where(np.isnan(rho), -np.inf, rho)
     out = []
     for i, track in enumerate(tracks):
-        others = np.delete(rho, i, axis=0)
-        rival = np.full(n_frames, np.nan) if others.size == 0 or np.isnan(others).all() else np.nanmax(
-            np.where(np.isnan(others), -np.inf, others), axis=0)
-        rival[np.isneginf(rival)] = np.nan
+        others = np.delete(seen, i, axis=0)
+        rival = others.max(axis=0) if len(others) else np.full(n_frames, -np.inf)
+        rival = np.where(np.isfinite(rival), rival, np.nan)  # no other face in that frame
         out.append(speaking_probability(rho[i], presence, rival)[np.asarray(track.frames, dtype=np.intp)])
     return out
