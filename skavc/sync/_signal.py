@@ -20,6 +20,10 @@ and this module turns them into a curve and an answer:
 * :func:`peak_offset`: the best offset, refined below the grid step by parabolic interpolation,
   and a confidence in [0, 1] from how far the peak stands above chance.
 * :func:`estimate_offset`: all of the above in one call.
+* :func:`mouth_sync_curve`: lip sync, the opening of a speaking mouth against the loudness of the
+  speech band (:func:`~skavc.features.speech_envelope`), whitened the same way;
+  :func:`speaking_face_curve` picks the face whose mouth goes with the sound, and
+  :func:`face_or_whole` decides between the mouth and the whole frame for ``method="auto"``.
 
 Convention (the same as :func:`skavc.datasets.make_av_clips`): an offset is in seconds and
 POSITIVE when the AUDIO is AHEAD of the video, i.e. a sound is heard ``offset`` seconds before the
