@@ -148,8 +148,8 @@ def part_lipsync(clips):
     print("\n| clip | fps | " + " | ".join(f"{m}: within 40 ms / 0.1 s, bias (s)" for m in METHODS) + " |")
     print("|---|---:|" + "---|" * len(METHODS))
     for name, clip in clips.items():
-        cells = [f"{np.mean(np.abs(e) <= 0.04 + 1e-9):.2f} / {np.mean(np.abs(e) <= 0.1 + 1e-9):.2f}, {np.median(e):+.3f}"
-                 for e in (errors[m][name] for m in METHODS)]
+        cells = [f"{np.mean(np.abs(e) <= 0.04 + 1e-9):.2f} / {np.mean(np.abs(e) <= 0.1 + 1e-9):.2f}, "
+                 f"{np.median(e):+.3f}" for e in (errors[m][name] for m in METHODS)]
         print(f"| {name} | {clip.fps:.2f} | " + " | ".join(cells) + " |")
     print(f"\nMOUTH_LEAD = {MOUTH_LEAD:+.3f} s. Right = within 0.1 s; the wrong include "
           f"{len(dubbed_confidence['face'])} dubbed cases (every face with every other voice).")
@@ -169,7 +169,8 @@ def part_lipsync(clips):
         all_right = np.r_[right, np.zeros(len(dubbed_confidence[method]), bool)]
         all_confidence = np.r_[confidence, dubbed_confidence[method]]
         confident = all_confidence >= 0.5
-        print(f"| {method} | {np.mean(np.abs(error) <= 0.04 + 1e-9):.2f} | {np.mean(np.abs(error) <= period + 1e-9):.2f} | "
+        print(f"| {method} | {np.mean(np.abs(error) <= 0.04 + 1e-9):.2f} | "
+              f"{np.mean(np.abs(error) <= period + 1e-9):.2f} | "
               f"{right.mean():.2f} | {np.mean(np.abs(left_out) <= 0.04 + 1e-9):.2f} | "
               f"{np.mean(np.abs(own) <= 0.04 + 1e-9):.2f} | "
               f"{auroc(all_right, all_confidence):.2f} | {confident.mean():.2f} ({confident.sum()}) | "
@@ -178,7 +179,8 @@ def part_lipsync(clips):
     print("|---|---:|---:|")
     for method in METHODS:
         c = np.asarray(unshifted[method])
-        print(f"| {method} | {c.min():.2f} / {np.median(c):.2f} / {c.max():.2f} | {max(dubbed_confidence[method]):.2f} |")
+        print(f"| {method} | {c.min():.2f} / {np.median(c):.2f} / {c.max():.2f} | "
+              f"{max(dubbed_confidence[method]):.2f} |")
 
 
 def side_by_side(speaking, other, left):
@@ -271,7 +273,8 @@ def part_dubbing(clips):
             np.array([s.max() for _, s in curves]).reshape(n, n)
     generated, _ = make_av_clips(64, random_state=0)
     fitted = AVCorrespondence(max_offset=0.8, random_state=0).fit(generated)
-    scores["correspondence(timing=True), fitted on 64 generated clips"] = fitted.correspondence(pairs, timing=True).reshape(n, n)
+    scores["correspondence(timing=True), fitted on 64 generated clips"] = \
+        fitted.correspondence(pairs, timing=True).reshape(n, n)
     scores["correspondence(timing=False): the cosine"] = fitted.correspondence(pairs, timing=False).reshape(n, n)
     matched = np.eye(n, dtype=bool)
     print(f"\n{n} voices x {n} faces; chance recall@1 = {1 / n:.2f}\n")

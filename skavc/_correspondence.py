@@ -828,8 +828,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         A video file is localised a window at a time on frames decoded at
         :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need; 640
         where a first look at a few frames sees a face, for its landmarks), in a second thread,
-        while its full-size frames are read alongside ``chunk`` seconds at a time and given out with their maps (drawing them overlaps the localisation of what
-        follows); a clip in memory is sliced. Each window is localised as :meth:`localize`
+        while its full-size frames are read alongside ``chunk`` seconds at a time and given
+        out with their maps (drawing them overlaps the localisation of what follows); a clip
+        in memory is sliced. Each window is localised as :meth:`localize`
         localises a clip, so a video no longer than ``window`` gets :meth:`localize`'s maps
         and confidences (exactly when its frames are no larger than ``WORK_SIZE``). With
         ``verbose`` a progress line goes to stderr.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from skavc import AVClip, AVCorrespondence
-from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_speech_correlation, speaking_probability,
+from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_darkness, mouth_speech_correlation, speaking_probability,
                             speech_at_frames, speech_envelope, track_points)
 from skavc.localization import paint_faces
 
@@ -89,6 +89,16 @@ def test_paint_faces_lights_a_speaking_face_and_its_mouth_most():
     assert np.isclose(painted[0, 1, 1], 0.72) and np.isclose(painted[0, 3, 3], 0.72)  # the face: 0.8 p
     assert np.isclose(painted[0].sum(), 0.1 * 144 + 0.62 * 8 + 0.8)  # 3 x 3 face cells, nothing else
     assert np.array_equal(painted[1], grid[1])  # neither face speaks (p < 0.5): no faint prior on faces
+
+
+def test_mouth_darkness_reads_the_open_mouth_in_the_pixels():
+    frames = np.full((3, 40, 40, 3), 200, np.uint8)
+    frames[1, 15:25, 10:30] = 20  # an open mouth fills the box's middle
+    boxes = np.array([[10, 10, 30, 30], [10, 10, 30, 30], [np.nan] * 4])
+    darkness = mouth_darkness(frames, boxes)
+    assert darkness[0] == -200 and darkness[1] == -20 and np.isnan(darkness[2])
+    with pytest.raises(ValueError, match="one row per frame"):
+        mouth_darkness(frames, boxes[:2])
 
 
 def test_mouth_boxes_frame_the_lips():

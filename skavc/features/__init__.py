@@ -21,7 +21,8 @@ Audio (:mod:`skavc.features.audio`)
 Faces (:mod:`skavc.features.faces`)
     :func:`mouth_opening`, :func:`mouth_width`: mouth shape per frame from Face Mesh landmarks;
     :func:`fill_gaps`: frames without a face filled in; :func:`track_points`: a face track over
-    all frames; :func:`mouth_boxes`: where the lips are.
+    all frames; :func:`mouth_boxes`: where the lips are; :func:`mouth_darkness`: the open mouth
+    in the pixels.
     :func:`speech_at_frames`, :func:`mouth_speech_correlation`, :func:`speaking_probability`:
     whether a face's mouth moves with the speech heard; :func:`tracks_speaking`, for every face
     tracked; :data:`MOUTH_LEAD`, how far the lips lead.
@@ -47,7 +48,8 @@ from .audio import (
     sound_presence,
     speech_envelope,
 )
-from .faces import (MOUTH_LEAD, SPEAKING_WINDOW, fill_gaps, mouth_boxes, mouth_opening, mouth_speech_correlation,
+from .faces import (MOUTH_LEAD, SPEAKING_WINDOW, fill_gaps, mouth_boxes, mouth_darkness, mouth_opening,
+                    mouth_speech_correlation,
                     mouth_width,
                     speaking_probability, speech_at_frames, track_points, tracks_speaking)
 from .time import (grid_times, resample_track, rises, sample_frame_indices, window_means, window_weights,
@@ -81,6 +83,7 @@ __all__ = [
     "motion_energy",
     "motion_energy_times",
     "mouth_boxes",
+    "mouth_darkness",
     "mouth_opening",
     "mouth_speech_correlation",
     "mouth_width",

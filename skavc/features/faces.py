@@ -77,6 +77,45 @@ def mouth_boxes(points, margin=0.25):
     return np.concatenate([low - grow, high + grow], axis=1)
 
 
+#: Percentile of the grey levels in the mouth's box that :func:`mouth_darkness` reads: the dark
+#: inside of an open mouth fills more than a fifth of the box, closed lips and skin do not.
+_DARK_PERCENTILE = 20
+
+
+def mouth_darkness(frames, boxes):
+    """How dark the mouth is in each frame: its open inside, seen in the pixels, not the landmarks.
+
+    Where a face is too small for the landmarks to tell the lips apart (a 50-pixel webcam face),
+    its mouth still darkens as it opens.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), uint8
+    boxes : ndarray of shape (T, 4)
+        :func:`mouth_boxes` in pixels of ``frames``; NaN where the face is not seen.
+
+    Returns
+    -------
+    darkness : ndarray of shape (T,), float64
+        Minus the 20th percentile of the grey levels (0-255) in the box: higher when darker;
+        NaN where the face is not seen or the box lies outside the frame.
+    """
+    frames = np.asarray(frames)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if frames.ndim != 4 or boxes.shape != (frames.shape[0], 4):
+        raise ValueError(f"frames (T, H, W, 3) and boxes (T, 4) must have one row per frame; got {frames.shape} "
+                         f"and {boxes.shape}")
+    H, W = frames.shape[1:3]
+    darkness = np.full(frames.shape[0], np.nan)
+    for t in np.flatnonzero(np.isfinite(boxes).all(axis=1)):
+        x0, y0 = max(int(boxes[t, 0]), 0), max(int(boxes[t, 1]), 0)
+        x1, y1 = min(int(np.ceil(boxes[t, 2])), W), min(int(np.ceil(boxes[t, 3])), H)
+        if x1 > x0 and y1 > y0:
+            grey = frames[t, y0:y1, x0:x1].mean(axis=-1)
+            darkness[t] = -np.percentile(grey, _DARK_PERCENTILE)
+    return darkness
+
+
 def track_points(frames, points, n_frames):
     """A face track's landmarks laid out over all the frames of its clip, NaN where it is not seen.
 

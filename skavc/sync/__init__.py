@@ -134,7 +134,7 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
         # the mouth's opening (Face Mesh) in place of the whole frame's motion: what moves with
         # speech is the speaking face's mouth, not the head or the other faces
         return speaking_face_curve(clip.audio, clip.sample_rate, context.face_tracks(clip.frames), clip.n_frames,
-                                   clip.fps, max_offset=max_offset)
+                                   clip.fps, max_offset=max_offset, frames=clip.frames)
 
     def job(item, where):
         clip = context.clip(item, where)

@@ -42,7 +42,7 @@ from scipy import fft as sp_fft
 from .._validation import (check_audio, check_frames, check_option, check_paired_series, check_positive,
                            check_real, check_sample_rate)
 from ..features import (audio_envelope, edge_silence, fill_gaps, motion_energy, motion_energy_times, mouth_opening,
-                        onset_envelope, speech_envelope, track_points)
+                        mouth_boxes, mouth_darkness, onset_envelope, speech_envelope, track_points)
 from ..features.faces import MOUTH_LEAD
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
@@ -343,7 +343,12 @@ def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolu
     return _motion_curve(audio, sample_rate, motion, fps, max_offset, resolution, onsets)
 
 
-def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolution=None):
+#: Grey levels (0-255) the mouth's darkness must vary by (standard deviation over the clip) to
+#: count as a cue: an open mouth darkens its box by tens of levels, a still one by under 1.
+_MIN_DARKNESS_SPREAD = 2.0
+
+
+def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolution=None, frames=None):
     """Lip sync: the mouth's opening against the loudness of the speech band.
 
     The opening between the inner lips (:func:`skavc.features.mouth_opening`, frames without a
@@ -351,7 +356,11 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     together, syllable by syllable: a level against a level, where the whole-frame method
     pairs changes with onsets. They are cross-correlated with the same partial whitening as
     :func:`signal_sync_curve`, each frame's opening taken :data:`MOUTH_LEAD` later (the lips
-    move before the sound they make).
+    move before the sound they make). With ``frames``, the darkness of the mouth's box
+    (:func:`skavc.features.mouth_darkness`) is a second cue, and the curve that peaks higher is
+    returned: the landmarks read the lips of a face of 100 pixels and more, the pixels still
+    show a small face's mouth opening (on the real talking set the webcam clip's 50-pixel face
+    is synchronised only by the darkness, four studio faces only by the landmarks).
 
     Parameters
     ----------
@@ -360,6 +369,8 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     points : ndarray of shape (T, 468, 2 or 3)
         Face Mesh landmarks of the speaking face in each frame, NaN where it is not seen
         (:func:`skavc.features.track_points` of one of ``EncodingContext.face_tracks``).
+    frames : ndarray of shape (T, H, W, 3), uint8, or None, default=None
+        The frames the points were found in, for the second cue.
 
     Returns
     -------
@@ -369,19 +380,31 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     """
     audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
         audio, sample_rate, fps, max_offset, resolution)
-    opening = mouth_opening(points)
-    opening = fill_gaps(opening) if np.isfinite(opening).any() else np.zeros(opening.shape)
-    grid = _common_grid(audio, sample_rate, opening.size, fps, resolution)
+    cues = [mouth_opening(points)]
+    if frames is not None:
+        darkness = mouth_darkness(frames, mouth_boxes(points))
+        # a mouth that does not open leaves only the noise of its box's edges: no second cue
+        # (a second chance curve would only raise the chance peak the confidence is read against)
+        known = np.isfinite(darkness)
+        if known.any() and darkness[known].std() >= _MIN_DARKNESS_SPREAD:
+            cues.append(darkness)
+    grid = _common_grid(audio, sample_rate, cues[0].size, fps, resolution)
     all_lags, max_lag = _lag_range(grid.size, max_offset, resolution)
     envelope, times = speech_envelope(audio, sample_rate, hop_seconds=resolution)
     at = np.floor(grid * sample_rate)
     a = _standardise_known(np.interp(grid, times, envelope), ~edge_silence(audio, at, at + 1))
-    # each frame's opening is placed MOUTH_LEAD later than the frame, where the sound it goes
-    # with is heard: a clip in sync then peaks at 0, on the same offsets as the other curves
-    m = _standardise(np.interp(grid, np.arange(opening.size) / fps + MOUTH_LEAD, opening))
-    lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
-    keep = np.abs(lags) <= max_lag
-    return lags[keep] * resolution, null_standardise(scores)[keep]
+    best = None
+    for cue in cues:
+        cue = fill_gaps(cue) if np.isfinite(cue).any() else np.zeros(cue.shape)
+        # each frame's cue is placed MOUTH_LEAD later than the frame, where the sound it goes
+        # with is heard: a clip in sync then peaks at 0, on the same offsets as the other curves
+        m = _standardise(np.interp(grid, np.arange(cue.size) / fps + MOUTH_LEAD, cue))
+        lags, scores = _whitened_correlation(a, m, all_lags, cutoff=0.5 * fps * resolution)
+        keep = np.abs(lags) <= max_lag
+        curve = lags[keep] * resolution, null_standardise(scores)[keep]
+        if best is None or curve[1].max() > best[1].max():
+            best = curve
+    return best
 
 
 #: A face seen in fewer than this share of a clip's frames is not followed for lip sync: its
@@ -389,7 +412,7 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
 _MIN_FACE_SHARE = 0.5
 
 
-def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset=1.0):
+def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset=1.0, frames=None):
     """Lip sync with several faces: the :func:`mouth_sync_curve` of the face whose mouth goes with the sound.
 
     Parameters
@@ -400,6 +423,8 @@ def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset
         Each with ``frames`` (n,) and ``points`` (n, 468, 3) (``EncodingContext.face_tracks``).
     n_frames : int
         Frames of the clip.
+    frames : ndarray of shape (n_frames, H, W, 3), uint8, or None, default=None
+        The clip's frames, for the mouth's darkness (:func:`mouth_sync_curve`).
 
     Returns
     -------
@@ -413,7 +438,7 @@ def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset
         if len(track.frames) < _MIN_FACE_SHARE * n_frames:
             continue
         curve = mouth_sync_curve(audio, sample_rate, track_points(track.frames, track.points, n_frames), fps,
-                                 max_offset=max_offset)
+                                 max_offset=max_offset, frames=frames)
         if best is None or curve[1].max() > best[1].max():
             best = curve
     return best

@@ -170,14 +170,16 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
         raise ValueError(f"method={method!r} needs face_tracks, the faces tracked in the frames")
 
     def face_curve(audio, rate, frames, fps, max_offset):
-        curve = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset)
+        curve = speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset,
+                                    frames=frames)
         if curve is None:  # no face in this window: a flat curve, no weight in the whole recording's
             curve = mouth_sync_curve(audio, rate, np.full((len(frames), 468, 3), np.nan), fps, max_offset=max_offset)
         return curve
 
     def either_curve(audio, rate, frames, fps, max_offset):
         return face_or_whole(
-            speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset),
+            speaking_face_curve(audio, rate, face_tracks(frames), len(frames), fps, max_offset=max_offset,
+                                frames=frames),
             signal_sync_curve(audio, rate, frames, fps, max_offset=max_offset))
 
     curve_of = {"signal": signal_sync_curve, "naive": naive_sync_curve, "face": face_curve,
