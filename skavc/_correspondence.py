@@ -679,10 +679,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         method : {"auto", "learned", "signal", "face", "naive"}, default="auto"
             "learned" uses the sync head trained by ``fit`` with ``sync=True``;
             "signal" the training-free motion/onset correlation (usable before
-            any fit); "face" the mouth's opening of the speaking face against the loudness of
-            the speech band (1-3 kHz), training-free (real talking heads: within 0.1 s in 0.92
-            of shifted cases where "signal" gives 0.34; docs/benchmarks.md, "Real talking
-            heads"); "naive" plain energy cross-correlation (a baseline); "auto" is "face" when
+            any fit); "face" the mouth's opening of the speaking face (or its darkness, for a
+            small face) against the loudness of the speech band (1-3 kHz), training-free (real
+            talking heads: within 0.1 s in 1.00 of shifted cases where "signal" gives 0.34;
+            docs/benchmarks.md, "Real talking heads"); "naive" plain energy cross-correlation (a baseline); "auto" is "face" when
             a face is seen in at least half of the frames and its mouth follows the sound (its
             curve peaks above chance, or above the whole frame's:
             :func:`skavc.sync.face_or_whole`), else "learned" when a sync head was trained, else
