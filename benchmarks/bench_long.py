@@ -1,7 +1,7 @@
 """Long videos: peak memory and wall time against the video's length (issue 20).
 
     python benchmarks/bench_long.py [--minutes 1 3 10 30] [--hd-minutes 10] [--limit-gb 12]
-                                    [--only sync sync-whole localize transform_visual separate]
+                                    [--only sync sync-whole localize transform_visual separate speakers]
                                     [--cache ~/.cache/skavc-bench/real]
 
 DOWNLOADS ``openboard-common`` from Debian (``apt-get download``, as ``real_media.py`` does):
@@ -157,6 +157,7 @@ COMMANDS = {
                                         ".fit(make_av_clips(n_clips=20, random_state=0)[0]); "
                                         "print(m.transform_visual([sys.argv[1]]).shape)", str(f)],
     "separate": lambda f, tmp: SKAVC + ["separate", str(f), str(f), "--out", str(tmp / "target.wav"), "--quiet"],
+    "speakers": lambda f, tmp: SKAVC + ["speakers", str(f), "--out", str(tmp / "speakers.mp4"), "--quiet"],
 }
 
 
