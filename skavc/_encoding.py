@@ -41,6 +41,11 @@ FACE_SIDE = 640
 
 #: Seconds read at each of the places a video file is looked at for faces (:meth:`shows_faces`).
 _PROBE_SECONDS = 0.2
+#: Detector score a face must reach for :meth:`shows_faces`: real faces score 0.88-0.97 (the
+#: talking heads of ``benchmarks/real_talk.py``, a 60-pixel face in a corner inset included), the
+#: cartoon characters of ``benchmarks/bench_long.py``'s animated short 0.51-0.72, which would
+#: otherwise have every window of it read at 640 pixels and tracked for nothing.
+_PROBE_MIN_SCORE = 0.8
 
 #: Seconds of audio encoded at a time for a pooled vector (Whisper's own 30 s window), so
 #: that memory is bounded by one chunk, not by the recording's length.
@@ -211,7 +216,8 @@ class EncodingContext:
     def shows_faces(self, item, where, *, n_places=3):
         """Whether a face is seen in a few frames spread over an item: the cheap look taken before a
         long video is decoded at :data:`FACE_SIDE` for its faces (a file is read for
-        :data:`_PROBE_SECONDS` at ``n_places`` places, nothing more).
+        :data:`_PROBE_SECONDS` at ``n_places`` places, nothing more; a face counts at a detector
+        score of :data:`_PROBE_MIN_SCORE`).
 
         Returns
         -------
@@ -240,7 +246,7 @@ class EncodingContext:
             clip = self.clip(item, where)
             frames = clip.frames[sample_frame_indices(clip.n_frames, n_places)]
         detector, _ = self._face_models()
-        return any(len(faces) for faces in detector.detect(frames))
+        return any((faces["score"] >= _PROBE_MIN_SCORE).any() for faces in detector.detect(frames))
 
     def face_tracker(self):
         """A new ``skavc.encoders._faces.FaceTracker`` on this context's face models: faces
