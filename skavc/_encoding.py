@@ -39,8 +39,6 @@ TRACK_RATE = 50.0
 #: 640 pixels still covers (a small one, in a corner inset, is found by the detector's tiles).
 FACE_SIDE = 640
 
-#: Seconds read at each of the places a video file is looked at for faces (:meth:`shows_faces`).
-_PROBE_SECONDS = 0.2
 #: Detector score a face must reach for :meth:`shows_faces`: real faces score 0.88-0.97 (the
 #: talking heads of ``benchmarks/real_talk.py``, a 60-pixel face in a corner inset included), the
 #: cartoon characters of ``benchmarks/bench_long.py``'s animated short 0.51-0.72, which would
@@ -215,33 +213,24 @@ class EncodingContext:
 
     def shows_faces(self, item, where, *, n_places=3):
         """Whether a face is seen in a few frames spread over an item: the cheap look taken before a
-        long video is decoded at :data:`FACE_SIDE` for its faces (a file is read for
-        :data:`_PROBE_SECONDS` at ``n_places`` places, nothing more; a face counts at a detector
-        score of :data:`_PROBE_MIN_SCORE`).
+        long video is decoded at :data:`FACE_SIDE` for its faces (a file: the key frame before
+        each of ``n_places`` places, decoded alone, :func:`skavc.io.key_frames`; a face counts at
+        a detector score of :data:`_PROBE_MIN_SCORE`).
 
         Returns
         -------
         bool
         """
         if isinstance(item, (str, os.PathLike)):
-            from .io import iter_clips, video_info
+            from .io import key_frames, video_info
 
             info = video_info(item)
             scale = min(1.0, FACE_SIDE / max(info.height, info.width))
             size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
             duration = info.duration or 0.0
-            frames = []
-            for k in range(n_places):
-                start = max(0.0, duration * (k + 0.5) / n_places - _PROBE_SECONDS)
-                windows = iter_clips(item, window=_PROBE_SECONDS, start=start, sample_rate=self.sample_rate,
-                                     frame_size=size, allow_missing_audio=True)
-                clip = next(windows, None)
-                windows.close()  # the rest of the file is not read
-                if clip is not None and clip.n_frames:
-                    frames.append(clip.frames[:1])
-            if not frames:
+            frames = key_frames(item, [duration * (k + 0.5) / n_places for k in range(n_places)], frame_size=size)
+            if not len(frames):
                 return False
-            frames = np.concatenate(frames)
         else:
             clip = self.clip(item, where)
             frames = clip.frames[sample_frame_indices(clip.n_frames, n_places)]

@@ -430,3 +430,20 @@ def test_the_rate_estimate_survives_repeated_time_stamps():
     assert _estimate_fps(np.arange(5) / 25.0, None) == pytest.approx(25.0)
     assert _estimate_fps(np.array([0.0, 0.0, 0.0, 0.04]), 0.04) == pytest.approx(25.0)  # median interval 0
     assert _estimate_fps(np.array([1.0]), None) == 25.0
+
+
+def test_key_frames_decode_one_key_frame_per_time(tmp_path):
+    from skavc import AVClip, load_clip
+    from skavc.io import key_frames, save_clip
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(np.linspace(0, 255, 50).astype(np.uint8)[:, None, None, None], 3, axis=3)
+    frames = np.ascontiguousarray(np.broadcast_to(frames, (50, 48, 64, 3)))
+    path = save_clip(AVClip(rng.uniform(-0.1, 0.1, 32000).astype(np.float32), 16000, frames, 25.0),
+                     tmp_path / "ramp.mp4")
+    picked = key_frames(path, [0.0, 1.5, 99.0], frame_size=(24, 32))
+    assert picked.dtype == np.uint8 and picked.shape[1:] == (24, 32, 3) and 1 <= len(picked) <= 3
+    first = load_clip(path, frame_size=(24, 32)).frames[0]
+    assert np.abs(picked[0].astype(int) - first).mean() < 2  # the key frame at the start is frame 0
+    with pytest.raises(FileNotFoundError):
+        key_frames(tmp_path / "missing.mp4", [0.0])
