@@ -211,17 +211,9 @@ def _options(schema, name, op):
         return {key: getter(opts) for key, getter in fields.items()}
 
     act = lambda o: int(o.FusedActivationFunction())  # noqa: E731
-    if name == "CONV_2D":
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return parse(
-            schema.Conv2DOptions,
-            padding=lambda o: int(o.Padding()),
-            strides=lambda o: (int(o.StrideH()), int(o.StrideW())),
-            dilations=lambda o: (int(o.DilationHFactor()), int(o.DilationWFactor())),
-            activation=act,
-        )
-    if name == "DEPTHWISE_CONV_2D":
-        return parse(
-            schema.DepthwiseConv2DOptions,
+            schema.Conv2DOptions if name == "CONV_2D" else schema.DepthwiseConv2DOptions,
             padding=lambda o: int(o.Padding()),
             strides=lambda o: (int(o.StrideH()), int(o.StrideW())),
             dilations=lambda o: (int(o.DilationHFactor()), int(o.DilationWFactor())),

@@ -187,6 +187,13 @@ def sound_presence(audio, sample_rate, times, window):
     return expit((above - _PRESENCE_DB) / _PRESENCE_SOFTNESS_DB)
 
 
+def _stft_frames(sample_rate, hop_seconds, window_seconds):
+    """``(hop, win, n_fft)`` in samples for frames every ``hop_seconds`` of ``window_seconds``."""
+    hop = max(1, int(round(hop_seconds * sample_rate)))
+    win = max(hop, 2, int(round(window_seconds * sample_rate)))
+    return hop, win, int(2 ** np.ceil(np.log2(win)))
+
+
 def _power_spectrogram(audio, hop, win, n_fft):
     """Centred STFT power (n_fft // 2 + 1, 1 + len // hop); a full-scale sine peaks near 1.
 
@@ -276,9 +283,7 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
     if window_seconds is None:
         window_seconds = max(0.02, 2.0 * hop_seconds)
     n_mels = check_int(n_mels, name="n_mels", minimum=1)
-    hop = max(1, int(round(hop_seconds * sample_rate)))
-    win = max(hop, 2, int(round(window_seconds * sample_rate)))
-    n_fft = int(2 ** np.ceil(np.log2(win)))
+    hop, win, n_fft = _stft_frames(sample_rate, hop_seconds, window_seconds)
     import librosa  # here, not at the top: importing it takes about a second and only this needs it
 
     power = _power_spectrogram(audio, hop, win, n_fft)
@@ -337,9 +342,7 @@ def speech_envelope(audio, sample_rate, *, hop_seconds=0.01, band=SPEECH_BAND):
     low, high = (float(f) for f in band)
     if not 0.0 <= low < high:
         raise ValueError(f"band must be (low, high) in Hz with 0 <= low < high; got {band!r}")
-    hop = max(1, int(round(hop_seconds * sample_rate)))
-    win = max(hop, 2, int(round(_SPEECH_WINDOW * sample_rate)))
-    n_fft = int(2 ** np.ceil(np.log2(win)))
+    hop, win, n_fft = _stft_frames(sample_rate, hop_seconds, _SPEECH_WINDOW)
     power = _power_spectrogram(audio, hop, win, n_fft)
     freq = np.arange(power.shape[0]) * sample_rate / n_fft
     envelope = np.sqrt(power[(freq >= low) & (freq <= high)].sum(axis=0))
