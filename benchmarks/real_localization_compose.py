@@ -1,27 +1,34 @@
-"""Real localisation cases that a centre prior cannot pass: each labelled real clip small and off-centre.
+"""Real localisation cases that a centre prior cannot pass: real sounding clips small and off-centre.
 
-    python benchmarks/real_localization_compose.py [--cache ~/.cache/skavc-bench/real] [--width 768]
+    python benchmarks/real_localization_compose.py [--cache ~/.cache/skavc-bench/real]
+        [--talk ../shared/media/talk] [--width 768] [--sets labelled talking]
 
-Issue 22, item 1 (the cases; making ``localize`` hold on them is the rest of that item).
-``real_localization.py``'s frame-centre baseline scores 0.95 pooled there, as high as the method,
-because its sources fill the middle of their frames. Here each of its four hand-labelled real
-clips (``real_localization_labels.json``: a man speaking to a webcam, two crossing discs and a
-click, a Lego engine, a rendered cut-scene; Debian packages fetched as ``real_media.py`` does) is
-shown at a third of the canvas's width and height:
+Issue 22, item 1. ``real_localization.py``'s frame-centre baseline scores 0.95 pooled there, as
+high as the method, because its sources fill the middle of their frames. Here each sounding real
+clip is shown at a third of the canvas's width and height:
 
 - **in each corner** of a 16:9 canvas (``--width`` pixels wide), over a real screen recording
-  (``openboard-common``'s ``wannaworktogether.mp4``, a whiteboard program in use) filling the
-  canvas, with the other three labelled clips in the other corners: every other picture moves,
-  and only the labelled clip's sound is heard;
-- **moving across the frame**: the same, the labelled clip sliding from the left edge to the
-  right one along the top over its duration, the distractors in the bottom corners.
+  (``openboard-common``'s ``wannaworktogether.mp4``, a whiteboard program in use, with an
+  animated "CC" logo) filling the canvas, with three other real clips in the other corners:
+  every other picture moves, and only the sounding clip's sound is heard;
+- **moving across the frame**: the same, the sounding clip sliding from the left edge to the
+  right one along the top over its duration, two distractors in the bottom corners.
 
-Per composition, on the labelled sounding frames (their boxes moved with the clip): pointing of
+Two sets of sounding clips:
+
+- ``labelled``: the four hand-labelled Debian clips of ``real_localization_labels.json`` (a man
+  speaking to a webcam, two crossing discs and a click, a Lego engine, a rendered cut-scene;
+  fetched as ``real_media.py`` does), the other three as distractors; their label boxes;
+- ``talking``: the nine talking heads of ``--talk`` (first 8 s, 25 fps), two other talking heads
+  (their lips moving with words that are not heard) and the Lego clip as distractors; the box is
+  the detected face grown to the head, on frames where speech is clearly heard.
+
+Per composition, on the sounding frames (boxes moved with the clip): pointing of
 ``AVCorrespondence().localize`` (synchrony, faces on, the defaults) against the frame-centre and
 motion-peak (largest absolute frame difference, smoothed) baselines and chance (box area over
 canvas area); the confidence's AUROC sounding against silent frames (where the clip has any);
-the share of sounding frames at confidence >= 0.5 (what the overlay shows). Pooled over frames
-and averaged over compositions. The kept-aside packages are never used.
+the share of sounding frames at confidence >= 0.5 (what the overlay shows). Per set, pooled over
+frames and averaged over compositions. The kept-aside packages are never used.
 """
 
 import argparse
@@ -41,6 +48,8 @@ from real_media import KEPT_ASIDE, fetch  # noqa: E402
 
 SCREEN = ("openboard-common", "usr/share/openboard/library/videos/wannaworktogether.mp4")
 CORNERS = ("top left", "top right", "bottom left", "bottom right")
+RATE = 16000
+TALK_FPS, TALK_SECONDS = 25.0, 8.0
 
 
 def fitted(clip_frames, cell_h, cell_w):
@@ -89,10 +98,54 @@ def moved(boxes, where):
     return out
 
 
+class Target:
+    """A sounding clip: its clip, label boxes ``{t: (x0, y0, x1, y1)}`` in its pixels, silent frames."""
+
+    def __init__(self, name, clip, boxes, silent):
+        self.name, self.clip, self.boxes, self.silent = name, clip, boxes, silent
+
+
+def labelled_targets(entries, paths):
+    """The hand-labelled Debian clips (``real_localization_labels.json``)."""
+    from skavc import load_clip
+
+    for entry in entries:
+        clip = load_clip(paths[entry["name"]], sample_rate=RATE)
+        boxes, _, silent, _ = frame_labels(entry, clip.n_frames)
+        yield Target(entry["name"], clip, boxes, silent)
+
+
+def talking_targets(talk):
+    """The talking heads of ``talk`` (their first TALK_SECONDS), labelled by machine.
+
+    Sounding: frames whose speech is clearly heard (``sound_presence`` >= 0.5 over the frame's
+    span); silent: frames at <= 0.1 (pauses between phrases). The box: the face the detector finds
+    in the frame (its highest score, ``FaceDetector`` at the clip's own size; frames without one
+    are left out), grown by a fifth of its size on each side to take in the head.
+    """
+    from skavc import load_clip
+    from skavc.encoders._faces import FaceDetector
+    from skavc.features import sound_presence
+
+    detector = FaceDetector()
+    for path in sorted(talk.glob("*.mp4")):
+        clip = load_clip(path, sample_rate=RATE, fps=TALK_FPS, max_duration=TALK_SECONDS)
+        presence = sound_presence(clip.audio, clip.sample_rate, np.arange(clip.n_frames) / clip.fps, 1 / clip.fps)
+        boxes = {}
+        for t, faces in enumerate(detector.detect(clip.frames)):
+            if len(faces) and presence[t] >= 0.5:
+                x0, y0, x1, y1 = faces["box"][0]
+                grow = 0.2 * np.array([x0 - x1, y0 - y1, x1 - x0, y1 - y0])
+                boxes[t] = np.array([x0, y0, x1, y1]) + grow
+        yield Target(path.stem, clip, boxes, [t for t in range(clip.n_frames) if presence[t] <= 0.1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "skavc-bench" / "real")
+    parser.add_argument("--talk", type=Path, default=HERE.parent.parent / "shared" / "media" / "talk")
     parser.add_argument("--width", type=int, default=768, help="canvas width in pixels (16:9)")
+    parser.add_argument("--sets", nargs="+", choices=("labelled", "talking"), default=("labelled", "talking"))
     args = parser.parse_args(argv)
     from skavc import AVClip, AVCorrespondence, load_clip
 
@@ -102,53 +155,63 @@ def main(argv=None):
     entries = [e for e in spec["clips"] if e["package"] not in KEPT_ASIDE]
     paths = {e["name"]: fetch(e["package"], args.cache) / e["path"].lstrip("/") for e in entries}
     screen_path = fetch(SCREEN[0], args.cache) / SCREEN[1]
-    print(f"media: {len(entries)} hand-labelled real clips ({', '.join(paths)}), a real screen recording "
-          f"({SCREEN[0]}) as the background; canvas {size[1]}x{size[0]}, each clip a third of it")
+    talk_paths = sorted(args.talk.glob("*.mp4"))
+    print(f"media: {len(entries)} hand-labelled real clips ({', '.join(paths)}) and {len(talk_paths)} talking heads "
+          f"({args.talk}), a real screen recording ({SCREEN[0]}) as the background; canvas {size[1]}x{size[0]}, "
+          "each clip a third of it")
     model = AVCorrespondence()
-    rows, pooled = [], {k: [] for k in ("method", "centre", "motion", "chance", "conf>=0.5")}
-    auroc = []
+    rows = []  # (set, name, layout, hits, centre, motion, chance, auroc, confident)
     t_start = time.perf_counter()
-    for entry in entries:
-        name = entry["name"]
-        target = load_clip(paths[name], sample_rate=16000)
-        boxes, _, silent, _ = frame_labels(entry, target.n_frames)
-        others = [load_clip(paths[e["name"]], sample_rate=16000, fps=target.fps,
-                            allow_missing_audio=True).frames for e in entries if e["name"] != name]
-        others = [np.concatenate([f] * int(np.ceil(target.n_frames / len(f)))) for f in others]
-        screen = load_clip(screen_path, sample_rate=16000, fps=target.fps, frame_size=size,
-                           max_duration=target.n_frames / target.fps + 1.0).frames
-        for layout in CORNERS + ("moving",):
-            frames, where = compose(target, others, screen, layout, size)
-            clip = AVClip(target.audio, target.sample_rate, frames, target.fps)
-            (maps,), (confidence,) = model.localize([clip], return_confidence=True)
-            truth = moved(boxes, where)
-            sounding = sorted(truth)
-            hits = [inside(peak(maps[t]), truth[t]) for t in sounding]
-            centre = [inside((size[0] // 2, size[1] // 2), truth[t]) for t in sounding]
-            motion_at = motion_peaks(frames, sounding)
-            motion = [inside(motion_at[t], truth[t]) for t in sounding]
-            chance = [(b[2] - b[0]) * (b[3] - b[1]) / (size[0] * size[1]) for b in (truth[t] for t in sounding)]
-            confident = [confidence[t] >= 0.5 for t in sounding]
-            a = _auroc(confidence[sounding], confidence[silent]) if silent else np.nan
-            rows.append((name, layout, len(sounding), np.mean(hits), np.mean(centre), np.mean(motion),
-                         np.mean(chance), a, np.mean(confident)))
-            for key, values in zip(pooled, (hits, centre, motion, chance, confident)):
-                pooled[key] += list(values)
-            if np.isfinite(a):
-                auroc.append(a)
+    sets = []
+    if "labelled" in args.sets:
+        sets.append(("labelled", labelled_targets(entries, paths), lambda target: [
+            paths[e["name"]] for e in entries if e["name"] != target.name]))
+    if "talking" in args.sets:
+        # two other talking heads, their lips moving with words not heard, and a Debian clip
+        sets.append(("talking", talking_targets(args.talk), lambda target: [
+            p for p in talk_paths if p.stem != target.name][:2] + [paths[entries[-2]["name"]]]))
+    for set_name, targets, distractor_paths in sets:
+        for target in targets:
+            clip = target.clip
+            others = [load_clip(p, sample_rate=RATE, fps=clip.fps, allow_missing_audio=True,
+                                max_duration=clip.n_frames / clip.fps).frames for p in distractor_paths(target)]
+            others = [np.concatenate([f] * int(np.ceil(clip.n_frames / len(f)))) for f in others]
+            screen = load_clip(screen_path, sample_rate=RATE, fps=clip.fps, frame_size=size,
+                               max_duration=clip.n_frames / clip.fps + 1.0).frames
+            for layout in CORNERS + ("moving",):
+                frames, where = compose(clip, others, screen, layout, size)
+                (maps,), (confidence,) = model.localize([AVClip(clip.audio, clip.sample_rate, frames, clip.fps)],
+                                                        return_confidence=True)
+                truth = moved(target.boxes, where)
+                sounding = sorted(truth)
+                motion_at = motion_peaks(frames, sounding)
+                a = _auroc(confidence[sounding], confidence[target.silent]) if target.silent else np.nan
+                rows.append((set_name, target.name, layout,
+                             [inside(peak(maps[t]), truth[t]) for t in sounding],
+                             [inside((size[0] // 2, size[1] // 2), truth[t]) for t in sounding],
+                             [inside(motion_at[t], truth[t]) for t in sounding],
+                             [(b[2] - b[0]) * (b[3] - b[1]) / (size[0] * size[1]) for b in (truth[t] for t in sounding)],
+                             a, [confidence[t] >= 0.5 for t in sounding]))
     print(f"\n{len(rows)} compositions in {time.perf_counter() - t_start:.0f} s\n")
-    print("| clip | where | sounding frames | pointing | frame centre | motion peak | chance | "
+    print("| set | clip | where | sounding frames | pointing | frame centre | motion peak | chance | "
           "AUROC sounding vs silent | confidence >= 0.5 |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, layout, n, hit, centre, motion, chance, a, confident in rows:
-        print(f"| {name} | {layout} | {n} | {hit:.2f} | {centre:.2f} | {motion:.2f} | {chance:.2f} | "
-              f"{'-' if not np.isfinite(a) else f'{a:.2f}'} | {confident:.2f} |")
-    print(f"| all, frames pooled | | {len(pooled['method'])} | {np.mean(pooled['method']):.2f} | "
-          f"{np.mean(pooled['centre']):.2f} | {np.mean(pooled['motion']):.2f} | {np.mean(pooled['chance']):.2f} | "
-          f"{np.mean(auroc):.2f} (mean) | {np.mean(pooled['conf>=0.5']):.2f} |")
-    print(f"| all, compositions averaged | | | {np.mean([r[3] for r in rows]):.2f} | "
-          f"{np.mean([r[4] for r in rows]):.2f} | {np.mean([r[5] for r in rows]):.2f} | "
-          f"{np.mean([r[6] for r in rows]):.2f} | | {np.mean([r[8] for r in rows]):.2f} |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for set_name, name, layout, hits, centre, motion, chance, a, confident in rows:
+        print(f"| {set_name} | {name} | {layout} | {len(hits)} | {np.mean(hits):.2f} | {np.mean(centre):.2f} | "
+              f"{np.mean(motion):.2f} | {np.mean(chance):.2f} | {'-' if not np.isfinite(a) else f'{a:.2f}'} | "
+              f"{np.mean(confident):.2f} |")
+    print("\n| set | compositions | sounding frames | pointing, pooled / averaged | frame centre | motion peak | chance | "
+          "AUROC (mean) | confidence >= 0.5, pooled / averaged |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for set_name in dict.fromkeys(r[0] for r in rows):
+        mine = [r for r in rows if r[0] == set_name]
+
+        def both(i):
+            return f"{np.mean(np.concatenate([r[i] for r in mine])):.2f} / {np.mean([np.mean(r[i]) for r in mine]):.2f}"
+
+        aurocs = [r[7] for r in mine if np.isfinite(r[7])]
+        print(f"| {set_name} | {len(mine)} | {sum(len(r[3]) for r in mine)} | {both(3)} | {both(4)} | {both(5)} | "
+              f"{both(6)} | {np.mean(aurocs) if aurocs else float('nan'):.2f} | {both(8)} |")
     print("\nissue 22's bar on such compositions: pointing >= 0.8, AUROC >= 0.8, half the clearly sounding frames "
           "at confidence >= 0.5")
 

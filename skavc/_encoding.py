@@ -39,11 +39,6 @@ TRACK_RATE = 50.0
 #: 640 pixels still covers (a small one, in a corner inset, is found by the detector's tiles).
 FACE_SIDE = 640
 
-#: Detector score a face must reach for :meth:`shows_faces`: real faces score 0.88-0.97 (the
-#: talking heads of ``benchmarks/real_talk.py``, a 60-pixel face in a corner inset included), the
-#: cartoon characters of ``benchmarks/bench_long.py``'s animated short 0.51-0.72, which would
-#: otherwise have every window of it read at 640 pixels and tracked for nothing.
-_PROBE_MIN_SCORE = 0.8
 
 #: Seconds of audio encoded at a time for a pooled vector (Whisper's own 30 s window), so
 #: that memory is bounded by one chunk, not by the recording's length.
@@ -215,7 +210,9 @@ class EncodingContext:
         """Whether a face is seen in a few frames spread over an item: the cheap look taken before a
         long video is decoded at :data:`FACE_SIDE` for its faces (a file: the key frame before
         each of ``n_places`` places, decoded alone, :func:`skavc.io.key_frames`; a face counts at
-        a detector score of :data:`_PROBE_MIN_SCORE`).
+        the detector score that starts a track, ``skavc.encoders._faces.START_SCORE``: the
+        cartoon characters of ``benchmarks/bench_long.py``'s animated short score below it and
+        would otherwise have every window of it read at 640 pixels and tracked for nothing).
 
         Returns
         -------
@@ -234,8 +231,10 @@ class EncodingContext:
         else:
             clip = self.clip(item, where)
             frames = clip.frames[sample_frame_indices(clip.n_frames, n_places)]
+        from .encoders._faces import START_SCORE
+
         detector, _ = self._face_models()
-        return any((faces["score"] >= _PROBE_MIN_SCORE).any() for faces in detector.detect(frames))
+        return any((faces["score"] >= START_SCORE).any() for faces in detector.detect(frames))
 
     def face_tracker(self):
         """A new ``skavc.encoders._faces.FaceTracker`` on this context's face models: faces

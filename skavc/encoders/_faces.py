@@ -813,6 +813,13 @@ class FaceLandmarker(_FaceGraph):
 
 #: Two tracks whose landmark boxes overlap more than this follow one face: the younger ends.
 DUPLICATE_IOU = 0.5
+#: Detector score a detection needs to start a track (a tracked face is still confirmed by
+#: weaker ones). Real faces score 0.88-0.97 (the talking heads of ``benchmarks/real_talk.py``, a
+#: 40-pixel webcam face and a 60-pixel face in a corner inset included); what else the detector
+#: finds at its own threshold of 0.5 scores 0.50-0.75: cartoon characters, a "CC" logo in a
+#: screen recording (``benchmarks/real_localization_compose.py``), whose "mouth" then followed
+#: the sound by chance and was called speaking.
+START_SCORE = 0.8
 
 
 class FaceObservation(NamedTuple):
@@ -905,6 +912,8 @@ class FaceTracker:
         Landmark presence below which a face is lost (MediaPipe's ``min_tracking_confidence``).
     link_iou : float, default=0.3
         Smallest IoU between a detection and a track's box for them to be the same face.
+    start_score : float, default=:data:`START_SCORE`
+        Smallest detector score of a detection that starts a track.
 
     Attributes
     ----------
@@ -921,13 +930,15 @@ class FaceTracker:
     (``benchmarks/bench_faces.py``).
     """
 
-    def __init__(self, detector, landmarker, *, detect_every=10, max_faces=4, min_presence=0.5, link_iou=0.3):
+    def __init__(self, detector, landmarker, *, detect_every=10, max_faces=4, min_presence=0.5, link_iou=0.3,
+                 start_score=START_SCORE):
         self.detector = detector
         self.landmarker = landmarker
         self.detect_every = check_int(detect_every, name="detect_every", minimum=1)
         self.max_faces = check_int(max_faces, name="max_faces", minimum=1)
         self.min_presence = _check_unit("min_presence", min_presence)
         self.link_iou = _check_unit("link_iou", link_iou)
+        self.start_score = _check_unit("start_score", start_score)
         self.reset()
 
     def reset(self):
@@ -981,7 +992,7 @@ class FaceTracker:
                 if iou[best] >= self.link_iou:
                     linked[best] = True  # a second detection of a tracked face starts nothing
                     continue
-            if len(boxes) + len(new) < self.max_faces:
+            if face["score"] >= self.start_score and len(boxes) + len(new) < self.max_faces:
                 new.append(face)
         return new, int(linked.sum())
 
@@ -1026,7 +1037,7 @@ class FaceTracker:
 
     def __repr__(self):
         return (f"FaceTracker(detect_every={self.detect_every}, max_faces={self.max_faces}, "
-                f"min_presence={self.min_presence}, link_iou={self.link_iou})")
+                f"min_presence={self.min_presence}, link_iou={self.link_iou}, start_score={self.start_score})")
 
 
 def track_faces(frames, detector, landmarker, **tracker_kwargs):
@@ -1039,7 +1050,8 @@ def track_faces(frames, detector, landmarker, **tracker_kwargs):
     detector : FaceDetector
     landmarker : FaceLandmarker
     **tracker_kwargs
-        ``detect_every``, ``max_faces``, ``min_presence``, ``link_iou`` of :class:`FaceTracker`.
+        ``detect_every``, ``max_faces``, ``min_presence``, ``link_iou``, ``start_score`` of
+        :class:`FaceTracker`.
 
     Returns
     -------

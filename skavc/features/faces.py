@@ -213,7 +213,12 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
     -------
     rho : ndarray of shape (T,)
         Pearson correlation within each frame's window, in [-1, 1]; 0 where either is constant;
-        NaN where the face is not seen at all.
+        NaN where the face is not seen at all. Where the face is seen in only part of the window
+        (a face that comes and goes, a track of a few frames), the correlation counts for what so
+        few frames can show: its Fisher z, ``arctanh(r) * sqrt(n - 3)`` over the ``n`` frames
+        (Gaussian-weighted effective number) in which the face is seen, is read back as a
+        correlation over the frames of the clip the window covers, so a face seen throughout
+        keeps its Pearson correlation and a track of 3 frames or fewer gets 0.
     """
     opening = np.asarray(opening, dtype=np.float64)
     speech = np.asarray(speech, dtype=np.float64)
@@ -231,8 +236,10 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
     x = np.where(seen, opening, 0.0)
     y = np.where(seen, speech, 0.0)
 
+    sigma = max(window * fps, 1e-6)
+
     def smooth(v):
-        return gaussian_filter1d(v, sigma=max(window * fps, 1e-6), mode="constant", cval=0.0)
+        return gaussian_filter1d(v, sigma=sigma, mode="constant", cval=0.0)
 
     total = np.maximum(smooth(w), 1e-12)
     mx, my = smooth(x) / total, smooth(y) / total
@@ -242,8 +249,25 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
     # a constant series (a still mouth, silence) correlates with nothing: 0, not noise over noise
     ok = (var_x > 1e-12 * max(1.0, float(np.max(x * x)))) & (var_y > 1e-12 * max(1.0, float(np.max(y * y))))
     r = np.clip(np.where(ok, cov / np.sqrt(np.where(ok, var_x * var_y, 1.0)), 0.0), -1.0, 1.0)
+    n_seen = _effective_frames(w, sigma)
+    n_clip = _effective_frames(np.ones_like(w), sigma)
+    shrink = np.sqrt(np.maximum(n_seen - 3.0, 0.0) / np.maximum(n_clip - 3.0, 1e-12))
+    r = np.tanh(np.arctanh(np.clip(r, -0.999999, 0.999999)) * np.minimum(shrink, 1.0))
     rho[seen] = r[seen]
     return rho
+
+
+def _effective_frames(weights, sigma):
+    """Per frame, the effective number ``(sum g w)^2 / sum (g w)^2`` of frames of 0/1 ``weights`` in a Gaussian window."""
+    from scipy.ndimage import gaussian_filter1d
+
+    radius = int(4.0 * sigma + 0.5)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    first = gaussian_filter1d(weights, sigma=sigma, mode="constant", cval=0.0)
+    # g^2 is a Gaussian of sd sigma / sqrt(2) scaled by sum(g^2) (gaussian_filter1d normalises it)
+    second = gaussian_filter1d(weights, sigma=sigma / np.sqrt(2.0), mode="constant", cval=0.0) * np.sum(kernel**2)
+    return first**2 / np.maximum(second, 1e-12)
 
 
 def speaking_probability(rho, presence, rival=None):
