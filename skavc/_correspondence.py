@@ -1211,8 +1211,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             sentences = [[describe.describe_sentence(r) for r in windows] for windows in results]
         return sentences[0] if single else sentences
 
-    def separate(self, mixed_audio, target_visual, *, sample_rate=None, region=None, return_residual=False,
-                 return_confidence=False):
+    def separate(self, mixed_audio, target_visual, *, sample_rate=None, region=None, faces=True,
+                 return_residual=False, return_confidence=False):
         """The sound of what ``target_visual`` shows, taken out of ``mixed_audio`` (training-free).
 
         Parameters
@@ -1230,11 +1230,17 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             output keeps it; the appearance route works at the rate of its bases and resamples).
         region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W), default=None
             Where the target is in the frames: a box in pixels or weights (a ``localize`` map).
+        faces : bool, default=True
+            Frames without ``region`` in which a face is seen in at least half the frames: the
+            target is that person's voice, the speech a pretrained speech enhancer finds in the
+            mixture, trusted as far as the face's mouth follows it
+            (:func:`skavc.separation.separate_speech`); frames without a face follow the motion.
         return_residual : bool, default=False
             Also return ``mixed_audio - target`` (they sum to the mixture exactly).
         return_confidence : bool, default=False
             Also return the confidence in [0, 1] that the target is heard in the mixture; a
-            target that is not in it gives a low confidence and a near-silent output.
+            target that is not in it gives a low confidence and a near-silent output, and where
+            the evidence is weak the output is a quieter copy of the mixture, never worse than it.
 
         Returns
         -------
@@ -1251,6 +1257,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
                                                      return_residual=return_residual,
                                                      return_confidence=return_confidence)
         return separation.separate(mixed_audio, rate, target_visual, self.video_frame_rate, region=region,
+                                   face_tracks=self._context().face_tracks if faces else None,
+                                   speech_enhancer=self._context().speech_enhancer() if faces else None,
                                    return_residual=return_residual, return_confidence=return_confidence)
 
     def separate_windows(self, mixed_audio, target_visual, *, sample_rate=None, region=None, window=20.0,

