@@ -201,7 +201,7 @@ def load_qabcs(root, max_items=None):
         canvas.paste(image, mask=image.getchannel("A"))
         canvas.thumbnail((320, 320))
         audio, sr = librosa.load(sound, sr=16000, mono=True)
-        n_frames = int(np.clip(round(len(audio) / sr * FPS), 1, 25))
+        n_frames = max(1, round(len(audio) / sr * FPS))  # the picture over the whole recording (a view)
         frames = np.broadcast_to(np.asarray(canvas, dtype=np.uint8), (n_frames, canvas.height, canvas.width, 3))
         items.append((sound.stem.replace("_", " "), pictures[0].parent.name, AVClip(audio, sr, frames, FPS)))
     return items

@@ -29,11 +29,13 @@ Debian packages are fetched with ``apt-get download`` + ``dpkg-deb -x`` into ``-
 
 **Methods** (:data:`METHODS`, each ``method(case) -> (estimate, confidence or nan)``):
 ``mixture`` (the mixture itself: SDRi 0 by definition), ``product``
-(:func:`skavc.separation.separate` with the case's frames; ``AVCorrespondence().separate`` with
-frames calls the same function), ``unguided NMF`` (the floor: the same NMF, each component given
-to the target with probability 1/2, the same Wiener mask, seeded), ``ideal ratio mask`` (the
-upper bound of a mask on this STFT, from the true target and the rest). Set (d) has its own
-(:func:`appearance_methods`).
+(:func:`skavc.separation.separate` as ``AVCorrespondence().separate`` calls it, faces on: a face
+seen in the frames makes its voice the target, the speech enhancer's estimate trusted as far as
+the mouth follows it; other frames guide the NMF by their motion), ``motion only`` (``separate``
+guided by the frames' motion, ``faces=False``), ``unguided NMF`` (the floor: the same NMF, each
+component given to the target with probability 1/2, the same Wiener mask, seeded), ``ideal ratio
+mask`` (the upper bound of a mask on this STFT, from the true target and the rest). Set (d) has
+its own (:func:`appearance_methods`).
 
 **Printed.** Per set and method: n, median SDRi (dB), share with SDRi >= 0, median SDR, median
 confidence; for (b) the median attenuation and the share >= 20 dB; for (a) the product's scores
@@ -56,10 +58,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_scene import FPS, QABCS, machine_line  # noqa: E402
+from bench_scene import QABCS, load_qabcs, machine_line  # noqa: E402
 from real_media import fetch  # noqa: E402
 
-from skavc import AVClip, load_clip  # noqa: E402
+from skavc import load_clip  # noqa: E402
 from skavc.metrics import separation_scores  # noqa: E402
 from skavc.separation import _istft, _stft, factorise, separate, stft_settings, wiener_mask  # noqa: E402
 
@@ -164,31 +166,6 @@ def recording(pools, n, rng):
     return np.concatenate(parts)[:n].astype(np.float64), f"{package}: {', '.join(names)}"
 
 
-def qabcs_pairs(cache):
-    """``[(name, category, AVClip)]``: each qabcs recording with its picture repeated over it at 25 fps.
-
-    (``bench_scene.load_qabcs`` stops the picture at 25 frames, which an AVClip of a longer
-    recording refuses.)
-    """
-    from PIL import Image
-
-    root = fetch("qabcs-data", cache) / QABCS
-    items = []
-    for sound in sorted((root / "noises").glob("*.ogg")):
-        pictures = sorted((root / "pics").glob(f"*/{sound.stem}.png"))
-        audio = _recording(sound)
-        if not pictures or audio is None:
-            continue
-        image = Image.open(pictures[0]).convert("RGBA")
-        canvas = Image.new("RGB", image.size, "white")
-        canvas.paste(image, mask=image.getchannel("A"))
-        canvas.thumbnail((320, 320))
-        n_frames = max(1, int(round(audio.size / RATE * FPS)))
-        frames = np.broadcast_to(np.asarray(canvas, dtype=np.uint8), (n_frames, canvas.height, canvas.width, 3))
-        items.append((sound.stem, pictures[0].parent.name, AVClip(audio, RATE, frames, FPS)))
-    return items
-
-
 def segments(clip, seconds):
     """``[(start, frames, audio)]``: the first ``seconds`` of the clip, and its last when it lasts 1.5 times that."""
     duration = min(clip.n_frames / clip.fps, clip.audio.size / clip.sample_rate)
@@ -242,7 +219,7 @@ def cocktail_cases(heads, seconds):
 
 def appearance_cases(items, held_out):
     """Set (d): each held-out qabcs recording + another held-out one of another category, at 0 dB,
-    guided by its picture. ``items`` are :func:`qabcs_pairs`."""
+    guided by its picture. ``items`` are ``bench_scene.load_qabcs``'s."""
     for i in held_out:
         name, category, clip = items[i]
         rng = _rng(name)
@@ -393,7 +370,7 @@ def appearance_set(cache):
     """Fit the appearance route on the qabcs pairs not held out; score it on the held-out mixtures."""
     from skavc import AVCorrespondence
 
-    items = qabcs_pairs(cache)
+    items = load_qabcs(fetch("qabcs-data", cache) / QABCS)
     order = np.random.default_rng(0).permutation(len(items))
     n_held_out = int(round(HELD_OUT_SHARE * len(items)))
     held_out, train = sorted(order[:n_held_out]), sorted(order[n_held_out:])

@@ -1261,15 +1261,17 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
                                    speech_enhancer=self._context().speech_enhancer() if faces else None,
                                    return_residual=return_residual, return_confidence=return_confidence)
 
-    def separate_windows(self, mixed_audio, target_visual, *, sample_rate=None, region=None, window=20.0,
-                         overlap=2.0):
+    def separate_windows(self, mixed_audio, target_visual, *, sample_rate=None, region=None, faces=True,
+                         window=20.0, overlap=2.0):
         """:meth:`separate` for long recordings: a window at a time, in bounded memory.
 
         The mixture is read (a file: decoded as it goes) and separated ``window`` seconds at a
         time, consecutive windows sharing ``overlap`` seconds over which their outputs are
         crossfaded; a target video is read alongside, its frames decoded at
         :data:`skavc.features.MOTION_SIDE` pixels on their larger side (only their motion is
-        used). Memory follows ``window``, not the recording's length, and each window gets its
+        used), or at :data:`skavc._encoding.FACE_SIDE` when ``faces`` and a first look finds a
+        face in it (its voice is then the target, window by window, as in :meth:`separate`).
+        Memory follows ``window``, not the recording's length, and each window gets its
         own confidence. A mixture no longer than ``window`` gets :meth:`separate`'s answer (up
         to the frames' working size). With ``verbose`` a progress line goes to stderr.
 
@@ -1287,6 +1289,8 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         region : None or (x0, y0, x1, y1), default=None
             Where the target is, a box in pixels of the target's frames as the file (or array)
             has them.
+        faces : bool, default=True
+            As in :meth:`separate`.
         window : float, default=20.0
             Seconds per window (longer: more sound for each window's NMF and chance level).
         overlap : float, default=2.0
@@ -1315,13 +1319,19 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
                                                                hop=hop)
         else:
             context = self._context()
-            targets, size, covered = self._target_windows(context, target_visual, window=window, hop=hop)
+            faces = bool(faces) and region is None
+            if faces and isinstance(target_visual, (str, os.PathLike)):  # a first look before decoding at 640 px
+                faces = context.shows_faces(target_visual, "target_visual")
+            targets, size, covered = self._target_windows(context, target_visual, window=window, hop=hop,
+                                                          max_side=FACE_SIDE if faces else MOTION_SIDE)
             if duration is not None and covered is not None and duration > covered + _COVER_SLACK:
                 # found at the end otherwise, after all the work: the frames must cover the mixture
                 raise ValueError(f"target_visual covers {covered:.2f} s but mixed_audio lasts {duration:.2f} s: the "
                                  "frames must cover the mixture (trim the mixture, or give the whole video)")
             pieces = separation.separate_windows(mixture, rate, ((c.frames, c.fps) for c in targets), hop=hop,
-                                                 region=region, region_size=size)
+                                                 region=region, region_size=size,
+                                                 face_tracks=context.face_tracks if faces else None,
+                                                 speech_enhancer=context.speech_enhancer() if faces else None)
         return self._with_progress(pieces, "separate", mixed_audio, "mixed_audio", duration)
 
     def _appearance_target(self, picture, region):
@@ -1345,15 +1355,16 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         samples = resolve_audio(mixed_audio, sample_rate=rate, input_rate=rate, where="mixed_audio")
         return _InMemoryWindows(samples, rate, window, hop)
 
-    def _target_windows(self, context, target_visual, *, window, hop):
-        """The target's windows, the (height, width) its frames have before any resizing, and
-        the seconds they cover (None when a file's header does not say)."""
+    def _target_windows(self, context, target_visual, *, window, hop, max_side):
+        """The target's windows (a file's frames decoded at ``max_side`` pixels at most), the
+        (height, width) its frames have before any resizing, and the seconds they cover (None
+        when a file's header does not say)."""
         if isinstance(target_visual, (str, os.PathLike)):
             from .io import video_info
 
             info = video_info(target_visual)
             windows, covered = context.windows(target_visual, "target_visual", window=window, hop=hop,
-                                               max_side=MOTION_SIDE, allow_missing_audio=True)  # frames only
+                                               max_side=max_side, allow_missing_audio=True)  # frames only
             return windows, (info.height, info.width), covered
         frames = check_frames(target_visual, name="target_visual")
         # silent sound of the frames' length: the windows are cut on the frames' clock

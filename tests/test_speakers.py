@@ -360,6 +360,9 @@ def test_separate_takes_a_speaking_faces_voice_out_of_music(face_and_music):
     # faces off: the frames' motion guides the NMF route as before, and does worse here
     by_motion = model.separate(mixture, frames, faces=False)
     assert sdr(by_motion) < sdr(estimate)
+    # a window at a time: one window shorter than the default is separate's answer
+    (piece,) = model.separate_windows(mixture, frames)
+    assert np.allclose(piece.target, estimate, atol=1e-5) and piece.confidence == pytest.approx(confidence)
 
 
 def test_separate_keeps_a_face_whose_voice_is_not_heard_quiet(face_and_music):
