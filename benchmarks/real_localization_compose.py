@@ -190,7 +190,8 @@ def main(argv=None):
                              [inside(peak(maps[t]), truth[t]) for t in sounding],
                              [inside((size[0] // 2, size[1] // 2), truth[t]) for t in sounding],
                              [inside(motion_at[t], truth[t]) for t in sounding],
-                             [(b[2] - b[0]) * (b[3] - b[1]) / (size[0] * size[1]) for b in (truth[t] for t in sounding)],
+                             [(b[2] - b[0]) * (b[3] - b[1]) / (size[0] * size[1])
+                              for b in (truth[t] for t in sounding)],
                              a, [confidence[t] >= 0.5 for t in sounding]))
     print(f"\n{len(rows)} compositions in {time.perf_counter() - t_start:.0f} s\n")
     print("| set | clip | where | sounding frames | pointing | frame centre | motion peak | chance | "
@@ -200,7 +201,8 @@ def main(argv=None):
         print(f"| {set_name} | {name} | {layout} | {len(hits)} | {np.mean(hits):.2f} | {np.mean(centre):.2f} | "
               f"{np.mean(motion):.2f} | {np.mean(chance):.2f} | {'-' if not np.isfinite(a) else f'{a:.2f}'} | "
               f"{np.mean(confident):.2f} |")
-    print("\n| set | compositions | sounding frames | pointing, pooled / averaged | frame centre | motion peak | chance | "
+    print("\n| set | compositions | sounding frames | pointing, pooled / averaged | frame centre | motion peak | "
+          "chance | "
           "AUROC (mean) | confidence >= 0.5, pooled / averaged |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for set_name in dict.fromkeys(r[0] for r in rows):

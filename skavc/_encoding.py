@@ -39,7 +39,6 @@ TRACK_RATE = 50.0
 #: 640 pixels still covers (a small one, in a corner inset, is found by the detector's tiles).
 FACE_SIDE = 640
 
-
 #: Seconds of audio encoded at a time for a pooled vector (Whisper's own 30 s window), so
 #: that memory is bounded by one chunk, not by the recording's length.
 AUDIO_CHUNK = 30.0

@@ -34,11 +34,10 @@ Steps and constants (all times in seconds, independent of the sample rate):
    ``g(c) * (c * M + 1 - c)`` with the gain ``g(c) = c * min(1, 2 c)`` (:func:`_no_harm`): the
    mask where the evidence is strong, a quieter copy of the mixture where it is weak. BSS
    Eval's SDR does not see a gain, so a weakly guided separation scores as the mixture (it does
-   no harm), and a target whose motion matches no component gives a near-silent output (its
-   confidence is below 0.15: at least 27 dB quieter than the mixture) instead of a confident
-   half of the mixture. On real videos mixed
-   with unrelated real recordings the mask alone made 11 of 16 targets worse (down to -13 dB;
-   ``benchmarks/real_separation.py``).
+   no harm), and a target whose motion matches no component gives a near-silent output (at
+   least 26 dB quieter than the mixture on the real mixtures) instead of a confident half of
+   the mixture. On real videos mixed with unrelated real recordings the mask alone
+   made 11 of 16 targets worse (down to -13 dB; ``benchmarks/real_separation.py``).
 7. Inverse STFT with the mixture's phase, cut to the mixture's length; the residual is
    ``mixture - target`` exactly.
 
@@ -275,8 +274,8 @@ _MIN_FACE_SHARE = 0.5
 #: at least _SPEECH_MIN_SHIFT seconds, in units of that null's spread: 0.5 at _SPEECH_Z, soft edge
 #: _SPEECH_WIDTH. On the real talking heads of ``benchmarks/real_separation.py`` (6 s mixtures),
 #: the speaker's voice mixed with unrelated recordings reaches z 2-9 (median 3.7), and the same
-#: frames over two unrelated recordings at most 2.0: 0.08 there, so the output of an absent voice
-#: is >= 20 dB quieter than the mixture.
+#: frames over two unrelated recordings at most 2.0: confidence 0.08 there, and the output of an
+#: absent voice >= 26 dB quieter than the mixture (:func:`_no_harm`).
 _SPEECH_Z = 3.0
 _SPEECH_WIDTH = 0.4
 _SPEECH_MIN_SHIFT = 0.5
@@ -393,9 +392,9 @@ def _no_harm(estimate, confidence, whole=1.0):
     The estimate (a mask, or a signal with ``whole`` the mixture) where the evidence is strong,
     the mixture itself where it is weak: BSS Eval's SDR does not see a gain, so a weakly guided
     separation scores as the mixture and is never worse than it. The gain says how sure the
-    separation is: about ``c`` from 0.5 up, ``2 c^2`` below, so that an absent target (``c``
-    <= 0.15 on the real mixtures of ``benchmarks/real_separation.py``) comes out >= 27 dB quieter
-    than the mixture (with the gain ``c`` alone, 17 dB at ``c`` = 0.14).
+    separation is: about ``c`` from 0.5 up, ``2 c^2`` below, so that an absent target comes out
+    >= 26 dB quieter than the mixture on the real mixtures of ``benchmarks/real_separation.py``
+    (with the gain ``c`` alone, one of them came out only 16.8 dB quieter).
     """
     return confidence * min(1.0, 2.0 * confidence) * (confidence * estimate + (1.0 - confidence) * whole)
 
@@ -406,8 +405,8 @@ def _no_harm(estimate, confidence, whole=1.0):
 
 
 def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide=None, face_tracks=None,
-             speech_enhancer=None, return_residual=False, return_confidence=False, n_components=16, tolerance=0.04, min_shift=0.25,
-             return_details=False):
+             speech_enhancer=None, return_residual=False, return_confidence=False, n_components=16, tolerance=0.04,
+             min_shift=0.25, return_details=False):
     """The sound of the source that moves like ``target_frames``, taken out of ``mixed_audio``.
 
     Parameters
@@ -459,8 +458,8 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide
         ``g(c) * (c * m + 1 - c) * mixture`` in the STFT domain (:func:`_no_harm`), ``m`` the soft
         mask and ``c`` the confidence: the mask where the evidence is strong, the mixture itself,
         quieter, where it is weak. A separation whose evidence is weak thus does no harm (the
-        mixture's content, quieter: a target absent from the mixture comes out >= 27 dB quieter
-        at ``c <= 0.15``) instead of keeping a wrong half of the mixture.
+        mixture's content, quieter: a target absent from the mixture came out >= 26 dB quieter
+        on real mixtures) instead of keeping a wrong half of the mixture.
     residual : ndarray of shape (n_samples,), float32
         With ``return_residual``.
     confidence : float

@@ -815,7 +815,7 @@ class FaceLandmarker(_FaceGraph):
 DUPLICATE_IOU = 0.5
 #: Detector score a detection needs to start a track (a tracked face is still confirmed by
 #: weaker ones). Real faces score 0.88-0.97 (the talking heads of ``benchmarks/real_talk.py``, a
-#: 40-pixel webcam face and a 60-pixel face in a corner inset included); what else the detector
+#: 60-pixel face in a corner inset included); what else the detector
 #: finds at its own threshold of 0.5 scores 0.50-0.75: cartoon characters, a "CC" logo in a
 #: screen recording (``benchmarks/real_localization_compose.py``), whose "mouth" then followed
 #: the sound by chance and was called speaking.

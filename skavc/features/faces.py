@@ -258,7 +258,8 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
 
 
 def _effective_frames(weights, sigma):
-    """Per frame, the effective number ``(sum g w)^2 / sum (g w)^2`` of frames of 0/1 ``weights`` in a Gaussian window."""
+    """Per frame, the effective number ``(sum g w)^2 / sum (g w)^2`` of frames of 0/1 ``weights``
+    in a Gaussian window ``g`` of ``sigma`` frames."""
     from scipy.ndimage import gaussian_filter1d
 
     radius = int(4.0 * sigma + 0.5)
