@@ -76,7 +76,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._inputs import _resample
 from ._validation import check_audio, check_frames, check_int, check_real, check_sample_rate
-from .features import (MOUTH_LEAD, block_size, fill_gaps, frame_changes, grey_blocks, motion_energy,
+from .features import (MIN_FACE_SHARE, MOUTH_LEAD, block_size, fill_gaps, frame_changes, grey_blocks, motion_energy,
                        motion_energy_times, mouth_opening, mouth_speech_correlation, rises, speech_at_frames)
 
 __all__ = [
@@ -268,8 +268,6 @@ def _confidence(z_best):
     return float(expit((z_best - _CONFIDENCE_Z) / _CONFIDENCE_WIDTH))
 
 
-#: A face guides the separation only when it is seen in at least this share of the frames.
-_MIN_FACE_SHARE = 0.5
 #: The speech route's confidence: how far the correlation of the mouth's opening with the speech
 #: estimate's loudness stands above the same correlation with the opening circularly shifted by
 #: at least _SPEECH_MIN_SHIFT seconds, in units of that null's spread: 0.5 at _SPEECH_Z, soft edge
@@ -308,7 +306,7 @@ def mouth_guide(mixed_audio, sample_rate, tracks, n_frames, fps):
     speech = speech_at_frames(np.asarray(mixed_audio, dtype=np.float64), sample_rate, n_frames, fps)
     best, best_rho = None, -np.inf
     for track in tracks:
-        if len(track.frames) < _MIN_FACE_SHARE * n_frames:
+        if len(track.frames) < MIN_FACE_SHARE * n_frames:
             continue
         opening = np.full(n_frames, np.nan)
         opening[np.asarray(track.frames, dtype=np.intp)] = mouth_opening(track.points)

@@ -48,7 +48,7 @@ from .audio import (
     sound_presence,
     speech_envelope,
 )
-from .faces import (MOUTH_LEAD, SPEAKING_WINDOW, fill_gaps, mouth_boxes, mouth_darkness, mouth_opening,
+from .faces import (MIN_FACE_SHARE, MOUTH_LEAD, SPEAKING_WINDOW, fill_gaps, mouth_boxes, mouth_darkness, mouth_opening,
                     mouth_speech_correlation,
                     mouth_width,
                     speaking_probability, speech_at_frames, track_points, tracks_speaking)
@@ -67,6 +67,7 @@ from .video import (
 
 __all__ = [
     "MOTION_SIDE",
+    "MIN_FACE_SHARE",
     "MOUTH_LEAD",
     "SPEAKING_WINDOW",
     "SPEECH_BAND",

@@ -173,6 +173,9 @@ _SPEAKING_SOFTNESS = 0.05
 #: How much less than the best face's a face's correlation may be and still count as speaking
 #: (two people talking at once).
 _RIVAL_MARGIN = 0.1
+#: A face seen in fewer than this share of a clip's frames does not stand for the clip's sound
+#: (lip sync, the voice to separate): its mouth would be guessed (held) over most of the clip.
+MIN_FACE_SHARE = 0.5
 
 
 def speech_at_frames(audio, sample_rate, n_frames, fps, *, lead=MOUTH_LEAD):

@@ -43,7 +43,7 @@ from .._validation import (check_audio, check_frames, check_option, check_paired
                            check_real, check_sample_rate)
 from ..features import (audio_envelope, edge_silence, fill_gaps, motion_energy, motion_energy_times, mouth_opening,
                         mouth_boxes, mouth_darkness, onset_envelope, speech_envelope, track_points)
-from ..features.faces import MOUTH_LEAD
+from ..features.faces import MIN_FACE_SHARE, MOUTH_LEAD
 from ..features.video import _emphasise_rises, _mean_abs_frame_difference
 
 __all__ = [
@@ -407,11 +407,6 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     return best
 
 
-#: A face seen in fewer than this share of a clip's frames is not followed for lip sync: its
-#: mouth would be guessed (held) over most of the clip.
-_MIN_FACE_SHARE = 0.5
-
-
 def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset=1.0, frames=None):
     """Lip sync with several faces: the :func:`mouth_sync_curve` of the face whose mouth goes with the sound.
 
@@ -435,7 +430,7 @@ def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset
     """
     best = None
     for track in tracks:
-        if len(track.frames) < _MIN_FACE_SHARE * n_frames:
+        if len(track.frames) < MIN_FACE_SHARE * n_frames:
             continue
         curve = mouth_sync_curve(audio, sample_rate, track_points(track.frames, track.points, n_frames), fps,
                                  max_offset=max_offset, frames=frames)
