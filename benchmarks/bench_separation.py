@@ -18,11 +18,6 @@ mir_eval) and the median SDR improvement over the mixture's own SDR. Absent targ
 separated with a source of another clip (not in the mixture): attenuation in dB of the output
 against the mixture, and the confidences of present and absent targets.
 
-Appearance route: ``AVCorrespondence(separation=True)`` fitted on ``--appearance-train``
-single-source clips, then each mixture separated by one picture of its first source (the middle
-frame of ``truth.source_frames``): median SI-SDR improvement, and the confidence's AUROC between
-present pictures and pictures of a class in neither source.
-
 Real recordings (Debian's ``sonic-pi-samples``, CC0/CC-BY one-shot samples, downloaded with
 ``apt-get download`` into ``$SKAVC_HOME/bench-data``): two samples each repeated at its own
 irregular onsets (0.3-0.9 s apart, random gain) for 4 s and mixed; the frames are a grey square
@@ -214,35 +209,6 @@ def bench_real(cache, duration, n_components, sample_rate=16000, fps=25.0):
           "(negative: the frames pick their own recording, not the other)")
 
 
-def bench_appearance(n_train, n_clips, duration):
-    """The appearance route: fit(separation=True) on single-source clips, one picture per target."""
-    from sklearn.metrics import roc_auc_score
-
-    from skavc import AVCorrespondence
-    from skavc.metrics import si_sdr
-
-    train, _ = make_av_clips(n_clips=n_train, n_classes=8, duration=duration, random_state=1)
-    model = AVCorrespondence(separation=True, epochs=60, random_state=0).fit(train)
-    mixes, truth = make_av_clips(n_clips=n_clips, n_classes=8, n_sources=2, duration=duration, random_state=5)
-    gains, present, absent = [], [], []
-    for i, (mix, sources, frames) in enumerate(zip(mixes, truth.sources, truth.source_frames)):
-        middle = len(frames[0]) // 2
-        out, confidence = model.separate(mix.audio, frames[0][middle], return_confidence=True)
-        gains.append(si_sdr(sources[0], out) - si_sdr(sources[0], mix.audio))
-        present.append(confidence)
-        others = [j for j in range(len(mixes)) if truth.source_labels[j][0] not in truth.source_labels[i]]
-        if others:
-            absent.append(model.separate(mix.audio, truth.source_frames[others[0]][0][middle],
-                                         return_confidence=True)[1])
-    auroc = roc_auc_score([1] * len(present) + [0] * len(absent), present + absent) if absent else float("nan")
-    print(f"\n### appearance route (one picture; fit on {n_train} single-source clips, {len(mixes)} "
-          "two-source mixtures)\n")
-    print("| measure | value |\n|---|---:|")
-    print(f"| median SI-SDR improvement over the mixture | {np.median(gains):+.1f} dB |")
-    print(f"| share of mixtures improved | {np.mean(np.asarray(gains) > 0):.2f} |")
-    print(f"| confidence AUROC, present vs absent picture | {auroc:.2f} |")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-clips", type=int, default=20)
@@ -250,8 +216,6 @@ def main():
     parser.add_argument("--sources", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--n-components", type=int, default=16)
     parser.add_argument("--no-real", action="store_true", help="skip the downloaded recordings")
-    parser.add_argument("--appearance-train", type=int, default=80,
-                        help="training clips of the appearance route (0 skips it)")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
@@ -259,8 +223,6 @@ def main():
     t0 = time.time()
     for s in args.sources:
         bench_generated(s, args.n_clips, args.duration, args.n_components)
-    if args.appearance_train:
-        bench_appearance(args.appearance_train, args.n_clips, args.duration)
     if not args.no_real:
         cache = Path(os.environ.get("SKAVC_HOME", Path.home() / ".skavc")) / "bench-data"
         bench_real(cache, 4.0, args.n_components)

@@ -1,7 +1,7 @@
 """Visually guided separation on real video mixed with real recordings (issue 22, item 2).
 
     python benchmarks/real_separation.py [--talk ../shared/media/talk] [--cache ~/.cache/skavc-bench/real]
-                                         [--sets abcd] [--methods product "unguided NMF" ...] [--segment 6]
+                                         [--sets abc] [--methods product "unguided NMF" ...] [--segment 6]
 
 **Media.** The real videos with sound: the nine talking heads of ``../shared/media/talk/``
 (benchmark-only media, README there; never copied into the project, never used by tests) and the
@@ -23,9 +23,6 @@ Debian packages are fetched with ``apt-get download`` + ``dpkg-deb -x`` into ``-
   it). Scored by the attenuation of the output against the mixture, in dB (goal: >= 20 dB).
 * (c) cocktail party: every ordered pair of different talking heads, their voices (cut to the
   shorter, at most a segment) mixed at 0 dB, guided by the first one's frames.
-* (d) appearance route: ``AVCorrespondence(separation=True)`` fitted on 80 % of the qabcs
-  recordings with their pictures; each held-out recording mixed at 0 dB with another held-out
-  recording of another category, separated by its one picture.
 
 **Methods** (:data:`METHODS`, each ``method(case) -> (estimate, confidence or nan)``):
 ``mixture`` (the mixture itself: SDRi 0 by definition), ``product``
@@ -34,8 +31,7 @@ seen in the frames makes its voice the target, the speech enhancer's estimate tr
 the mouth follows it; other frames guide the NMF by their motion), ``motion only`` (``separate``
 guided by the frames' motion, ``faces=False``), ``unguided NMF`` (the floor: the same NMF, each
 component given to the target with probability 1/2, the same Wiener mask, seeded), ``ideal ratio
-mask`` (the upper bound of a mask on this STFT, from the true target and the rest). Set (d) has
-its own (:func:`appearance_methods`).
+mask`` (the upper bound of a mask on this STFT, from the true target and the rest).
 
 **Printed.** Per set and method: n, median and 10th percentile SDRi (dB), the share not worse than
 the mixture (SDRi >= -0.05 dB, :data:`NOT_WORSE_DB`), median SDR, median confidence; for (b) the
@@ -59,7 +55,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_scene import QABCS, load_qabcs, machine_line  # noqa: E402
+from bench_scene import QABCS, machine_line  # noqa: E402
 from real_media import fetch  # noqa: E402
 
 from skavc import load_clip  # noqa: E402
@@ -72,15 +68,14 @@ SONIC_PI = "usr/share/sonic-pi/samples"
 LMMS = "usr/share/lmms/samples"
 LMMS_LEFT_OUT = {"shapes", "waveforms", "drumsynth"}
 ABSENT_GOAL_DB = 20.0
-HELD_OUT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class Case:
     """A mixture to separate, its true target, and what guides the separation.
 
-    ``frames`` are (T, H, W, 3) at ``fps``, aligned with the mixture (the appearance set: one
-    picture (H, W, 3), ``fps`` None). ``target`` is all zeros for an absent target.
+    ``frames`` are (T, H, W, 3) at ``fps``, aligned with the mixture. ``target`` is all zeros for
+    an absent target.
     """
 
     name: str
@@ -218,19 +213,6 @@ def cocktail_cases(heads, seconds):
                        speaker.frames[:n_frames], speaker.fps, RATE)
 
 
-def appearance_cases(items, held_out):
-    """Set (d): each held-out qabcs recording + another held-out one of another category, at 0 dB,
-    guided by its picture. ``items`` are ``bench_scene.load_qabcs``'s."""
-    for i in held_out:
-        name, category, clip = items[i]
-        rng = _rng(name)
-        others = [j for j in held_out if items[j][1] != category]
-        other_name, _, other_clip = items[others[rng.integers(len(others))]]
-        target = clip.audio.astype(np.float64)
-        other = np.resize(other_clip.audio, target.size).astype(np.float64)  # looped to the target's length
-        yield Case(f"{name} over {other_name}", target + _at_0db(target, other), target, clip.frames[0], None, RATE)
-
-
 # ---------------------------------------------------------------------------------------------
 # methods
 def mixture_itself(case):
@@ -277,17 +259,6 @@ METHODS = {"mixture": mixture_itself, "product": product, "motion only": motion_
            "ideal ratio mask": ideal_ratio_mask}
 #: Methods that read the true target: not run on absent targets.
 ORACLES = {"ideal ratio mask"}
-
-
-def appearance_methods(model):
-    """Set (d)'s methods: the appearance route of a fitted ``AVCorrespondence(separation=True)``."""
-
-    def appearance_route(case):
-        return model.separate(case.mixture.astype(np.float32), case.frames, sample_rate=case.sample_rate,
-                              return_confidence=True)
-
-    return {"mixture": mixture_itself, "appearance route": appearance_route, "unguided NMF": unguided_nmf,
-            "ideal ratio mask": ideal_ratio_mask}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,32 +343,12 @@ def per_clip_table(rows, others):
         print(f"| {case} | {value:.1f} | {product_cells} | {' | '.join(cells)} | {others[case]} |")
 
 
-# ---------------------------------------------------------------------------------------------
-def appearance_set(cache):
-    """Fit the appearance route on the qabcs pairs not held out; score it on the held-out mixtures."""
-    from skavc import AVCorrespondence
-
-    items = load_qabcs(fetch("qabcs-data", cache) / QABCS)
-    order = np.random.default_rng(0).permutation(len(items))
-    n_held_out = int(round(HELD_OUT_SHARE * len(items)))
-    held_out, train = sorted(order[:n_held_out]), sorted(order[n_held_out:])
-    t0 = time.perf_counter()
-    model = AVCorrespondence(separation=True, timing=False, random_state=0).fit([items[i][2] for i in train])
-    fitting = time.perf_counter() - t0
-    cases = list(appearance_cases(items, held_out))
-    sdr_table(f"(d) appearance route: fitted on {len(train)} qabcs recordings with their pictures "
-              f"({fitting:.0f} s), {len(cases)} held-out 0 dB mixtures separated by one picture",
-              run(cases, appearance_methods(model)))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--talk", type=Path, default=HERE.parent.parent / "shared" / "media" / "talk")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/skavc-bench/real").expanduser())
-    parser.add_argument("--sets", default="abcd", help="a video + recording, b absent, c cocktail party, "
-                                                       "d appearance route")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
-                        help="methods of sets a, b and c")
+    parser.add_argument("--sets", default="abc", help="a video + recording, b absent, c cocktail party")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--segment", type=float, default=6.0, help="seconds per segment")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -435,8 +386,6 @@ def main():
         sdr_table(f"(c) cocktail party: two talking heads' voices at 0 dB, guided by one face ({len(cases)} "
                   "ordered pairs); goal: median SDRi >= +4 dB, above the unguided NMF", run(cases, methods))
         print(f"\n({time.perf_counter() - t_set:.0f} s)", flush=True)
-    if "d" in args.sets:
-        appearance_set(args.cache)
     print(f"\n({time.perf_counter() - t0:.0f} s in all)")
 
 

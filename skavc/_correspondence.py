@@ -107,10 +107,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ImageNet posteriors from the sound, so :meth:`classify_scene` hears what
         the camera misses) and, when ``y`` holds label or caption strings, the
         map from the shared space into the text space.
-    separation : bool, default=False
-        Also learn, in :meth:`fit`, a few spectral bases from each training clip's
-        audio, tagged with its visual embedding, so that :meth:`separate` can take
-        one picture of the target (the appearance route).
     text_encoder : {"minilm-l6"}, default="minilm-l6"
         Sentence encoder of label strings and sound names (all-MiniLM-L6-v2).
     fps : float, default=25.0
@@ -172,8 +168,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
     timing_ : ndarray of shape (3,)
         Only when fitted with ``timing=True``: weights of the cosine and of the sync
         peak, and the intercept (:func:`skavc.sync.timing_probability`).
-    separation_bases_ : AppearanceBases
-        Only when fitted with ``separation=True``.
 
     Notes
     -----
@@ -214,7 +208,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         "localization": ["boolean"],
         "timing": ["boolean"],
         "scene": ["boolean"],
-        "separation": ["boolean"],
         "text_encoder": [StrOptions(set(TEXT_ENCODERS))],
         "fps": [Interval(Real, 0, None, closed="neither")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -247,7 +240,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         localization=False,
         timing=True,
         scene=False,
-        separation=False,
         text_encoder="minilm-l6",
         fps=25.0,
         device="auto",
@@ -276,7 +268,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.localization = localization
         self.timing = timing
         self.scene = scene
-        self.separation = separation
         self.text_encoder = text_encoder
         self.fps = fps
         self.device = device
@@ -473,12 +464,6 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         self.__dict__.pop("timing_", None)
         if self.timing:
             self.timing_ = self._fit_timing(X, A, V)
-        self.__dict__.pop("separation_bases_", None)
-        if self.separation:
-            context = self._context()
-            audio = context.map(lambda item, where: context.clip(item, where).audio, X)
-            visual = project(self.head_params_, self.visual_preprocessor_.transform(V), "visual")
-            self.separation_bases_ = separation.AppearanceBases().fit(audio, context.sample_rate, visual)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -491,7 +476,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
 
         Only the correspondence heads learn here: the sync and localisation
         heads (``sync=True``, ``localization=True``), the timing combination
-        (``timing=True``), the scene heads and the separation bases are trained
+        (``timing=True``) and the scene heads are trained
         by :meth:`fit`; without them :meth:`predict_offset` and :meth:`localize`
         use their training-free methods (``method="auto"``) and
         :meth:`correspondence` the plain cosine.
@@ -1221,13 +1206,12 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Mono mixture.
         target_visual : ndarray of shape (T, H, W, 3) or (H, W, 3), uint8
             Frames at :attr:`video_frame_rate`, aligned with the mixture, in which the target
-            moves when it sounds (the timing route, training-free: motion-informed NMF,
-            :func:`skavc.separation.separate`); or one picture of the target (the appearance
-            route, :func:`skavc.separation.separate_by_appearance`: needs a model fitted with
-            ``separation=True``; separates by what such things sound like).
+            moves when it sounds (training-free: motion-informed NMF,
+            :func:`skavc.separation.separate`), or speaks. One picture (H, W, 3) is refused
+            with a ValueError: a picture does not show when its sound is heard.
         sample_rate : int or None, default=None
             Rate of ``mixed_audio``; None means :attr:`audio_sample_rate`. Any rate works (the
-            output keeps it; the appearance route works at the rate of its bases and resamples).
+            output keeps it).
         region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W), default=None
             Where the target is in the frames: a box in pixels or weights (a ``localize`` map).
         faces : bool, default=True
@@ -1250,12 +1234,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         rate = self.audio_sample_rate if sample_rate is None else sample_rate
-        picture = np.asarray(target_visual)
-        if picture.ndim == 3 and picture.shape[-1] == 3:
-            embedding = self._appearance_target(picture, region)
-            return separation.separate_by_appearance(mixed_audio, rate, embedding, self.separation_bases_,
-                                                     return_residual=return_residual,
-                                                     return_confidence=return_confidence)
+        target_visual = separation.check_not_picture(target_visual, name="target_visual")
         return separation.separate(mixed_audio, rate, target_visual, self.video_frame_rate, region=region,
                                    face_tracks=self._context().face_tracks if faces else None,
                                    speech_enhancer=self._context().speech_enhancer() if faces else None,
@@ -1279,10 +1258,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         mixed_audio : str, os.PathLike or array-like of shape (n_samples,)
             The mixture: an audio or video file with sound (read at its own rate), or samples.
-        target_visual : str, os.PathLike, ndarray of shape (T, H, W, 3) or (H, W, 3)
+        target_visual : str, os.PathLike or ndarray of shape (T, H, W, 3)
             A video file (or frames at :attr:`video_frame_rate`) in which the target moves with
-            its sound, covering the mixture from its first sample; or one picture (the
-            appearance route, as in :meth:`separate`).
+            its sound (or speaks), covering the mixture from its first sample. One picture is
+            refused, as in :meth:`separate`.
         sample_rate : int or None, default=None
             Rate of ``mixed_audio`` samples; None means :attr:`audio_sample_rate`. Not used
             for a file.
@@ -1310,40 +1289,25 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         if overlap >= window:
             raise ValueError(f"overlap must be shorter than window ({window:g} s); got overlap={overlap!r}")
         hop = window - overlap
+        if not isinstance(target_visual, (str, os.PathLike)):
+            target_visual = separation.check_not_picture(target_visual, name="target_visual")
         mixture = self._mixture_windows(mixed_audio, sample_rate, window=window, hop=hop)
         rate, duration = mixture.sample_rate, mixture.duration
-        picture = not isinstance(target_visual, (str, os.PathLike)) and np.ndim(target_visual) == 3
-        if picture:
-            embedding = self._appearance_target(np.asarray(target_visual), region)
-            pieces = separation.separate_windows_by_appearance(mixture, rate, embedding, self.separation_bases_,
-                                                               hop=hop)
-        else:
-            context = self._context()
-            faces = bool(faces) and region is None
-            if faces and isinstance(target_visual, (str, os.PathLike)):  # a first look before decoding at 640 px
-                faces = context.shows_faces(target_visual, "target_visual")
-            targets, size, covered = self._target_windows(context, target_visual, window=window, hop=hop,
-                                                          max_side=FACE_SIDE if faces else MOTION_SIDE)
-            if duration is not None and covered is not None and duration > covered + _COVER_SLACK:
-                # found at the end otherwise, after all the work: the frames must cover the mixture
-                raise ValueError(f"target_visual covers {covered:.2f} s but mixed_audio lasts {duration:.2f} s: the "
-                                 "frames must cover the mixture (trim the mixture, or give the whole video)")
-            pieces = separation.separate_windows(mixture, rate, ((c.frames, c.fps) for c in targets), hop=hop,
-                                                 region=region, region_size=size,
-                                                 face_tracks=context.face_tracks if faces else None,
-                                                 speech_enhancer=context.speech_enhancer() if faces else None)
+        context = self._context()
+        faces = bool(faces) and region is None
+        if faces and isinstance(target_visual, (str, os.PathLike)):  # a first look before decoding at 640 px
+            faces = context.shows_faces(target_visual, "target_visual")
+        targets, size, covered = self._target_windows(context, target_visual, window=window, hop=hop,
+                                                      max_side=FACE_SIDE if faces else MOTION_SIDE)
+        if duration is not None and covered is not None and duration > covered + _COVER_SLACK:
+            # found at the end otherwise, after all the work: the frames must cover the mixture
+            raise ValueError(f"target_visual covers {covered:.2f} s but mixed_audio lasts {duration:.2f} s: the "
+                             "frames must cover the mixture (trim the mixture, or give the whole video)")
+        pieces = separation.separate_windows(mixture, rate, ((c.frames, c.fps) for c in targets), hop=hop,
+                                             region=region, region_size=size,
+                                             face_tracks=context.face_tracks if faces else None,
+                                             speech_enhancer=context.speech_enhancer() if faces else None)
         return self._with_progress(pieces, "separate", mixed_audio, "mixed_audio", duration)
-
-    def _appearance_target(self, picture, region):
-        """The visual embedding of one picture of the target (the appearance route), checked."""
-        if region is not None:
-            raise ValueError("region applies to frames (T, H, W, 3), in which the target moves; "
-                             "a single picture is matched by its appearance as a whole: leave region out")
-        check_is_fitted(self, "separation_bases_", msg=(
-            "separating by one picture (the appearance route) needs a model fitted with separation=True "
-            "first (AVCorrespondence(separation=True).fit(X)); "
-            "or pass frames (T, H, W, 3) in which the target moves with its sound"))
-        return self.transform_visual([picture[None]])[0]
 
     def _mixture_windows(self, mixed_audio, sample_rate, *, window, hop):
         """The mixture's windows (from a file, or samples in memory) with ``sample_rate`` and ``duration``."""

@@ -48,13 +48,13 @@ voices with music, but by a pretrained speech enhancer (Conv-TasNet, ``skavc.enc
 whose estimate is trusted as far as the face's mouth follows its loudness (:func:`separate_speech`,
 :func:`mouth_evidence`), leaning to the mixture where it is not, as in step 6.
 
-The appearance route (:func:`separate_by_appearance`, one picture of the target; a simplified
-AV-NMF after Gao and Grauman 2018) needs training: :class:`AppearanceBases` learns a few NMF
-spectral bases from each training clip's audio, tagged with the clip's visual embedding; at call
-time the picture's embedding picks the bases of the training clips that look most like it as the
-target dictionary and those of the clips that look least like it as the rest, the mixture's
-activations are fitted with both dictionaries fixed, and the same soft mask separates them.
-It separates by *kind* (what such things sound like), not by instance.
+One picture of the target (no frames) is refused (:func:`check_not_picture`): the appearance
+route, which separated by what things that look like the picture sound like (a simplified AV-NMF
+after Gao and Grauman 2018, with NMF bases of training clips picked by their visual embedding),
+was withdrawn. On real pictures with their real sounds (48 held-out qabcs mixtures,
+``benchmarks/real_separation.py``) it gave -5.5 dB median, and +0.0 dB once its weak
+confidence made it return the mixture: each real picture's sound was the only one of its kind
+among the training clips, so no neighbour's spectra described it.
 
 Documented behaviour on the edges: all-zero (or near-silent) audio gives zeros and confidence 0;
 static frames (no motion) give zeros and confidence 0; a mixture too short for a chance level
@@ -80,17 +80,15 @@ from .features import (MIN_FACE_SHARE, MOUTH_LEAD, block_size, fill_gaps, frame_
                        motion_energy_times, mouth_opening, mouth_speech_correlation, rises, speech_at_frames)
 
 __all__ = [
-    "AppearanceBases",
     "SeparatedWindow",
+    "check_not_picture",
     "crossfade_windows",
     "factorise",
     "mouth_evidence",
     "mouth_guide",
     "separate",
-    "separate_by_appearance",
     "separate_speech",
     "separate_windows",
-    "separate_windows_by_appearance",
     "stft_settings",
     "wiener_mask",
 ]
@@ -157,6 +155,22 @@ def _soft_mask(Vt, Vr):
 # ---------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------
+
+
+def check_not_picture(target, *, name):
+    """``target`` as an array, refused with a ValueError naming ``name`` when it is one picture (H, W, 3).
+
+    A separation follows what moves with the target's sound, so it needs frames (T, H, W, 3);
+    the route that separated by one picture's appearance was withdrawn (module docstring).
+    """
+    arr = np.asarray(target)
+    if arr.ndim == 3 and arr.shape[-1] == 3:
+        raise ValueError(
+            f"{name} is one picture of shape {arr.shape}: separation follows what moves with the target's sound "
+            "and needs frames (T, H, W, 3) aligned with the mixture (a video of the target: its motion, or its "
+            "speaking face). Separating by one picture's appearance was withdrawn: on real pictures with their "
+            "sounds it did not separate (+0.0 dB median, docs/benchmarks.md)")
+    return arr
 
 
 def _check_region(region, frames):
@@ -428,7 +442,7 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide
         Frames aligned with the mixture (frame ``f`` shows the instant ``f / fps``) in which the
         target moves when it sounds: the target alone, or full frames with ``region``. They must
         cover the mixture to within one frame; frames beyond the end of the audio are ignored.
-        (For one picture of the target, without motion, see :func:`separate_by_appearance`.)
+        One picture (H, W, 3) is refused (:func:`check_not_picture`).
     fps : float
         Frame rate of ``target_frames``.
     region : None, (x0, y0, x1, y1) or ndarray of shape (T, H, W) or (H, W), default=None
@@ -479,13 +493,7 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide
     audio = check_audio(mixed_audio, name="mixed_audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
     fps = check_real(fps, name="fps", positive=True)
-    arr = np.asarray(target_frames)
-    if arr.ndim == 3 and arr.shape[-1] == 3:
-        raise ValueError(
-            "target_frames is one picture (H, W, 3): separate follows the target's motion and needs frames "
-            "(T, H, W, 3) aligned with the mixture; for one picture use separate_by_appearance "
-            "(AVCorrespondence.separate with a model fitted with separation=True: "
-            "AVCorrespondence(separation=True).fit(X))")
+    arr = check_not_picture(target_frames, name="target_frames")
     frames = check_frames(arr, name="target_frames")
     n_components = check_int(n_components, name="n_components", minimum=1)
     tolerance = check_real(tolerance, name="tolerance", minimum=0.0)
@@ -545,138 +553,6 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide
             details.update(W=Wf, H=H, scores=score, z=z, z_best=z_best, weights=w, mask=mask, track=track)
     return _result(audio, target, confidence if return_confidence else None, return_residual,
                    details if return_details else None)
-
-
-# ---------------------------------------------------------------------------
-# The appearance route
-# ---------------------------------------------------------------------------
-
-#: Target share of the explained energy (L1 of the target part over the whole) at which the
-#: appearance route's confidence is 0.5, and the softness around it; measured on generated
-#: two-source mixtures (benchmarks/bench_separation.py): present targets explain 0.3-0.6 of the
-#: mixture with their bases, absent ones 0.05-0.2.
-_SHARE_MID = 0.2
-_SHARE_WIDTH = 0.04
-
-
-class AppearanceBases:
-    """Spectral bases per training clip, tagged with the clip's visual embedding (the appearance route).
-
-    Parameters
-    ----------
-    n_bases : int, default=4
-        NMF components learnt from each training clip's magnitude spectrogram.
-    n_neighbours : int, default=5
-        Training clips whose bases make the target dictionary: those whose visual embedding is
-        closest to the picture's.
-    rest_fraction : float, default=0.5
-        Share of the training clips, the least like the picture, whose bases make the rest's
-        dictionary.
-    n_iter : int, default=100
-        Multiplicative updates of the mixture's activations at call time.
-    """
-
-    def __init__(self, n_bases=4, n_neighbours=5, rest_fraction=0.5, n_iter=100):
-        self.n_bases = n_bases
-        self.n_neighbours = n_neighbours
-        self.rest_fraction = rest_fraction
-        self.n_iter = n_iter
-
-    def fit(self, audio, sample_rate, visual_embeddings):
-        """Learn from a list of mono waveforms at ``sample_rate`` and their (n, d) unit visual embeddings."""
-        n_bases = check_int(self.n_bases, name="n_bases", minimum=1)
-        check_int(self.n_neighbours, name="n_neighbours", minimum=1)
-        if not 0 < check_real(self.rest_fraction, name="rest_fraction", positive=True) <= 1:
-            raise ValueError(f"rest_fraction must be in (0, 1]; got {self.rest_fraction!r}")
-        check_int(self.n_iter, name="n_iter", minimum=1)
-        audio = [check_audio(a, name=f"audio[{i}]") for i, a in enumerate(audio)]
-        embeddings = np.asarray(visual_embeddings, dtype=np.float64)
-        if embeddings.ndim != 2 or embeddings.shape[0] != len(audio) or len(audio) < 2:
-            raise ValueError(f"visual_embeddings must have shape (n_clips, d) with one row per waveform of audio "
-                             f"and n_clips >= 2 (a target and a rest dictionary); got {len(audio)} waveforms "
-                             f"and shape {embeddings.shape}")
-        self.sample_rate_ = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
-        n_fft, hop = stft_settings(self.sample_rate_)
-        bases = []
-        for waveform in audio:
-            W, _ = factorise(np.abs(_stft(waveform.astype(np.float64), n_fft, hop)), n_bases)
-            W = np.pad(W, ((0, 0), (0, n_bases - W.shape[1])))  # short clips: fewer bases
-            bases.append(W / np.maximum(W.sum(axis=0, keepdims=True), 1e-12))
-        self.bases_ = np.stack(bases)                                   # (n, F, n_bases)
-        self.embeddings_ = embeddings
-        return self
-
-    def dictionaries(self, embedding):
-        """Target and rest dictionaries for a picture's unit embedding: (F, m * n_bases) each.
-
-        The target's are the ``n_neighbours`` training clips most similar to the picture (at
-        most half of them); the rest's the ``rest_fraction`` of the training clips least similar
-        to it (never one of the target's).
-        """
-        if not hasattr(self, "bases_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("these AppearanceBases are not fitted yet: call fit first")
-        embedding = np.asarray(embedding, dtype=np.float64)
-        if embedding.shape != self.embeddings_.shape[1:]:
-            raise ValueError(f"embedding must have shape {self.embeddings_.shape[1:]} (a visual embedding of "
-                             f"the model the bases were fitted with); got {embedding.shape}")
-        order = np.argsort(self.embeddings_ @ embedding)[::-1]
-        m = int(min(self.n_neighbours, max(1, order.size // 2)))
-        start = max(m, int(round(order.size * (1.0 - self.rest_fraction))))
-        target, rest = order[:m], order[start:]
-        F = self.bases_.shape[1]
-        return (self.bases_[target].transpose(1, 0, 2).reshape(F, -1),
-                self.bases_[rest].transpose(1, 0, 2).reshape(F, -1))
-
-
-def separate_by_appearance(mixed_audio, sample_rate, target_embedding, bases, *, return_residual=False,
-                           return_confidence=False):
-    """The sound of the kind of thing a picture shows, taken out of ``mixed_audio``.
-
-    Parameters
-    ----------
-    mixed_audio : array-like of shape (n_samples,)
-        Mono mixture.
-    sample_rate : int
-        Its rate (>= 1000 Hz): the mixture is separated at the rate the bases were learnt
-        at, and the target resampled back (same rate and length as the mixture).
-    target_embedding : ndarray of shape (d,)
-        Unit visual embedding of the picture (the estimator's ``transform_visual``).
-    bases : AppearanceBases
-        Fitted.
-    return_residual, return_confidence : bool
-
-    Returns
-    -------
-    As :func:`separate`. The confidence is a logistic in the share of the mixture's energy the
-    target dictionary explains (0.5 at :data:`_SHARE_MID`); where it is weak the output leans to
-    a quieter copy of the mixture, as :func:`separate`'s.
-    """
-    audio = check_audio(mixed_audio, name="mixed_audio")
-    sample_rate = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
-    rate = bases.sample_rate_
-    work = _resample(audio, sample_rate, rate)
-    n_fft, hop = stft_settings(rate)
-    target, confidence = np.zeros(audio.size), 0.0
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    if rms > _SILENCE_RMS and work.size >= 2:
-        X = _stft(work, n_fft, hop)
-        V = np.abs(X)
-        Wt, Wr = bases.dictionaries(target_embedding)
-        W = np.hstack([Wt, Wr])
-        H = np.full((W.shape[1], V.shape[1]), V.mean() / max(W.shape[1], 1) + 1e-12)
-        column_sums = np.maximum(W.sum(axis=0)[:, None], 1e-12)
-        for _ in range(bases.n_iter):  # KL-NMF activations with the dictionaries fixed
-            H *= (W.T @ (V / np.maximum(W @ H, 1e-12))) / column_sums
-        k = Wt.shape[1]
-        Vt, Vr = Wt @ H[:k], Wr @ H[k:]
-        share = float(Vt.sum() / max((Vt + Vr).sum(), 1e-12))
-        confidence = float(expit((share - _SHARE_MID) / _SHARE_WIDTH))
-        target = _istft(X * _no_harm(_soft_mask(Vt, Vr), confidence), n_fft, hop, work.size)
-        target = _resample(target.astype(np.float32), rate, sample_rate)
-        target = np.pad(target, (0, max(0, audio.size - target.size)))[: audio.size]
-    return _result(audio, target, confidence if return_confidence else None, return_residual)
 
 
 # ---------------------------------------------------------------------------
@@ -867,26 +743,3 @@ def _scaled_box(region, region_size, size):
     (height, width), (h, w) = region_size, size
     x0, y0, x1, y1 = (float(v) for v in region)
     return (x0 * w / width, y0 * h / height, x1 * w / width, y1 * h / height)
-
-
-def separate_windows_by_appearance(mixture_windows, sample_rate, target_embedding, bases, *, hop):
-    """:func:`separate_by_appearance` over a long mixture, a window at a time, the windows crossfaded.
-
-    Parameters
-    ----------
-    mixture_windows : iterable of ndarray of shape (n_samples,)
-        As in :func:`separate_windows`.
-    sample_rate : int
-    target_embedding : ndarray of shape (d,)
-    bases : AppearanceBases
-    hop : float
-
-    Yields
-    ------
-    piece : SeparatedWindow
-        As :func:`separate_windows`.
-    """
-    hop = check_real(hop, name="hop", positive=True)
-    each = (separate_by_appearance(mixture, sample_rate, target_embedding, bases, return_residual=True,
-                                   return_confidence=True) for mixture in mixture_windows)
-    return crossfade_windows(each, sample_rate, hop=hop)

@@ -213,8 +213,6 @@ def test_errors_give_the_fix_as_a_constructor_parameter(fitted, clips):
     del model.timing_
     with pytest.raises(ValueError, match=r"AVCorrespondence\(timing=True\)\.fit\(X\)"):
         model.retrieve_visuals(clips[0].audio, clips[:4], top_k=1, rerank=3)
-    with pytest.raises(NotFittedError, match=r"AVCorrespondence\(separation=True\)\.fit\(X\)"):
-        fitted.separate(clips[0].audio, clips[0].frames[0])
 
 
 def test_one_pair_unwrapped_points_to_wrapping_it(fitted):

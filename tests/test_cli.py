@@ -157,16 +157,14 @@ def test_a_video_without_sound_is_refused_in_the_shells_words(videos, capsys):
         assert "audio track" in err and "allow_missing_audio" not in err
 
 
-def test_a_picture_without_a_separation_model_is_refused_in_the_shells_words(videos, tmp_path, capsys):
+def test_a_picture_as_target_is_refused_in_the_shells_words(videos, tmp_path, capsys):
     plt = pytest.importorskip("matplotlib.pyplot")
     video, _, clip = videos
     picture = tmp_path / "target.png"
     plt.imsave(picture, clip.frames[0])
     status, _, err = _run(capsys, "separate", video, picture, "--out", tmp_path / "t.wav")
     assert status == 2
-    assert "--model" in err and "separation=True" in err and "fit(X, separation=True)" not in err
-    status, _, err = _run(capsys, "separate", video, picture, "--out", tmp_path / "t.wav", "--region", "0,0,8,8")
-    assert status == 2 and "leave --region out" in err
+    assert "is a picture" in err and "give as TARGET a video" in err and "(T, H, W, 3)" not in err
     assert not (tmp_path / "t.wav").exists()
 
 
@@ -177,9 +175,6 @@ def test_a_picture_without_a_separation_model_is_refused_in_the_shells_words(vid
     ("method='fused' needs a localisation head: a model fitted with localization=True first "
      "(AVCorrespondence(localization=True).fit(X)), or use method='synchrony'",
      ["--method fused", "--model FILE", "--method synchrony"], ["method='", ".fit(X)"]),
-    ("separating by one picture (the appearance route) needs a model fitted with separation=True first "
-     "(AVCorrespondence(separation=True).fit(X)); or pass frames (T, H, W, 3) in which the target moves",
-     ["--model FILE", "separation=True", "TARGET a video"], [".fit(X)", "(T, H, W, 3)"]),
     ("no audio stream in 'v.mp4': a clip needs both frames and audio "
      "(pass allow_missing_audio=True to use silence instead)",
      ["no audio stream in 'v.mp4'", "audio track"], ["allow_missing_audio"]),

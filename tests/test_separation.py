@@ -117,7 +117,7 @@ def test_bad_input_errors(two_sources):
         separate(a, sr, frames.astype(np.float32), fps)
     with pytest.raises(ValueError, match="target_frames must have shape"):
         separate(a, sr, frames[..., 0], fps)
-    with pytest.raises(ValueError, match="separate_by_appearance"):
+    with pytest.raises(ValueError, match="target_frames is one picture"):
         separate(a, sr, frames[0], fps)
     with pytest.raises(ValueError, match="region"):
         separate(a, sr, frames, fps, region=(500, 500, 600, 600))
@@ -174,73 +174,22 @@ def test_metrics():
         si_sdr(np.zeros(10), np.ones(10))
 
 
-def test_the_appearance_route_needs_fit_and_keeps_length_and_sum(two_sources, memory):
-    from sklearn.exceptions import NotFittedError
-
+def test_one_picture_is_refused_by_name_before_any_work(two_sources, tmp_path):
+    """The appearance route was withdrawn: every public entry point refuses one picture (H, W, 3)
+    with a ValueError naming its parameter, and nothing is read first."""
     from skavc import AVCorrespondence
 
     clips, truth = two_sources
     picture = truth.source_frames[0][0][0]
-    with pytest.raises(NotFittedError, match="separation=True"):
-        AVCorrespondence().separate(clips[0].audio, picture)
-    train, _ = make_av_clips(n_clips=12, duration=1.0, frame_size=(64, 64), random_state=7)
-    model = AVCorrespondence(separation=True, epochs=5, embedding_dim=16, memory=memory, random_state=0).fit(train)
-    target, residual, confidence = model.separate(clips[0].audio, picture, return_residual=True,
-                                                  return_confidence=True)
-    assert target.shape == clips[0].audio.shape and target.dtype == np.float32
-    np.testing.assert_allclose(target + residual, clips[0].audio, atol=1e-6)
-    assert 0.0 <= confidence <= 1.0 and np.all(np.isfinite(target))
-    with pytest.raises(ValueError, match="region applies to frames"):
-        model.separate(clips[0].audio, picture, region=(0, 0, 8, 8))
-    halved = model.separate(clips[0].audio[::2], picture, sample_rate=8000)  # resampled there and back
-    assert halved.shape == clips[0].audio[::2].shape
-    assert np.corrcoef(halved, target[::2])[0, 1] > 0.9  # the same separation, at the caller's rate
-    silent = model.separate(np.zeros(16000, np.float32), picture)
-    assert not np.any(silent)
-
-
-def test_appearance_route_takes_out_the_sound_of_the_pictures_neighbours():
-    """Bases of tones tagged with one embedding and of noise with another: a mixture of a new
-    tone and new noise, separated by the noise's embedding, gives mostly the noise. The tone's
-    bases explain little of the mixture's energy (one bin), so its confidence is low and its
-    output leans to the mixture: no better, and no worse."""
-    from skavc.separation import AppearanceBases, separate_by_appearance
-
-    sr, rng = 16000, np.random.default_rng(0)
-    t = np.arange(sr) / sr
-    tones = [np.sin(2 * np.pi * f * t) for f in (440.0, 460.0, 480.0)]
-    noises = [np.convolve(rng.normal(size=sr), np.ones(4) / 4, mode="same") for _ in range(3)]
-    embeddings = np.repeat(np.eye(2), 3, axis=0)
-    bases = AppearanceBases(n_neighbours=3).fit([x.astype(np.float32) for x in tones + noises], sr, embeddings)
-    tone, noise = np.sin(2 * np.pi * 450.0 * t), np.convolve(rng.normal(size=sr), np.ones(4) / 4, mode="same")
-    mixture = (tone + noise).astype(np.float32)
-    target, confidence = separate_by_appearance(mixture, sr, np.eye(2)[1], bases, return_confidence=True)
-    assert confidence > 0.9 and si_sdr(noise, target) > si_sdr(noise, mixture) + 6.0  # +17.7 dB when written
-    target, confidence = separate_by_appearance(mixture, sr, np.eye(2)[0], bases, return_confidence=True)
-    assert confidence < 0.5 and si_sdr(tone, target) > si_sdr(tone, mixture)  # 0.17, +1.6 dB when written
-
-
-def test_appearance_bases_check_their_input():
-    from skavc.separation import AppearanceBases
-
-    rng = np.random.default_rng(0)
-    audio = [rng.normal(size=8000).astype(np.float32) for _ in range(3)]
-    with pytest.raises(ValueError, match="one row per waveform"):
-        AppearanceBases().fit(audio, 16000, np.eye(2))
-    with pytest.raises(ValueError, match="n_clips >= 2"):
-        AppearanceBases().fit(audio[:1], 16000, np.eye(1))
-    with pytest.raises(ValueError, match="n_bases"):
-        AppearanceBases(n_bases=0).fit(audio, 16000, np.eye(3))
-    with pytest.raises(ValueError, match="rest_fraction"):
-        AppearanceBases(rest_fraction=1.5).fit(audio, 16000, np.eye(3))
-    bases = AppearanceBases(n_bases=2).fit(audio, 16000, np.eye(3))
-    with pytest.raises(ValueError, match=r"embedding must have shape \(3,\)"):
-        bases.dictionaries(np.ones(4))
-    target, rest = bases.dictionaries(np.eye(3)[0])
-    assert target.shape[1] == 2 and rest.shape[1] >= 2 and target.shape[0] == rest.shape[0]
-    everyone = AppearanceBases(n_bases=2, n_neighbours=1, rest_fraction=1.0).fit(audio, 16000, np.eye(3))
-    target, rest = everyone.dictionaries(np.eye(3)[0])  # the rest asks for every clip: the target's stay out
-    assert rest.shape[1] == 2 * 2 and not np.any(np.all(np.isclose(target[:, :, None], rest[:, None, :]), axis=0))
+    model = AVCorrespondence()
+    with pytest.raises(ValueError, match=r"target_visual is one picture of shape \(128, 128, 3\).*\(T, H, W, 3\)"):
+        model.separate(clips[0].audio, picture)
+    with pytest.raises(ValueError, match="target_visual is one picture"):  # before MIX is opened
+        model.separate_windows(str(tmp_path / "absent.wav"), picture)
+    with pytest.raises(ValueError, match="target_frames is one picture"):
+        separate(clips[0].audio, clips[0].sample_rate, picture, clips[0].fps)
+    with pytest.raises(TypeError, match="separation"):  # the parameter that trained it is gone
+        AVCorrespondence(separation=True)
 
 
 def test_cli_separate(two_sources, tmp_path, capsys):
@@ -267,12 +216,12 @@ def test_cli_separate(two_sources, tmp_path, capsys):
     plt = pytest.importorskip("matplotlib.pyplot")
 
     plt.imsave(picture, truth.source_frames[0][0][0])
-    assert main(["separate", str(mix), str(picture), "--out", str(out)]) == 2  # no fitted model
-    assert "separation=True" in capsys.readouterr().err
-    bitmap = tmp_path / "target.bmp"  # any one-frame picture takes the appearance route, not only PNG / JPEG
+    assert main(["separate", str(mix), str(picture), "--out", str(out)]) == 2
+    assert "is a picture" in capsys.readouterr().err and not out.with_suffix(".wav.tmp").exists()
+    bitmap = tmp_path / "target.bmp"  # any one-frame picture is refused, not only PNG / JPEG
     plt.imsave(bitmap, truth.source_frames[0][0][0][..., :3])
     assert main(["separate", str(mix), str(bitmap), "--out", str(out)]) == 2
-    assert "separation=True" in capsys.readouterr().err
+    assert "is a picture" in capsys.readouterr().err
 
 
 # -- long recordings: a window at a time ------------------------------------------------------------
