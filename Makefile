@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export SKAVC_HOME ?= $(CURDIR)/.skavc-cache
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test docs docs-check install install-test clean
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ $(VENV)/.installed-test: $(VENV)/.installed tests/requirements-reference.txt
 
 install: $(VENV)/.installed
 
+# The site: API reference, user guide, gallery (run at build time), warnings as errors.
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP) install -q -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/sphinx-build -W --keep-going -n -b html -j 1 docs docs/_build/html
+
+# Opens the built pages in headless Chromium (Debian's chromium): figures load, internal links
+# resolve; screenshots land in docs/_build/screenshots/.
+docs-check: docs
+	$(PY) docs/check_site.py docs/_build/html
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/skavc demo
 
@@ -33,4 +46,4 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) .skavc-cache .pytest_cache
+	rm -rf $(VENV) .skavc-cache .pytest_cache docs/_build docs/generated docs/auto_examples

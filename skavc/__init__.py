@@ -2,12 +2,14 @@
 
 from ._clip import AVClip, ClipQualityWarning
 from ._correspondence import AVCorrespondence
+from ._info import show_versions
 from ._inputs import pair_clips
 from .index import EmbeddingIndex
 
 from ._version import __version__  # noqa: E402
 
-__all__ = ["AVClip", "AVCorrespondence", "ClipQualityWarning", "EmbeddingIndex", "load_clip", "pair_clips", "save_clip", "__version__"]
+__all__ = ["AVClip", "AVCorrespondence", "ClipQualityWarning", "EmbeddingIndex", "load_clip", "pair_clips", "save_clip", "show_versions",
+           "__version__"]
 
 
 def __getattr__(name):

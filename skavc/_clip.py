@@ -91,7 +91,7 @@ class AVClip:
     Raises
     ------
     ValueError
-        When the audio and the frames cannot cover one span of time (:func:`check_durations`).
+        When the audio and the frames cannot cover one span of time (:func:`~skavc._clip.check_durations`).
 
     Warns
     -----

@@ -7,6 +7,7 @@ for the numpydoc of its public methods, about half the module.)
 """
 
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -423,7 +424,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             Each item's audio and frames are a positive pair.
         y : None or sequence of str, length n_clips
             Label or caption strings, used only with ``scene=True`` (the text map
-            of :meth:`classify_scene`); otherwise ignored.
+            of :meth:`classify_scene`); otherwise ignored, with a ``UserWarning`` that says so.
         epochs : int or None, default=None
             Overrides the ``epochs`` parameter for this call.
 
@@ -435,6 +436,10 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         X = self._check_n_pairs(X)
         if self.scene and y is not None:
             y = scene.check_captions(y, len(X))  # before any clip is encoded
+        elif y is not None:
+            warnings.warn("y is ignored: only scene=True uses it, to learn a map from the joint space to the "
+                          "label or caption strings it holds (AVCorrespondence(scene=True).fit(X, y)); "
+                          "the correspondence heads learn from the pairs in X alone", UserWarning, stacklevel=3)
         for attr in ("audio_encoder_", "visual_encoder_", "n_visual_frames_"):
             self.__dict__.pop(attr, None)  # refit with the current parameters
         if self.scene:
@@ -485,13 +490,18 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         X : sequence of AVClip, (audio, frames) pairs or video paths, length >= 2
         y : None
-            Ignored.
+            Ignored, with a ``UserWarning`` when given (only :meth:`fit` with ``scene=True``
+            learns from labels).
 
         Returns
         -------
         self : AVCorrespondence
         """
         X = self._check_n_pairs(X)
+        if y is not None:
+            warnings.warn("y is ignored: partial_fit learns the correspondence heads from the pairs in X alone; "
+                          "labels are learnt by fit with scene=True (AVCorrespondence(scene=True).fit(X, y))",
+                          UserWarning, stacklevel=3)
         first_call = not hasattr(self, "head_params_")
         A, V = self._pair_features(X)
         if first_call:
@@ -755,7 +765,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             return sync.sync_timeline(windows, method=chosen, max_offset=self.max_offset,
                                       face_tracks=context.face_tracks)
 
-        return context.map(job, X)
+        return context.map(job, X, desc="sync timelines")
 
     def localize(self, X, method="auto", return_confidence=False, refine=True, faces=True):
         """Where the sound comes from, as a heat map per frame.
@@ -811,7 +821,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         """Where the sound comes from in a long video, window by window, in bounded memory.
 
         A video file is localised a window at a time on frames decoded at
-        :data:`skavc.localization.WORK_SIZE` pixels on their larger side (all the maps need; 640
+        ``skavc.localization.WORK_SIZE`` pixels on their larger side (all the maps need; 640
         where a first look at a few frames sees a face, for its landmarks), in a second thread,
         while its full-size frames are read alongside ``chunk`` seconds at a time and given
         out with their maps (drawing them overlaps the localisation of what follows); a clip
@@ -1029,9 +1039,9 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         database = check_collection(database, name="the database")
         matches = [found[:rerank] for found in retrieval.retrieve(items, database, rerank, **query)]
         context = self._context()
-        reduced_queries = context.map(reduce_query, items)
+        reduced_queries = context.map(reduce_query, items, desc="rerank queries")
         unique = sorted({index for found in matches for index, _ in found})
-        reduced_candidates = dict(zip(unique, context.map(reduce_candidate, [database[i] for i in unique])))
+        reduced_candidates = dict(zip(unique, context.map(reduce_candidate, [database[i] for i in unique], desc="rerank candidates")))
         sound_is_query = query["modality"] == "audio"
 
         def peak(job, where):
@@ -1040,7 +1050,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
             return sync.pair_evidence(sound, picture, max_offset=self.max_offset)
 
         jobs = [(q, index) for q, found in enumerate(matches) for index, _ in found]
-        peaks = np.asarray(context.map(peak, jobs), dtype=np.float64)
+        peaks = np.asarray(context.map(peak, jobs, desc="rerank pairs"), dtype=np.float64)
         cosines = np.array([score for found in matches for _, score in found], dtype=np.float64)
         scores = sync.timing_probability(self.timing_, cosines, peaks)
         results, start = [], 0

@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from ._clip import AVClip
 from ._inputs import clip_windows, resolve_audio, resolve_clip, resolve_frames, resolve_pair
+from ._progress import progress_bar
 from .encoders import make_audio_encoder, make_text_encoder, make_visual_encoder
 from .features import grid_times, resample_track, sample_frame_indices
 
@@ -145,7 +146,7 @@ class EncodingContext:
     n_jobs : int or None
         Clips decoded and encoded at once.
     verbose : int
-        joblib's progress output is ``verbose - 1``.
+        From 1, a progress bar over lists of clips; joblib's own output is ``verbose - 1``.
     log : callable(str) or None
         Where stage messages go.
     """
@@ -379,13 +380,14 @@ class EncodingContext:
         return clip_windows(clip, window=window, hop=hop), clip.n_frames / clip.fps
 
     # -- the parallel map -------------------------------------------------------------
-    def map(self, func, items):
+    def map(self, func, items, desc="clips"):
         """``[func(item, where) ...]`` (``where`` is ``"X[i]"``), in parallel when asked for.
 
         Under ``joblib.parallel_backend(...)`` / ``parallel_config(backend=...)`` (dask,
         ray, loky...) the jobs always go through ``Parallel`` without a ``prefer``
         hint, so the user's backend decides where they run even with ``n_jobs=None``
-        (a one-thread dask cluster included), in chunks of clips.
+        (a one-thread dask cluster included), in chunks of clips. With ``verbose``, more than
+        one item shows a progress bar (``desc``) on stderr.
         """
         from joblib import parallel
 
@@ -396,12 +398,19 @@ class EncodingContext:
             backend, parallel.SequentialBackend
         )
         items = list(items)
+        bar = progress_bar(total=len(items), desc=desc, enabled=bool(self.verbose) and len(items) > 1)
         # numpy's BLAS threads spin after each call and take the cores of the onnxruntime run
         # that follows (a BLAS matmul in the Whisper log-mel made it 1.4x slower on 2 cores).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._map_items(func, items, user_backend, max(0, self.verbose - 1))
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                return self._map_items(func, items, user_backend, max(0, self.verbose - 1),
+                                       bar.update if bar is not None else lambda n: None)
+        finally:
+            if bar is not None:
+                bar.close()
 
-    def _map_items(self, func, items, user_backend, verbose):
+    def _map_items(self, func, items, user_backend, verbose, done):
+        """``map``'s work; ``done(n)`` is told of every ``n`` items finished."""
         if user_backend:
             # Clips travel in chunks: each task unpickles the encoders and opens their
             # onnxruntime sessions (~1 s), which one task per clip would pay per clip.
@@ -414,11 +423,20 @@ class EncodingContext:
             chunks = Parallel(n_jobs=self.n_jobs, verbose=verbose)(
                 delayed(run_chunk)(lo, items[lo : lo + size]) for lo in range(0, len(items), size)
             )
+            done(len(items))
             return [result for chunk in chunks for result in chunk]
         if effective_n_jobs(self.n_jobs) == 1:
-            return [func(item, f"X[{i}]") for i, item in enumerate(items)]
+            results = []
+            for i, item in enumerate(items):
+                results.append(func(item, f"X[{i}]"))
+                done(1)
+            return results
         jobs = (delayed(func)(item, f"X[{i}]") for i, item in enumerate(items))
-        return Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose)(jobs)
+        results = []
+        for result in Parallel(n_jobs=self.n_jobs, prefer="threads", verbose=verbose, return_as="generator")(jobs):
+            results.append(result)
+            done(1)
+        return results
 
     # -- feature views ----------------------------------------------------------------
     def _pooled_audio_job(self, input_rate=None):
@@ -470,7 +488,7 @@ class EncodingContext:
             return audio_job(audio, where), visual_job(frames, where)
 
         t0 = time.perf_counter()
-        pairs = self.map(job, X)
+        pairs = self.map(job, X, desc="encode clips")
         if self.log is not None:
             self.log(f"encoded {len(X)} clips in {time.perf_counter() - t0:.1f} s")
         A = np.stack([p[0] for p in pairs]).astype(np.float64)
@@ -481,12 +499,12 @@ class EncodingContext:
 
     def pooled_audio(self, X, input_rate=None):
         """Pooled audio features, (n_clips, n_audio_features) float64; bare waveforms at ``input_rate``."""
-        return np.stack(self.map(self._pooled_audio_job(input_rate), X)).astype(np.float64)
+        return np.stack(self.map(self._pooled_audio_job(input_rate), X, desc="encode audio")).astype(np.float64)
 
     def pooled_visual(self, X, n_visual_frames, class_posteriors=False):
         """Pooled visual features of ``n_visual_frames`` sampled frames, (n_clips, n_visual_features) float64;
         with ``class_posteriors``, also the classifier's pooled posteriors (n_clips, n_classes)."""
-        pooled = self.map(self._pooled_visual_job(n_visual_frames, class_posteriors), X)
+        pooled = self.map(self._pooled_visual_job(n_visual_frames, class_posteriors), X, desc="encode frames")
         if not class_posteriors:
             return np.stack(pooled).astype(np.float64)
         return np.stack([p[0] for p in pooled]).astype(np.float64), np.stack([p[1] for p in pooled])
@@ -522,4 +540,4 @@ class EncodingContext:
 
     def tracks(self, X, rate=TRACK_RATE):
         """:meth:`track` of every item of ``X``, as a list."""
-        return self.map(lambda item, where: self.track(item, where, rate), X)
+        return self.map(lambda item, where: self.track(item, where, rate), X, desc="tracks")

@@ -1,6 +1,6 @@
 """Turning what users pass as ``X`` into clips, one item at a time.
 
-``X`` may hold :class:`AVClip` objects, ``(audio, frames)`` pairs or video
+``X`` may hold :class:`~skavc.AVClip` objects, ``(audio, frames)`` pairs or video
 paths, and, for single-modality calls, bare waveforms or frame arrays. Items
 are resolved lazily, inside the (parallel) encoding jobs, so a corpus of
 video files is never decoded into memory all at once.
@@ -90,7 +90,7 @@ def _resample(audio, orig_sr, target_sr):
 
 
 def resolve_clip(item, *, sample_rate, fps, where):
-    """One item of ``X`` as an :class:`AVClip` with audio at ``sample_rate``.
+    """One item of ``X`` as an :class:`~skavc.AVClip` with audio at ``sample_rate``.
 
     Parameters
     ----------

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ._head import infonce_loss_and_grads
+from ._progress import progress_bar, written_beside
 
 # Below this many elements, allocating the update costs less than the extra in-place calls.
 _IN_PLACE_MIN_SIZE = 8192
@@ -54,6 +55,7 @@ def progress_logger(verbose, log, what=None):
         if verbose >= 2 or epoch % 10 == 0:
             log(f"{prefix} {epoch}: loss {loss:.4f} ({time.perf_counter() - start:.1f} s)")
 
+    report.what = f"{what} epochs" if what else "epochs"  # the progress bar's name (run_epochs)
     return report
 
 
@@ -68,7 +70,8 @@ def run_epochs(epoch, n_epochs, *, first_epoch=1, log=None, what="loss", hint="l
     first_epoch : int, default=1
         Number of the first epoch in log lines and errors (``partial_fit`` goes on counting).
     log : callable(epoch, loss) or None
-        As :func:`progress_logger` returns.
+        As :func:`progress_logger` returns; given, a progress bar over the epochs (with the
+        loss) goes to stderr too.
     what : str
         Name of the loss in the error.
     hint : str
@@ -84,13 +87,21 @@ def run_epochs(epoch, n_epochs, *, first_epoch=1, log=None, what="loss", hint="l
         When an epoch's loss is not finite.
     """
     losses = []
-    for number in range(first_epoch, first_epoch + n_epochs):
-        loss = float(epoch())
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the {what} diverged at epoch {number}; {hint}")
-        losses.append(loss)
-        if log is not None:
-            log(number, loss)
+    bar = progress_bar(total=n_epochs, desc=getattr(log, "what", "epochs"), unit="epoch", enabled=log is not None)
+    try:
+        for number in range(first_epoch, first_epoch + n_epochs):
+            loss = float(epoch())
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"the {what} diverged at epoch {number}; {hint}")
+            losses.append(loss)
+            if log is not None:
+                bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+                bar.update(1)
+                with written_beside(bar):
+                    log(number, loss)
+    finally:
+        if bar is not None:
+            bar.close()
     return losses
 
 

@@ -465,6 +465,13 @@ def _box(text):
     return box
 
 
+def _info(args):
+    from ._info import show_versions
+
+    show_versions()
+    return 0
+
+
 def _separate(args):
     import numpy as np
 
@@ -525,8 +532,27 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+#: ``skavc --help``'s examples: every line is a command the parser takes (tests/test_cli.py parses them).
+EXAMPLES = """\
+examples:
+  skavc demo
+  skavc sync talk.mp4 --plot curve.png
+  skavc localize talk.mp4 --out overlay.mp4
+  skavc speakers talk.mp4 --out speakers.mp4
+  skavc classify street.mp4 --labels "dog park,church bells,traffic"
+  skavc describe street.mp4
+  skavc separate mix.wav target.mp4 --out target.wav
+  skavc info
+
+'skavc COMMAND --help' says what each command takes; 'python -m skavc' works too."""
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="skavc", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="skavc", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Learn how sound and picture belong together: the audio-visual offset of a video, where "
+                    "its sound comes from, who speaks, what it shows, and the sound of what it shows taken out "
+                    "of a mixture.")
     parser.add_argument("--version", action="version", version=f"skavc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -572,7 +598,8 @@ def build_parser():
     sync.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     sync.set_defaults(func=_sync)
 
-    loc = command("localize", "heat maps of where the sound comes from: a video, or PNG frames")
+    loc = command("localize", "heat maps of where the sound comes from, drawn over the video (--out) or "
+                  "written as PNG frames (--png)")
     loc.add_argument("video", help="a video file with sound")
     loc.add_argument("--out", metavar="VIDEO", help="video file (" + ", ".join(VIDEO_SUFFIXES) + ") of the frames "
                      "with the maps blended in, a colour bar, and the original sound (its folder must exist)")
@@ -637,6 +664,10 @@ def build_parser():
     sep.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     sep.add_argument("--model", help=_MODEL_HELP)
     sep.set_defaults(func=_separate)
+
+    info = command("info", "versions, encoders, the cache folder, ONNX providers and the device: what a bug "
+                   "report needs")
+    info.set_defaults(func=_info)
     return parser
 
 

@@ -104,7 +104,7 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
         features, posteriors = (x.mean(axis=0) for x in context.encode_frames_and_class_posteriors(frames[idx]))
         return posteriors, features, motion_onsets(frames, fps)
 
-    results = context.map(job, X)
+    results = context.map(job, X, desc="describe")
     P = np.stack([r[0] for r in results])
     name_embeddings = embed_texts(text_encoder, names)
     scores = sharpen(P @ transfer_matrix(embed_texts(text_encoder, context.class_names), name_embeddings),

@@ -13,7 +13,7 @@ offset the file itself has:
 * if it ends earlier than the video, the end is filled with zeros; samples
   after the last video frame are dropped.
 
-So a file whose content is in sync gives an :class:`AVClip` whose audio
+So a file whose content is in sync gives an :class:`~skavc.AVClip` whose audio
 sample ``i`` plays while frame ``floor(i * fps / sample_rate)`` is shown,
 i.e. an AV offset of 0. The length of the clip is set by the video; the audio
 always holds exactly ``round(n_frames * sample_rate / fps)`` samples.
@@ -485,7 +485,7 @@ def load_clip(
     frame_size=None,
     allow_missing_audio=False,
 ):
-    """Decode a video file's frames and audio into an :class:`AVClip`.
+    """Decode a video file's frames and audio into an :class:`~skavc.AVClip`.
 
     Parameters
     ----------
@@ -494,7 +494,7 @@ def load_clip(
     sample_rate : int or None, default=16000
         Sampling rate of the returned audio. When the file's rate differs the
         audio is resampled by libsoxr at quality "HQ" (what
-        ``librosa.resample(res_type="soxr_hq")`` does; :func:`iter_clips` streams
+        ``librosa.resample(res_type="soxr_hq")`` does; :func:`~skavc.io.iter_clips` streams
         the same resampler). ``None`` keeps the file's rate.
     fps : float or None, default=None
         Frame rate of the returned frames. ``None`` keeps the native rate (the
@@ -548,7 +548,7 @@ def load_clip(
       to a full decode if the seek skipped data that is needed).
     * All decoded frames of the requested span are held (in the file's pixel
       format, usually yuv420p) until they are converted to RGB: for long files
-      use :func:`iter_clips`, which holds about one window.
+      use :func:`~skavc.io.iter_clips`, which holds about one window.
     * Partially corrupt streams decode as far as FFmpeg can; only a file that
       cannot be opened or that errors out while decoding raises.
 
@@ -1753,7 +1753,7 @@ class _WindowStream:
 
 def iter_clips(path, *, window=10.0, hop=None, sample_rate=16000, fps=None, frame_size=None, start=0.0,
                max_duration=None, allow_missing_audio=False):
-    """Read a video file as consecutive windows (:class:`AVClip` objects), in one pass, in bounded memory.
+    """Read a video file as consecutive windows (:class:`~skavc.AVClip` objects), in one pass, in bounded memory.
 
     The file is decoded once, from ``start`` to its end: each decoded frame is converted at
     once to RGB at ``frame_size`` (by FFmpeg, as :func:`load_clip` does), and only the
@@ -1997,7 +1997,7 @@ def save_clip(
     audio_bit_rate=192_000,
     pad_odd=False,
 ):
-    """Write an :class:`AVClip` to a video file, atomically.
+    """Write an :class:`~skavc.AVClip` to a video file, atomically.
 
     The file is first written to a hidden temporary file in the same directory
     and then renamed over ``path`` (``os.replace``), so a failure or an
@@ -2068,7 +2068,7 @@ def save_clip(
 class WavWriter:
     """A mono float32 WAV file written a piece at a time (what :func:`scipy.io.wavfile.write`
     writes in one go), for sound too long to hold: the sizes in its header are filled in at
-    :meth:`close`.
+    ``close()``.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ the other modality's embeddings, and the best matches come back as ``(index, sco
 best first, where ``score`` is the cosine similarity. The search is exact
 (:func:`top_k`, chunked, bounded memory); :class:`skavc.EmbeddingIndex` stores databases.
 
-How a query is told from a batch: one query is an :class:`AVClip`, a video path, an
+How a query is told from a batch: one query is an :class:`~skavc.AVClip`, a video path, an
 ``(audio, frames)`` tuple or one bare array (a 1-D waveform for audio queries, a 4-D
 ``(T, H, W, 3)`` frames array for visual ones); a list of queries (or a 2-D array of equal
 length waveforms, a 5-D array of equal size frame stacks) is a batch and returns one result
@@ -32,7 +32,7 @@ def _is_pair(item):
 def split_queries(query, modality):
     """``(items, is_batch)``: the query items and whether the caller passed a batch.
 
-    One query is an :class:`AVClip`, a path, an ``(audio, frames)`` tuple, or a
+    One query is an :class:`~skavc.AVClip`, a path, an ``(audio, frames)`` tuple, or a
     bare array (1-D waveform for audio, 4-D ``(T, H, W, 3)`` frames for visual).
     A batch is a list (or a tuple that is not a pair) of those, or for frames a
     5-D array ``(n, T, H, W, 3)``. A list of numbers is one waveform.

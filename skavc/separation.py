@@ -42,7 +42,7 @@ Steps and constants (all times in seconds, independent of the sample rate):
 7. Inverse STFT with the mixture's phase, cut to the mixture's length; the residual is
    ``mixture - target`` exactly.
 
-A speaking face (``face_tracks`` and ``speech_enhancer``, what :meth:`AVCorrespondence.separate`
+A speaking face (``face_tracks`` and ``speech_enhancer``, what :meth:`skavc.AVCorrespondence.separate`
 passes): its voice is not found among NMF components, which split one voice across many and mix
 voices with music, but by a pretrained speech enhancer (Conv-TasNet, ``skavc.encoders._speech``),
 whose estimate is trusted as far as the face's mouth follows its loudness (:func:`separate_speech`,

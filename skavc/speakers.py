@@ -88,7 +88,7 @@ def find_speakers(context, X):
         clip = context.clip(item, where)
         return speaker_tracks(clip.audio, clip.sample_rate, context.face_tracks(clip.frames), clip.n_frames, clip.fps)
 
-    return context.map(job, X)
+    return context.map(job, X, desc="speakers")
 
 
 def speakers_windows(context, windows):

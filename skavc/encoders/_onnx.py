@@ -92,7 +92,7 @@ class OnnxEncoder:
         Where to run. "auto" uses CUDA when onnxruntime-gpu sees a GPU.
     batch_size : int or None, default=None
         Largest number of items sent to the session in one call; None picks
-        :data:`AUTO_BATCH_SIZE` for the provider in use (8 on the CPU, 256 on CUDA).
+        ``AUTO_BATCH_SIZE`` for the provider in use (8 on the CPU, 256 on CUDA).
     sha256 : str or None, default=None
         Expected sha256 of the model bytes. A mismatch raises ``ValueError``
         (a tampered or corrupt file). Recorded on first load when None.

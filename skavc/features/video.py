@@ -84,7 +84,7 @@ def grey_blocks(frames, k):
     -------
     grey : ndarray of shape (T, H // k, W // k), float32
         Grey levels 0-255 (ITU-R BT.601 luma). The last ``H % k`` rows and ``W % k`` columns
-        are dropped. The luma of each block's mean colour (:func:`colour_blocks`, the same as
+        are dropped. The luma of each block's mean colour (``colour_blocks``, the same as
         the mean of the pixels' luma): a long video never needs a float copy of itself.
     """
     return colour_blocks(frames, k) @ _LUMA

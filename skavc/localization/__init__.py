@@ -163,7 +163,7 @@ def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None
     -------
     grid : ndarray of shape (T, h, w), float32 in [0, 1]
         ``confidence * shape`` on the grid of cells (``refine=True``: the refinement's blocks of
-        at most :data:`WORK_SIZE` pixels a side).
+        at most ``WORK_SIZE`` pixels a side).
     cell : float or (float, float)
         Cell size in pixels of the frames, as :func:`upsample_bilinear` takes it.
     """
@@ -236,7 +236,7 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
         maps = upsample_bilinear(grid, clip.frames.shape[1:3], cell=cell)
         return maps, frame_peaks(maps)
 
-    return context.map(job, X)
+    return context.map(job, X, desc="localize")
 
 
 def localize_windows(context, windows, method, *, localization_head=None, embed_audio=None, refine=True,
@@ -290,7 +290,7 @@ def fit_localization_head(context, X, embed_audio, *, rng, alpha=1e-4, log=None)
         A = _audio_window_embeddings(context, embed_audio, clip.audio, idx / clip.fps, head.audio_window)
         return feature_maps, A
 
-    data = context.map(job, X)
+    data = context.map(job, X, desc="localisation features")
     feature_maps = np.stack([d[0] for d in data])
     audio = np.stack([d[1] for d in data])
     del data

@@ -206,7 +206,7 @@ def refine_blocks(colour, shape, *, bins=_REFINE_BINS, blur=_REFINE_BLUR):
     Parameters
     ----------
     colour : ndarray of shape (T, h, w, 3)
-        Mean RGB of each block, 0-255 (:func:`skavc.features.video.colour_blocks`).
+        Mean RGB of each block, 0-255 (``skavc.features.video.colour_blocks``).
     shape : ndarray of shape (T, h, w), in [0, 1]
         The shape on the same blocks.
     bins : int
@@ -397,7 +397,7 @@ def shape_to_maps(frames, shape, confidence, cell=None, *, refine=True, max_size
     """Maps at the frames' size from a shape on a grid of cells, refined on blocks when asked.
 
     The shape is sampled on blocks of at most ``max_size`` pixels along the longer side
-    (:func:`cells_to_blocks`), refined there (:func:`refine_blocks`), weighted by the
+    (:func:`~skavc.localization._maps.cells_to_blocks`), refined there (:func:`refine_blocks`), weighted by the
     confidence and resized once to the frames' size (:func:`evidence_to_maps`): nothing
     full-size is made but the maps themselves. As :func:`refine_shape` on the shape resized
     to full size, but for the blocks that straddle a cell centre (sampled there, not averaged).

@@ -191,7 +191,7 @@ def synchrony_cells(audio, sample_rate, frames, fps, **kwargs):
     -------
     shape : ndarray of shape (T, h, w), float32 in [0, 1]
     confidence : ndarray of shape (T,)
-        :func:`synchrony_shape_confidence`'s, times the sound's presence over the half second
+        :func:`~skavc.localization._synchrony.synchrony_shape_confidence`'s, times the sound's presence over the half second
         around each frame (:func:`skavc.features.sound_presence`): silence is never confident.
     cell : int
         Cell side in pixels.

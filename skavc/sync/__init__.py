@@ -147,7 +147,7 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
         fallback = whole_frame(clip, where)
         return face_or_whole(face(clip), fallback) if method == "auto" else fallback
 
-    return context.map(job, X)
+    return context.map(job, X, desc="sync")
 
 
 def offsets_from_curves(curves):
@@ -220,14 +220,14 @@ def timing_evidence(context, X, partners, *, max_offset=1.0):
         clip = context.clip(item, where)
         return sound_series(clip.audio, clip.sample_rate), (motion_series(clip.frames), clip.fps)
 
-    series = context.map(reduce, X)
+    series = context.map(reduce, X, desc="sync series")
 
     def peak(pair, where):
         return pair_evidence(series[pair[0]][0], series[pair[1]][1], max_offset=max_offset)
 
     n = len(series)
     pairs = [(i, i) for i in range(n)] + [(i, int(j)) for i, j in enumerate(partners)]
-    peaks = np.asarray(context.map(peak, pairs), dtype=np.float64)
+    peaks = np.asarray(context.map(peak, pairs, desc="sync pairs"), dtype=np.float64)
     return peaks[:n], peaks[n:]
 
 

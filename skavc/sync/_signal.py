@@ -231,8 +231,8 @@ def _pearson_per_lag(a, m, max_lag):
 def signal_sync_curve(audio, sample_rate, frames, fps, *, max_offset=1.0, resolution=None):
     """Audio-visual agreement for every candidate offset, without any training.
 
-    The :func:`onset_envelope` of the audio and the
-    :func:`motion_energy` of the frames (plus its positive frame-to-frame increase, so that
+    The :func:`~skavc.features.onset_envelope` of the audio and the
+    :func:`~skavc.features.motion_energy` of the frames (plus its positive frame-to-frame increase, so that
     motion onsets weigh more than fading motion, as the audio flux counts only increases) are
     interpolated (linearly, at their exact timestamps)
     onto one grid of step ``resolution`` over the span both cover, log-compressed
@@ -355,7 +355,7 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     face filled) and the 1-3 kHz envelope (:func:`skavc.features.speech_envelope`) rise and fall
     together, syllable by syllable: a level against a level, where the whole-frame method
     pairs changes with onsets. They are cross-correlated with the same partial whitening as
-    :func:`signal_sync_curve`, each frame's opening taken :data:`MOUTH_LEAD` later (the lips
+    :func:`signal_sync_curve`, each frame's opening taken :data:`~skavc.features.MOUTH_LEAD` later (the lips
     move before the sound they make). With ``frames``, the darkness of the mouth's box
     (:func:`skavc.features.mouth_darkness`) is a second cue, and the curve that peaks higher is
     returned: the landmarks read the lips of a face of 100 pixels and more, the pixels still

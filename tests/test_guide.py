@@ -1,22 +1,23 @@
-"""The README's Python snippets run as they are written, so that they cannot drift (issue 19).
+"""The user guide's Python snippets run as they are written, so that they cannot drift (issue 19).
 
-Every ```python block of README.md runs in order, in one namespace, in an empty working
-directory, as a user pasting them one after the other into one session would. What is checked:
+Every ```python block of docs/guide.md (the user guide, once the README's "Use") runs in order,
+in one namespace, in an empty working directory, as a user pasting them one after the other into
+one session would. What is checked:
 
 - a comment that starts with a shape, ``expr  # (50, 128) ...`` or ``x = expr  # (50, 128)``,
   states the shape of the value of ``expr`` (of its first item in ``a, b = expr``): checked with
   ``np.shape``;
 - ``CLAIMS`` below: what other comments say of a statement's value, where that is cheap to
-  check; each is keyed by the start of a README statement and must find it;
+  check; each is keyed by the start of a guide statement and must find it;
 - what the snippets leave behind (files written, the separation's parts summing to the mixture);
 - that they raise no warning from skavc (a user pasting them would see it).
 
-Sizes: the README fits on 150 of 200 generated clips (all snippets: about 3 minutes on 2
+Sizes: the guide fits on 150 of 200 generated clips (all snippets: about 3 minutes on 2
 cores). To keep the whole suite's budget, ``SMALLER`` cuts the training clips to 30 by textual
 substitution (about 2 minutes), keeping the 50 held-out clips, so the shapes in the comments
-hold as written. Each target must occur in the README: a rewritten snippet fails here instead
+hold as written. Each target must occur in the guide: a rewritten snippet fails here instead
 of quietly running something else. The figures the comments quote (recall 0.19, +11.1 dB, ...)
-hold at the README's own sizes only: ``SKAVC_README_FULL=1`` runs the snippets exactly as
+hold at the guide's own sizes only: ``SKAVC_GUIDE_FULL=1`` runs the snippets exactly as
 written and checks those too (``FIGURES``).
 """
 
@@ -31,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "guide.md"  # the snippets once in README.md, whose one example is their start
 
-# (README text, what runs instead): fewer training clips, the same 50 held out.
+# (guide text, what runs instead): fewer training clips, the same 50 held out.
 SMALLER = [
     ("make_av_clips(n_clips=200, random_state=0)", "make_av_clips(n_clips=80, random_state=0)"),
     ("clips[:150], clips[150:]", "clips[:30], clips[30:]"),
@@ -41,7 +43,7 @@ SMALLER = [
     ("truth.labels[150:]", "truth.labels[30:]"),
 ]
 
-_FULL = os.environ.get("SKAVC_README_FULL", "") not in ("", "0")
+_FULL = os.environ.get("SKAVC_GUIDE_FULL", "") not in ("", "0")
 
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 _SHAPE = re.compile(r"#\s*\((\d+(?:\s*,\s*\d+)*)\s*,?\s*\)")
@@ -97,7 +99,7 @@ def _gain(dB, ns):
     assert dB > 3, f"{dB:.1f} dB"
 
 
-# Start of a README statement (as written there) -> check of its value; every key must be found.
+# Start of a guide statement (as written there) -> check of its value; every key must be found.
 CLAIMS = {
     "model.transform_audio(test)": _unit_rows,  # "unit rows"
     "model.transform_visual(test)": _unit_rows,
@@ -118,7 +120,7 @@ CLAIMS = {
 }
 
 
-# The figures the comments quote, checked when the snippets run as written (SKAVC_README_FULL=1).
+# The figures the comments quote, checked when the snippets run as written (SKAVC_GUIDE_FULL=1).
 FIGURES = {
     "model.score(test)": lambda r, ns: round(float(r), 2) == 0.19,
     "P.argmax(axis=1) == truth.labels[150:]": lambda x, ns: bool(np.all(x)),  # "all True"
@@ -131,7 +133,7 @@ FIGURES = {
 
 
 def _blocks(text):
-    """``(first line number in README.md, code)`` of every ```python block."""
+    """``(first line number in docs/guide.md, code)`` of every ```python block."""
     return [(text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in _BLOCK.finditer(text)]
 
 
@@ -145,7 +147,7 @@ def _instrumented(code, original, first_line):
     """``code`` parsed, the value of every top-level expression and assignment routed through
     ``_readme_value``.
 
-    ``_readme_value(key, value, shape, unpacked)`` gets the statement's README text (before the
+    ``_readme_value(key, value, shape, unpacked)`` gets the statement's guide text (before the
     substitutions, up to its comment), the shape its comment states (or None) and whether the
     value is unpacked into several names (``a, b = f()``: the shape is the first one's)."""
     tree = ast.parse(code)
@@ -163,23 +165,29 @@ def _instrumented(code, original, first_line):
                               args=[ast.Constant(key), node.value, ast.Constant(shape), ast.Constant(unpacked)],
                               keywords=[])
     ast.fix_missing_locations(tree)
-    ast.increment_lineno(tree, first_line - 1)  # tracebacks point at README.md's lines
-    return compile(tree, str(README), "exec")
+    ast.increment_lineno(tree, first_line - 1)  # tracebacks point at docs/guide.md's lines
+    return compile(tree, str(GUIDE), "exec")
 
 
-def test_smaller_sizes_are_found_in_the_readme():
-    code = "".join(block for _, block in _blocks(README.read_text()))
+def test_the_readmes_one_example_is_the_guides_first_snippet():
+    """README.md shows one example: the guide's first snippet as it is, so it runs here too."""
+    (readme_example,) = [code for _, code in _blocks((ROOT / "README.md").read_text())]
+    assert readme_example == _blocks(GUIDE.read_text())[0][1]
+
+
+def test_smaller_sizes_are_found_in_the_guide():
+    code = "".join(block for _, block in _blocks(GUIDE.read_text()))
     missing = [old for old, _ in SMALLER if old not in code]
-    assert not missing, f"README.md no longer says {missing}: update SMALLER in {__file__}"
+    assert not missing, f"docs/guide.md no longer says {missing}: update SMALLER in {__file__}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("as_written", [False, pytest.param(True, marks=pytest.mark.skipif(
-    not _FULL, reason="SKAVC_README_FULL=1 runs the README's own sizes"))])
-def test_readme_snippets_run_and_say_what_they_do(tmp_path, monkeypatch, as_written):
-    text = README.read_text()
+    not _FULL, reason="SKAVC_GUIDE_FULL=1 runs the guide's own sizes"))])
+def test_guide_snippets_run_and_say_what_they_do(tmp_path, monkeypatch, as_written):
+    text = GUIDE.read_text()
     blocks = _blocks(text)
-    assert len(blocks) >= 5, "README.md's ```python blocks not found"
+    assert len(blocks) >= 5, "docs/guide.md's ```python blocks not found"
     monkeypatch.chdir(tmp_path)
 
     seen, checked_shapes = {}, []
@@ -187,7 +195,7 @@ def test_readme_snippets_run_and_say_what_they_do(tmp_path, monkeypatch, as_writ
     def readme_value(key, value, shape, unpacked):
         if shape is not None:
             got = np.shape(value[0] if unpacked else value)
-            assert got == shape, f"README.md: `{key}` gives shape {got}, its comment says {shape}"
+            assert got == shape, f"docs/guide.md: `{key}` gives shape {got}, its comment says {shape}"
             checked_shapes.append(key)
         seen[key] = value
         return value
@@ -204,18 +212,18 @@ def test_readme_snippets_run_and_say_what_they_do(tmp_path, monkeypatch, as_writ
 
     package = Path(skavc.__file__).resolve().parent
     ours = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught
-            if Path(w.filename).resolve().is_relative_to(package) or w.filename == str(README)]
-    assert not ours, f"the README's snippets warn: {ours}"  # what a user pasting them would see
+            if Path(w.filename).resolve().is_relative_to(package) or w.filename == str(GUIDE)]
+    assert not ours, f"the guide's snippets warn: {ours}"  # what a user pasting them would see
 
     for start, check in [*CLAIMS.items(), *(FIGURES.items() if as_written else ())]:
         keys = [key for key in seen if key.startswith(start)]
-        assert keys, f"README.md has no statement starting {start!r} any more: update CLAIMS in {__file__}"
+        assert keys, f"docs/guide.md has no statement starting {start!r} any more: update CLAIMS in {__file__}"
         for key in keys:
             try:
                 if check(seen[key], ns) is False:  # FIGURES answer True or False
                     raise AssertionError(f"it gives {seen[key]!r}")
             except AssertionError as exc:
-                raise AssertionError(f"README.md: `{key}` does not do what its comment says: {exc}") from None
+                raise AssertionError(f"docs/guide.md: `{key}` does not do what its comment says: {exc}") from None
     assert len(checked_shapes) >= 10, checked_shapes
 
     # what the snippets leave behind
