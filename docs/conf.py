@@ -13,6 +13,9 @@ from pathlib import Path
 import skavc
 
 HERE = Path(__file__).resolve().parent
+# The gallery's real recording is fetched by the benchmarks' helper (benchmarks/real_media.py).
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+sys.path.insert(0, str(HERE))  # gallery_order
 
 #: The modules with a page of their own in the API reference, in the order of the layers (tasks
 #: first); each page lists what the module's ``__all__`` names.
@@ -63,7 +66,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "examples", "auto_examples/*.ipynb", "auto_examples/*.py",
+exclude_patterns = ["_build", "examples", "gallery_order.py", "check_site.py", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.json", "auto_examples/*.md5"]
 templates_path = ["_templates"]
 
@@ -98,6 +101,7 @@ html_theme_options = {
 }
 
 sphinx_gallery_conf = {
+    "within_subsection_order": "gallery_order.example_order",  # a name: the configuration is cached
     "examples_dirs": "examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
@@ -109,6 +113,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "plot_gallery": os.environ.get("SKAVC_DOCS_GALLERY", "True"),
     "matplotlib_animations": False,
+    "capture_repr": ("_repr_html_", "__repr__"),  # the separation example's audio players
+    "min_reported_time": 1,
 }
 
 

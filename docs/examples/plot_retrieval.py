@@ -20,7 +20,9 @@ model = AVCorrespondence(embedding_dim=64, epochs=60, random_state=0).fit(train)
 
 audio = model.transform_audio(test)     # (20, 64) unit rows
 visual = model.transform_visual(test)   # (20, 64)
-print("recall@1, audio -> visual:", cross_modal_recall(audio, visual, k=1))
+audio_to_visual, visual_to_audio = cross_modal_recall(audio, visual, k=1)
+print(f"recall@1 audio -> visual {audio_to_visual:.2f}, visual -> audio {visual_to_audio:.2f} "
+      f"(chance {1 / len(test):.2f})")
 
 # %%
 # An index of the pictures' embeddings answers the queries; ``rerank`` re-scores the best
@@ -29,7 +31,7 @@ index = EmbeddingIndex()
 index.add(visual)
 for query in range(3):
     matches = model.retrieve_visuals(test[query].audio, index, top_k=3)
-    print(f"sound {query} ({truth.label_names[40 + query]}):",
+    print(f"sound of clip {query} ({truth.label_names[40 + query]}): pictures of",
           ", ".join(f"clip {i} ({score:.2f})" for i, score in matches))
 
 # %%
