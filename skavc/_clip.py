@@ -98,6 +98,14 @@ class AVClip:
     ClipQualityWarning
         For a clip skavc can encode but whose embeddings say little: one frame, frames
         smaller than ``MIN_FRAME_SIDE`` (32) pixels, audio shorter than 0.1 s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVClip
+    >>> clip = AVClip(np.zeros(32000, np.float32), 16000, np.zeros((50, 64, 64, 3), np.uint8), 25.0)
+    >>> clip.duration, clip.n_frames
+    (2.0, 50)
     """
 
     audio: np.ndarray

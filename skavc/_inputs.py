@@ -70,6 +70,15 @@ def pair_clips(audio, frames, *, sample_rate, fps):
     Returns
     -------
     clips : list of AVClip
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import pair_clips
+    >>> audio = [np.zeros(16000, np.float32), np.zeros(8000, np.float32)]
+    >>> frames = [np.zeros((25, 32, 32, 3), np.uint8), np.zeros((12, 32, 32, 3), np.uint8)]
+    >>> [clip.n_frames for clip in pair_clips(audio, frames, sample_rate=16000, fps=25.0)]
+    [25, 12]
     """
     audio, frames = list(audio), list(frames)
     if len(audio) != len(frames):

@@ -2047,6 +2047,16 @@ def save_clip(
         If the frame size is odd (and ``pad_odd`` is False), the extension is
         not a known container format, or a codec is not available / rejects
         the data.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavc import load_clip, save_clip
+    >>> from skavc.datasets import make_av_clips
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)
+    >>> path = save_clip(clip, os.path.join(tempfile.mkdtemp(), "clip.mp4"))
+    >>> load_clip(path).n_frames == clip.n_frames
+    True
     """
     if not isinstance(clip, AVClip):
         raise TypeError(f"clip must be an AVClip; got {type(clip).__name__}")
