@@ -51,6 +51,18 @@ def motion_onsets(frames, fps, *, threshold=EVENT_THRESHOLD, min_gap=_MIN_GAP):
     -------
     times : ndarray of shape (n_onsets,)
         Seconds on the video clock (frame ``f`` shows ``f / fps``), ascending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.describe import motion_onsets
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> times = motion_onsets(clips[0].frames, clips[0].fps)
+    >>> times.round(2)  # seconds on the video clock
+    array([0.34, 0.62, 0.94, 1.38])
+    >>> bool(np.abs(times - truth.onsets[0][0]).max() < 0.05)  # the object's sound events
+    True
     """
     frames = check_frames(frames, name="frames")
     fps = check_positive(fps, name="fps")
@@ -124,7 +136,16 @@ def _is_image(item):
 
 
 def describe_sentence(result, max_times=6):
-    """One readable sentence from one clip's :func:`expected_sounds` result."""
+    """One readable sentence from one clip's :func:`expected_sounds` result.
+
+    Examples
+    --------
+    >>> from skavc.describe import describe_sentence
+    >>> describe_sentence({"sounds": [("Dog", 0.41), ("Bark", 0.22)], "times": [0.4, 1.2]})
+    'Expected: dog (0.41), bark (0.22); sound events likely near 0.4 s, 1.2 s.'
+    >>> describe_sentence({"sounds": [("Wind", 0.3)], "times": []})
+    'Expected: wind (0.30); no visible movement marks a moment.'
+    """
     sounds = ", ".join(f"{name.lower()} ({score:.2f})" for name, score in result["sounds"])
     times = result["times"]
     if not times:

@@ -785,6 +785,18 @@ def load_audio(path, *, sample_rate=None, name="path"):
     See Also
     --------
     iter_audio : the same samples a window at a time, for long files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from scipy.io import wavfile
+    >>> from skavc.io import load_audio
+    >>> path = os.path.join(tempfile.mkdtemp(), "half.wav")
+    >>> wavfile.write(path, 8000, np.full(8000, 16384, np.int16))  # 1 s of int16 PCM at half scale
+    >>> samples, rate = load_audio(path)
+    >>> samples.shape, samples.dtype, rate, float(samples.max())
+    ((8000,), dtype('float32'), 8000, 0.5)
     """
     sample_rate = _check_sample_rate(sample_rate)
     container, stream = _open_audio(path, name)
@@ -875,6 +887,14 @@ def cut_windows(pieces, *, window, hop, sample_rate):
         Window ``k``: the samples ``[round(k * hop * sample_rate), round((k * hop + window) *
         sample_rate))``; the last one is the first that reaches the end (what is left). Nothing
         for an empty sound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.io import cut_windows
+    >>> pieces = [np.arange(5), np.arange(5, 12)]  # 12 samples at 4 Hz, in two pieces
+    >>> [w.tolist() for w in cut_windows(pieces, window=1.0, hop=0.5, sample_rate=4)]
+    [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9], [8, 9, 10, 11]]
     """
     held, n_held, base, k = [], 0, 0, 0  # held: samples [base, base + n_held), in pieces
     pieces, done = iter(pieces), False
@@ -931,6 +951,18 @@ def iter_audio(path, *, window=10.0, hop=None, sample_rate=None, name="path"):
         If ``path`` does not exist (at the call, as are the argument errors).
     ValueError
         If the file cannot be read or holds no sound.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from scipy.io import wavfile
+    >>> from skavc.io import iter_audio
+    >>> path = os.path.join(tempfile.mkdtemp(), "silence.wav")
+    >>> wavfile.write(path, 8000, np.zeros(8000, np.float32))  # 1 s at 8 kHz
+    >>> windows = iter_audio(path, window=0.5, hop=0.25, sample_rate=16000)
+    >>> windows.sample_rate, windows.duration, [w.shape for w in windows]
+    (16000, 1.0, [(8000,), (8000,), (8000,)])
     """
     return AudioWindows(path, window=window, hop=hop, sample_rate=sample_rate, name=name)
 

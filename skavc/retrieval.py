@@ -60,7 +60,18 @@ def split_queries(query, modality):
 
 
 def format_matches(indices, scores, is_batch):
-    """``(index, score)`` lists, best first, per query; one list for a single query."""
+    """``(index, score)`` lists, best first, per query; one list for a single query.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.retrieval import format_matches
+    >>> indices, scores = np.array([[2, 0]]), np.array([[0.9, 0.5]])  # (n_queries, k), best first
+    >>> format_matches(indices, scores, is_batch=False)
+    [(2, 0.9), (0, 0.5)]
+    >>> format_matches(indices, scores, is_batch=True)
+    [[(2, 0.9), (0, 0.5)]]
+    """
     results = [
         [(int(i), float(s)) for i, s in zip(row_idx, row_val)]
         for row_idx, row_val in zip(indices.tolist(), scores.tolist())
@@ -86,6 +97,21 @@ def retrieve(query, database, k, *, modality, embed_query, embed_database):
     Returns
     -------
     matches : list of (int, float), or a list of such lists for a batch
+
+    Examples
+    --------
+    A database of three visual embeddings, and a stand-in for a fitted model's ``transform_audio``:
+
+    >>> import numpy as np
+    >>> from skavc.retrieval import retrieve
+    >>> visual = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
+    >>> def embed_audio(items):
+    ...     return np.tile(np.float32([0.0, 1.0]), (len(items), 1))
+    >>> matches = retrieve(np.zeros(16000), visual, 2, modality="audio", embed_query=embed_audio, embed_database=None)
+    >>> [(index, round(score, 2)) for index, score in matches]  # best first, cosine similarity
+    [(2, 1.0), (1, 0.8)]
+    >>> retrieve([np.zeros(16000)] * 2, visual, 1, modality="audio", embed_query=embed_audio, embed_database=None)
+    [[(2, 1.0)], [(2, 1.0)]]
     """
     k = check_k(k)
     items, is_batch = split_queries(query, modality)

@@ -106,7 +106,16 @@ _MIN_SAMPLE_RATE = 1000
 
 
 def stft_settings(sample_rate):
-    """``(n_fft, hop)`` used at ``sample_rate``: a 64 ms Hann window (a power of two), hop a quarter."""
+    """``(n_fft, hop)`` used at ``sample_rate``: a 64 ms Hann window (a power of two), hop a quarter.
+
+    Examples
+    --------
+    >>> from skavc.separation import stft_settings
+    >>> stft_settings(16000)  # samples: 64 ms and 16 ms
+    (1024, 256)
+    >>> stft_settings(44100)
+    (2048, 512)
+    """
     n_fft = int(2 ** round(np.log2(_WINDOW_SECONDS * sample_rate)))
     n_fft = max(n_fft, 16)
     return n_fft, n_fft // _HOP_FRACTION
@@ -131,6 +140,17 @@ def factorise(V, n_components):
 
     ``sklearn.decomposition.NMF`` (Kullback-Leibler, multiplicative updates, ``init="nndsvda"``,
     ``random_state=0``, 300 iterations); ``K = min(n_components, min(F, M) - 1)`` (at least 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.separation import factorise
+    >>> V = np.random.default_rng(0).random((513, 40))  # frequency bins x STFT frames
+    >>> W, H = factorise(V, 8)
+    >>> W.shape, H.shape, bool((W >= 0).all() and (H >= 0).all())
+    ((513, 8), (8, 40), True)
+    >>> factorise(V[:, :5], 8)[1].shape  # K is capped by the spectrogram's size
+    (4, 5)
     """
     K = min(n_components, max(1, min(V.shape) - 1))
     with warnings.catch_warnings():
@@ -143,7 +163,20 @@ def factorise(V, n_components):
 
 
 def wiener_mask(W, H, weights):
-    """Soft mask ``V_t^2 / (V_t^2 + V_r^2)`` of the components weighted by ``weights`` (K,) in [0, 1]."""
+    """Soft mask ``V_t^2 / (V_t^2 + V_r^2)`` of the components weighted by ``weights`` (K,) in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.separation import wiener_mask
+    >>> rng = np.random.default_rng(0)
+    >>> W, H = rng.random((5, 3)), rng.random((3, 8))  # 3 components, 5 bins, 8 frames
+    >>> mask = wiener_mask(W, H, np.array([1.0, 0.0, 0.0]))  # the target is the first component
+    >>> mask.shape, bool(mask.min() >= 0 and mask.max() <= 1)
+    ((5, 8), True)
+    >>> bool(np.allclose(wiener_mask(W, H, np.ones(3)), 1.0))  # every component: the whole mixture
+    True
+    """
     return _soft_mask((W * weights) @ H, (W * (1.0 - weights)) @ H)
 
 
@@ -162,6 +195,17 @@ def check_not_picture(target, *, name):
 
     A separation follows what moves with the target's sound, so it needs frames (T, H, W, 3);
     the route that separated by one picture's appearance was withdrawn (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.separation import check_not_picture
+    >>> check_not_picture(np.zeros((50, 64, 64, 3), np.uint8), name="target_frames").shape
+    (50, 64, 64, 3)
+    >>> check_not_picture(np.zeros((64, 64, 3), np.uint8), name="target_frames")
+    Traceback (most recent call last):
+        ...
+    ValueError: target_frames is one picture of shape (64, 64, 3): ...
     """
     arr = np.asarray(target)
     if arr.ndim == 3 and arr.shape[-1] == 3:
@@ -489,6 +533,20 @@ def separate(mixed_audio, sample_rate, target_frames, fps, *, region=None, guide
         With ``return_confidence``.
     details : dict
         With ``return_details``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.separation import separate
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, n_sources=2, random_state=0)
+    >>> clip, (first, second) = clips[0], truth.sources[0]  # a mixture of two sounding objects
+    >>> target, confidence = separate(clip.audio, clip.sample_rate, truth.source_frames[0][0], clip.fps,
+    ...                               n_components=8, return_confidence=True)  # the first object's frames
+    >>> target.shape, target.dtype, confidence > 0.5
+    ((32000,), dtype('float32'), True)
+    >>> bool(np.corrcoef(target, first)[0, 1] > 0.9), bool(abs(np.corrcoef(target, second)[0, 1]) < 0.1)
+    (True, True)
     """
     audio = check_audio(mixed_audio, name="mixed_audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate", minimum=_MIN_SAMPLE_RATE)
@@ -615,6 +673,19 @@ def crossfade_windows(windows, sample_rate, *, hop):
     piece : SeparatedWindow
         One per window: from where the window starts (window 0: sample 0) to where the next
         one starts, the crossfade with the previous window at its head.
+
+    Examples
+    --------
+    Two windows of 1 s that start 0.5 s apart, at 100 Hz:
+
+    >>> import numpy as np
+    >>> from skavc.separation import crossfade_windows
+    >>> windows = [(np.ones(100), np.zeros(100), 0.9), (np.ones(100), np.zeros(100), 0.8)]
+    >>> pieces = list(crossfade_windows(windows, 100, hop=0.5))
+    >>> [(piece.start, piece.duration, piece.confidence) for piece in pieces]
+    [(0.0, 0.5, 0.9), (0.5, 1.0, 0.8)]
+    >>> bool(np.allclose(np.concatenate([piece.target for piece in pieces]), 1.0))  # the ramps sum to 1
+    True
     """
     held, held_at, held_confidence = None, 0, 0.0  # the last window's outputs not yet given out
 

@@ -38,6 +38,17 @@ class SpeakerTrack:
         Its box ``(x0, y0, x1, y1)`` in pixels of the frames, in each of them.
     speaking : ndarray of shape (n,), float in [0, 1]
         Probability that it speaks in each of them; >= :data:`SPEAKING_THRESHOLD`: speaking.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.speakers import SpeakerTrack
+    >>> face = SpeakerTrack(track=0, frames=np.array([3, 4, 5, 6]), boxes=np.tile([10.0, 20.0, 50.0, 70.0], (4, 1)),
+    ...                     speaking=np.array([0.1, 0.7, 0.9, 0.4]))
+    >>> face.speaking_frames()  # frames with a probability of speaking >= 0.5
+    array([4, 5])
+    >>> face.speaking_frames(threshold=0.95).size
+    0
     """
 
     track: int

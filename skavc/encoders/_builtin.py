@@ -336,10 +336,26 @@ def _make(registry, kind, name, **kwargs):
 
 
 def make_audio_encoder(name, **kwargs):
-    """A built-in audio encoder by name (see ``AUDIO_ENCODERS``)."""
+    """A built-in audio encoder by name (see ``AUDIO_ENCODERS``).
+
+    Examples
+    --------
+    >>> from skavc.encoders import make_audio_encoder
+    >>> encoder = make_audio_encoder("whisper-tiny", device="cpu")  # nothing is built until it encodes
+    >>> encoder.name, encoder.sample_rate, encoder.frame_rate, encoder.n_features
+    ('whisper-tiny', 16000, 50.0, 768)
+    """
     return _make(AUDIO_ENCODERS, "audio_encoder", name, **kwargs)
 
 
 def make_visual_encoder(name, **kwargs):
-    """A built-in visual encoder by name (see ``VISUAL_ENCODERS``)."""
+    """A built-in visual encoder by name (see ``VISUAL_ENCODERS``).
+
+    Examples
+    --------
+    >>> from skavc.encoders import make_visual_encoder
+    >>> encoder = make_visual_encoder("efficientnet-lite0", device="cpu")  # nothing is built until it encodes
+    >>> encoder.name, encoder.n_features, encoder.has_feature_map
+    ('efficientnet-lite0', 1280, True)
+    """
     return _make(VISUAL_ENCODERS, "visual_encoder", name, **kwargs)

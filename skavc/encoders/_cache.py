@@ -9,7 +9,15 @@ from ._onnx import sha256_bytes
 
 
 def cache_dir():
-    """skavc's cache folder: ``$SKAVC_HOME`` or ``$XDG_CACHE_HOME/skavc`` (``~/.cache/skavc``)."""
+    """skavc's cache folder: ``$SKAVC_HOME`` or ``$XDG_CACHE_HOME/skavc`` (``~/.cache/skavc``).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from skavc.encoders import cache_dir
+    >>> isinstance(cache_dir(), Path)
+    True
+    """
     home = os.environ.get("SKAVC_HOME")
     if home:
         return Path(home).expanduser()

@@ -25,7 +25,14 @@ def sha256_bytes(data):
 
 
 def available_providers():
-    """Execution providers this onnxruntime build offers."""
+    """Execution providers this onnxruntime build offers.
+
+    Examples
+    --------
+    >>> from skavc.encoders import available_providers
+    >>> "CPUExecutionProvider" in available_providers()
+    True
+    """
     import onnxruntime as ort
 
     return list(ort.get_available_providers())

@@ -274,5 +274,12 @@ def make_text_encoder(name, device="auto", n_threads=None):
     Returns
     -------
     MiniLMTextEncoder
+
+    Examples
+    --------
+    >>> from skavc.encoders import make_text_encoder
+    >>> encoder = make_text_encoder("minilm-l6", device="cpu")  # nothing is built until it encodes
+    >>> encoder.name, encoder.n_features, encoder.max_tokens
+    ('minilm-l6', 384, 256)
     """
     return _make(TEXT_ENCODERS, "text_encoder", name, device=device, n_threads=n_threads)

@@ -75,6 +75,15 @@ def audio_envelope(audio, sample_rate, times, window):
         samples it holds), and a window wholly outside gives 0. Windows of one hop centred at
         ``(j + 0.5) * hop`` tile the signal as consecutive blocks. A full-scale sine gives
         ``1 / sqrt(2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import audio_envelope
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> audio = np.sin(2 * np.pi * 440 * t) * (t >= 0.5)  # 0.5 s of silence, then a full-scale tone
+    >>> audio_envelope(audio, sr, times=[0.25, 0.75], window=0.1).round(3)
+    array([0.   , 0.707])
     """
     check_audio(audio, name="audio")
     audio = np.asarray(audio, dtype=np.float64)
@@ -140,6 +149,16 @@ def level_rises(audio, sample_rate, n_frames, fps, *, floor_db=_ABS_FLOOR_DB):
         centred on each frame time (:func:`~skavc.features.audio_envelope`), floored at ``floor_db``;
         ``rises[0] = 0``. On a log scale a quiet onset weighs like a loud one, and a decay
         (which a picture rarely shows) not at all: the complement of :func:`audio_changes`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import level_rises
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> audio = np.sin(2 * np.pi * 440 * t) * (t >= 0.5)  # a tone starting at 0.5 s
+    >>> rises = level_rises(audio, sr, n_frames=25, fps=25)
+    >>> rises.shape, int(np.argmax(rises)), round(float(rises.max()))  # frame 13 (0.52 s), dB
+    ((25,), 13, 77)
     """
     floor_db = check_real(floor_db, name="floor_db")
     env = _frame_envelope(audio, sample_rate, n_frames, fps)
@@ -169,6 +188,16 @@ def sound_presence(audio, sample_rate, times, window):
         at the clip's noise floor (room tone, hiss, digital silence), 1 from about 15 dB above
         it. A clip with no quiet moments (its 90th-percentile block within 10 dB of its floor)
         is judged against -60 dBFS instead, so a sound heard throughout counts as present.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import sound_presence
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> hiss = 0.001 * np.random.default_rng(0).standard_normal(sr)
+    >>> audio = hiss + np.sin(2 * np.pi * 440 * t) * (t >= 0.5)  # a tone over the hiss from 0.5 s
+    >>> sound_presence(audio, sr, times=[0.25, 0.75], window=0.1).round(1)
+    array([0., 1.])
     """
     audio = check_audio(audio, name="audio")
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")
@@ -275,6 +304,16 @@ def onset_envelope(audio, sample_rate, *, hop_seconds=0.01, window_seconds=None,
         hop by which a frame-to-frame difference lags: at these defaults the envelope is
         centred within about 2 ms of the true onsets of generated clips (3 ms attacks) and
         about 3-5 ms early for isolated clicks in silence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import onset_envelope
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> audio = np.sin(2 * np.pi * 440 * t) * (t >= 0.5)  # a tone starting at 0.5 s
+    >>> envelope, times = onset_envelope(audio, sr)  # one value every 10 ms
+    >>> envelope.shape, round(float(times[np.argmax(envelope)]), 2)
+    ((101,), 0.5)
     """
     audio = check_audio(audio, name="audio").astype(np.float64)
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")
@@ -335,6 +374,16 @@ def speech_envelope(audio, sample_rate, *, hop_seconds=0.01, band=SPEECH_BAND):
         than the syllables, as the lips between them). All zeros for silence.
     times : ndarray of shape (n,)
         Seconds on the audio timeline, ``k * hop / sample_rate``: frame ``k``'s centre.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import speech_envelope
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> in_band, times = speech_envelope(np.sin(2 * np.pi * 2000 * t), sr)  # 2 kHz: in the band
+    >>> below, _ = speech_envelope(np.sin(2 * np.pi * 200 * t), sr)        # 200 Hz: below it
+    >>> in_band.shape, times[:3], round(float(in_band[50]), 2), round(float(below[50]), 2)
+    ((101,), array([0.  , 0.01, 0.02]), 1.22, 0.0)
     """
     audio = check_audio(audio, name="audio").astype(np.float64)
     sample_rate = check_sample_rate(sample_rate, name="sample_rate")

@@ -147,6 +147,13 @@ def fill_gaps(series):
     -------
     filled : ndarray of shape (T,), float64
         All NaN when ``series`` has no finite value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import fill_gaps
+    >>> fill_gaps([1.0, np.nan, 3.0, np.nan])  # NaN: frames without a face
+    array([1., 2., 3., 3.])
     """
     series = np.array(series, dtype=np.float64)
     known = np.isfinite(series)

@@ -47,6 +47,14 @@ def sample_frame_indices(n_frames, n_samples, *, repeat=False):
         under the centre of each of ``n_samples`` equal segments of the clip, ascending
         (``n = n_samples``, or ``n_frames`` when that is smaller and ``repeat`` is False). A
         clip without frames gives none.
+
+    Examples
+    --------
+    >>> from skavc.features import sample_frame_indices
+    >>> sample_frame_indices(100, 4)
+    array([12, 37, 62, 87])
+    >>> sample_frame_indices(3, 5), sample_frame_indices(3, 5, repeat=True)
+    (array([0, 1, 2]), array([0, 0, 1, 2, 2]))
     """
     n_frames = check_int(n_frames, name="n_frames", minimum=0)
     n_samples = check_int(n_samples, name="n_samples", minimum=1)
@@ -95,6 +103,12 @@ def grid_times(duration, rate):
     -------
     times : ndarray of shape (n_steps,)
         ``(j + 0.5) / rate`` for ``n_steps = max(1, floor(duration * rate))`` steps.
+
+    Examples
+    --------
+    >>> from skavc.features import grid_times
+    >>> grid_times(1.0, rate=4)  # seconds
+    array([0.125, 0.375, 0.625, 0.875])
     """
     n = max(1, int(np.floor(duration * rate)))
     return (np.arange(n) + 0.5) / rate
@@ -112,6 +126,16 @@ def resample_track(features, times, grid):
     Returns
     -------
     resampled : ndarray of shape (n_grid, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import resample_track
+    >>> features, times = np.array([[0.0], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0])
+    >>> resample_track(features, times, grid=np.array([0.5, 1.5, 3.0]))  # (n_grid, n_features)
+    array([[0.5],
+           [1.5],
+           [2. ]])
     """
     if features.shape[0] == 1:
         return np.repeat(features, grid.shape[0], axis=0)
@@ -134,6 +158,13 @@ def rises(x):
     -------
     rises : ndarray of shape (..., T), float64, >= 0
         What starts (an onset, motion beginning) and not what fades.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import rises
+    >>> rises(np.array([0.0, 2.0, 1.0, 4.0]))
+    array([0., 2., 0., 3.])
     """
     x = np.asarray(x, dtype=np.float64)
     return np.maximum(np.diff(x, axis=-1, prepend=x[..., :1]), 0.0)
@@ -156,6 +187,16 @@ def windowed_correlation(x, a, weights):
         0 where either series is constant within the window.
     n_eff : ndarray of shape (n_windows,)
         Effective number of samples per window, ``(sum w)^2 / sum w^2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import window_weights, windowed_correlation
+    >>> a = np.sin(np.arange(50) / 3.0)
+    >>> x = np.stack([a, -a, np.cos(np.arange(50) / 7.0)], axis=1)  # 3 cells, 50 frames
+    >>> rho, n_eff = windowed_correlation(x, a, window_weights(50, fps=25, window=0.5, hop=25)[1])
+    >>> rho.shape, rho[0, :2].round(3)  # (n_windows, n_cells)
+    ((3, 3), array([ 1., -1.]))
     """
     W = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     n_eff = 1.0 / np.maximum((W**2).sum(axis=1), 1e-12)
@@ -195,6 +236,13 @@ def window_weights(n_frames, fps, window, hop):
         Frame index of each window's centre (the first and the last frame included).
     weights : ndarray of shape (n_windows, n_frames)
         Frame 0 has weight 0: it has no predecessor to change from.
+
+    Examples
+    --------
+    >>> from skavc.features import window_weights
+    >>> centres, weights = window_weights(50, fps=25, window=0.5, hop=25)
+    >>> centres, weights.shape, float(weights[1, 25]), float(weights[:, 0].max())
+    (array([ 0, 25, 49]), (3, 50), 1.0, 0.0)
     """
     centres = np.unique(np.append(np.arange(0, n_frames, max(1, hop)), n_frames - 1))
     t = np.arange(n_frames)

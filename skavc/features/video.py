@@ -66,6 +66,12 @@ def block_size(height, width, max_size=64):
     k : int
         ``ceil(max(height, width) / max_size)``, at least 1 and at most the shorter side (so
         that there is always at least one block along each side).
+
+    Examples
+    --------
+    >>> from skavc.features import block_size
+    >>> block_size(720, 1280), block_size(128, 128)  # 1280 / 20 = 64 blocks, 128 / 2 = 64 blocks
+    (20, 2)
     """
     return int(max(1, min(np.ceil(max(height, width) / max_size), height, width)))
 
@@ -86,6 +92,15 @@ def grey_blocks(frames, k):
         Grey levels 0-255 (ITU-R BT.601 luma). The last ``H % k`` rows and ``W % k`` columns
         are dropped. The luma of each block's mean colour (``colour_blocks``, the same as
         the mean of the pixels' luma): a long video never needs a float copy of itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import grey_blocks
+    >>> frames = np.zeros((2, 4, 6, 3), np.uint8); frames[..., 0] = 200  # red
+    >>> grey = grey_blocks(frames, k=2)
+    >>> grey.shape, grey.dtype, round(float(grey[0, 0, 0]), 1)  # 0.299 * 200
+    ((2, 2, 3), dtype('float32'), 59.8)
     """
     return colour_blocks(frames, k) @ _LUMA
 
@@ -182,6 +197,15 @@ def estimate_shifts(cur, prev, max_shift):
         ``(dy, dx)`` per pair, in blocks, ``|dy|, |dx| <= r + 0.5``: ``cur[y, x]`` best matches
         ``prev[y + dy, x + dx]`` (a camera panning right moves the picture left:
         ``dx > 0``). Apply with :func:`shift_frames`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import estimate_shifts
+    >>> prev = np.random.default_rng(0).uniform(0, 255, (1, 16, 16))
+    >>> cur = np.roll(prev, -1, axis=2)  # cur[y, x] = prev[y, x + 1]: the picture moved left
+    >>> estimate_shifts(cur, prev, max_shift=2)  # (dy, dx) in blocks
+    array([[0., 1.]])
     """
     n, h, w = cur.shape
     r = _shift_radius(h, w, max_shift)
@@ -236,6 +260,14 @@ def shift_frames(frames, shifts):
         ``shifted[t, y, x] = frames[t, y + dy, x + dx]``, interpolated bilinearly between the
         four nearest blocks; positions beyond the border take the nearest border value (the
         full grid is kept). A zero shift returns the frame unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import shift_frames
+    >>> frames = np.arange(16.0).reshape(1, 4, 4)
+    >>> shift_frames(frames, [[0, 1]])[0, 0], shift_frames(frames, [[0, 0.5]])[0, 0]
+    (array([1., 2., 3., 3.]), array([0.5, 1.5, 2.5, 3. ]))
     """
     frames = np.asarray(frames)
     shifts = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
@@ -291,6 +323,15 @@ def frame_changes(grey, *, max_shift=1, noise_floor=2.0):
         ``changes[t]`` is frame ``t`` minus frame ``t - 1`` in grey levels, shrunk by
         ``noise_floor``; ``changes[0]`` is 0. The full grid is kept (borders uncovered by a
         shift compare with the nearest border block).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import frame_changes
+    >>> grey = np.zeros((3, 8, 8)); grey[2, 2:4, 2:4] = 100  # a bright patch appears in frame 2
+    >>> changes = frame_changes(grey)
+    >>> changes.shape, float(changes[1].max()), float(changes[2].max())  # 100 minus the noise floor 2
+    ((3, 8, 8), 0.0, 98.0)
     """
     grey = np.asarray(grey)
     if grey.ndim != 3:
@@ -345,6 +386,14 @@ def motion_energy(frames, *, max_size=64, threshold=2.0, max_shift=3):
         some time between the instants ``(t - 1) / fps`` and ``t / fps``, so its unbiased
         timestamp is the midpoint ``(t - 0.5) / fps``: see :func:`motion_energy_times`.
         Static frames give all zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import motion_energy
+    >>> frames = np.zeros((5, 64, 64, 3), np.uint8); frames[3:, 20:40, 20:40] = 255  # a square appears
+    >>> motion_energy(frames).round(1)  # one value per frame: the change from the frame before
+    array([ 0. ,  0. ,  0. , 32.3,  0. ])
     """
     frames = check_frames(frames, name="frames")
     max_size = check_int(max_size, name="max_size", minimum=1)
@@ -384,6 +433,12 @@ def motion_energy_times(n_frames, fps):
         ``(t - 0.5) / fps``: the midpoint of the interval in which the change from frame
         ``t - 1`` to frame ``t`` happened (``times[0]``, half a frame before the clip, carries
         a copy of the first measured change).
+
+    Examples
+    --------
+    >>> from skavc.features import motion_energy_times
+    >>> motion_energy_times(4, fps=25)  # seconds, half a frame before each frame's instant
+    array([-0.02,  0.02,  0.06,  0.1 ])
     """
     fps = check_positive(fps, name="fps")
     n_frames = check_int(n_frames, name="n_frames", minimum=0)

@@ -106,6 +106,17 @@ def upsample_bilinear(maps, size, cell=None, out=None):
     Returns
     -------
     resized : ndarray of shape (T, H, W), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import upsample_bilinear
+    >>> grid = np.array([[[0.0, 1.0], [1.0, 0.0]]])  # one frame, 2 x 2 cells
+    >>> upsample_bilinear(grid, (4, 4))[0]  # each cell covers 2 x 2 pixels
+    array([[0.   , 0.25 , 0.75 , 1.   ],
+           [0.25 , 0.375, 0.625, 0.75 ],
+           [0.75 , 0.625, 0.375, 0.25 ],
+           [1.   , 0.75 , 0.25 , 0.   ]], dtype=float32)
     """
     maps = np.asarray(maps, dtype=np.float32)
     T, h, w = maps.shape

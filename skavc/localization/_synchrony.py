@@ -242,6 +242,19 @@ def synchrony_maps(audio, sample_rate, frames, fps, refine=True, **kwargs):
     -------
     maps : ndarray of shape (T, H, W), float32 in [0, 1]
     confidence : ndarray of shape (T,)
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import synchrony_maps
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> clip = clips[0]
+    >>> maps, confidence = synchrony_maps(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    >>> maps.shape, confidence.shape  # (T, H, W) in [0, 1], one confidence per frame
+    ((50, 128, 128), (50,))
+    >>> on_source = truth.source_masks[0]  # the sounding object's pixels
+    >>> round(float(maps[on_source].mean()), 1), round(float(maps[~on_source].mean()), 1)
+    (0.9, 0.0)
     """
     shape, confidence, k = synchrony_cells(audio, sample_rate, frames, fps, **kwargs)
     maps = shape_to_maps(frames, shape, confidence, cell=k, refine=refine)

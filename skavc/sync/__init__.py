@@ -151,7 +151,18 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
 
 
 def offsets_from_curves(curves):
-    """Best offset (s) and confidence of each curve (:func:`peak_offset`), two arrays (n_clips,)."""
+    """Best offset (s) and confidence of each curve (:func:`peak_offset`), two arrays (n_clips,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import offsets_from_curves
+    >>> offsets = np.linspace(-0.5, 0.5, 101)
+    >>> peaked, flat = 10 * np.exp(-((offsets - 0.12) / 0.03) ** 2), np.zeros(101)
+    >>> best, confidence = offsets_from_curves([(offsets, peaked), (offsets, flat)])
+    >>> best.round(2), confidence.round(2)  # seconds, positive = audio ahead; in [0, 1]
+    (array([0.12, 0.  ]), array([0.91, 0.  ]))
+    """
     results = [peak_offset(offsets, scores) for offsets, scores in curves]
     return (np.array([r[0] for r in results], dtype=np.float64),
             np.array([r[1] for r in results], dtype=np.float64))

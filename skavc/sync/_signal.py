@@ -167,6 +167,18 @@ def null_standardise(scores):
         ``(scores - median) / (1.4826 MAD)``: chance alignments have median 0 and spread about 1;
         a true alignment stands several units above. If the MAD is 0 the standard deviation is
         used; a constant curve gives all zeros (no NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import null_standardise
+    >>> scores = 0.1 * np.sin(np.arange(200.0))  # chance alignments
+    >>> scores[100] = 2.0  # and one true one
+    >>> z = null_standardise(scores)
+    >>> round(float(np.median(z)), 2), round(float(z[100]), 1)
+    (0.0, 18.9)
+    >>> null_standardise([0.3, 0.3, 0.3])  # a constant curve
+    array([0., 0., 0.])
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0 or not np.all(np.isfinite(scores)):
@@ -273,6 +285,19 @@ def signal_sync_curve(audio, sample_rate, frames, fps, *, max_offset=1.0, resolu
         0 +- 1 everywhere, a matched clip typically 6-15 at its offset, so the scores mean the
         same whatever ``max_offset``. All zeros when either side carries no information
         (silence, static frames).
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import signal_sync_curve
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, offset_range=(-0.3, 0.3), random_state=0)
+    >>> clip = clips[0]
+    >>> offsets, scores = signal_sync_curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=0.5)
+    >>> offsets.shape, float(offsets[0]), float(offsets[-1])  # seconds, every 10 ms
+    ((101,), -0.5, 0.5)
+    >>> best = offsets[scores.argmax()]  # positive: the audio is ahead of the picture
+    >>> bool(abs(best - truth.offsets[0]) < 0.05), bool(scores.max() > 5)  # chance units
+    (True, True)
     """
     return _agreement_curve(audio, sample_rate, frames, fps, max_offset, resolution, naive=False)
 
@@ -543,6 +568,18 @@ def peak_offset(offsets, scores):
         (silence, static frames, audio without a visible source): on generated 4 s clips
         95 % of matched clips score above it with the whitened curve and 95 % of clips with
         another clip's audio below it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import peak_offset
+    >>> offsets = np.linspace(-0.5, 0.5, 101)  # seconds, a grid step of 10 ms
+    >>> scores = 10 * np.exp(-((offsets - 0.123) / 0.03) ** 2)  # a peak 10 units above chance
+    >>> offset, confidence = peak_offset(offsets, scores)
+    >>> round(offset, 3), round(confidence, 2)  # refined below the grid step
+    (0.123, 0.91)
+    >>> peak_offset(offsets, np.zeros(101))  # a flat curve: no evidence
+    (0.0, 0.0)
     """
     offsets, scores = _check_curve(offsets, scores)
     if not np.ptp(scores) > 1e-12 * max(1.0, np.abs(scores).max()):
@@ -574,6 +611,18 @@ def estimate_offset(audio, sample_rate, frames, fps, *, max_offset=1.0, method="
     confidence : float in [0, 1]
         See :func:`peak_offset`; below :data:`SYNC_CONFIDENCE_THRESHOLD` the clip is probably
         not synchronisable (silence, no motion, or no visible source of the sound).
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import SYNC_CONFIDENCE_THRESHOLD, estimate_offset
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, offset_range=(-0.3, 0.3), random_state=0)
+    >>> clip = clips[0]
+    >>> offset, confidence = estimate_offset(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=0.5)
+    >>> round(float(truth.offsets[0]), 2)  # seconds: the audio is ahead of the picture
+    0.16
+    >>> bool(abs(offset - truth.offsets[0]) < 0.05), confidence >= SYNC_CONFIDENCE_THRESHOLD
+    (True, True)
     """
     check_option(method, name="method", options=("signal", "naive"))
     curve = signal_sync_curve if method == "signal" else naive_sync_curve

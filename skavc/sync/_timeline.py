@@ -59,6 +59,22 @@ class SyncTimeline:
         then all windows vote, and the interval says how far to believe them).
     fps : float
         The windows' frame rate.
+
+    Examples
+    --------
+    A recording of 6 s with its audio 0.2 s ahead, read in three windows of 2 s
+    (:func:`~skavc.sync.sync_timeline`):
+
+    >>> from skavc import AVClip
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import sync_timeline
+    >>> clips, truth = make_av_clips(n_clips=1, duration=6.0, offset_range=(0.2, 0.2), random_state=0)
+    >>> audio, frames = clips[0].audio, clips[0].frames  # 16 kHz, 25 fps: 32000 samples and 50 frames a window
+    >>> windows = [AVClip(audio[k * 32000:(k + 1) * 32000], 16000, frames[k * 50:(k + 1) * 50], 25.0, start=2.0 * k)
+    ...            for k in range(3)]
+    >>> timeline = sync_timeline(windows, max_offset=0.5)
+    >>> timeline.centres, round(timeline.offset, 2), bool(timeline.overall_confidence > 0.5)
+    (array([1., 3., 5.]), 0.2, True)
     """
 
     starts: np.ndarray
@@ -93,6 +109,16 @@ def combine_curves(curves):
     -------
     offsets, scores : ndarray of shape (K,)
         ``sum(scores) / sqrt(len(curves))``: one curve is returned as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import combine_curves
+    >>> offsets = np.linspace(-0.5, 0.5, 101)
+    >>> window = 4 * np.exp(-((offsets - 0.1) / 0.03) ** 2)  # each window: a peak 4 units above chance
+    >>> grid, scores = combine_curves([(offsets, window), (offsets, window)])
+    >>> grid.shape, round(float(scores.max()), 2)  # two windows together: 4 * 2 / sqrt(2)
+    ((101,), 5.66)
     """
     if not curves:
         raise ValueError("curves is empty: expected at least one (offsets, scores)")
@@ -127,6 +153,17 @@ def fit_drift(centres, offsets, confidence, *, threshold=SYNC_CONFIDENCE_THRESHO
         95 % confidence interval of the slope (NaN with it).
     trusted : bool
         Whether only windows at or above ``threshold`` were used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import fit_drift
+    >>> centres = np.array([5.0, 15.0, 25.0, 35.0, 45.0])  # seconds
+    >>> offsets = 0.1 + 0.001 * centres  # a clock that drifts by 1 ms a second
+    >>> offsets[4] = 0.5  # and one wrong window
+    >>> drift, intercept, interval, trusted = fit_drift(centres, offsets, np.full(5, 0.9))
+    >>> round(drift, 4), round(intercept, 3), trusted
+    (0.001, 0.1, True)
     """
     centres, offsets, confidence = (np.asarray(v, dtype=np.float64) for v in (centres, offsets, confidence))
     trusted = bool((confidence >= threshold).sum() >= 3)
