@@ -21,7 +21,19 @@ MIN_AUDIO_DURATION = 0.1
 
 class ClipQualityWarning(UserWarning):
     """A clip skavc can encode, but whose embeddings and timing say little (tiny frames, one frame,
-    a few samples of audio). Silence it with ``warnings.simplefilter("ignore", ClipQualityWarning)``."""
+    a few samples of audio). Silence it with ``warnings.simplefilter("ignore", ClipQualityWarning)``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from skavc import AVClip, ClipQualityWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     clip = AVClip(np.zeros(16000, np.float32), 16000, np.zeros((1, 16, 16, 3), np.uint8), 25.0)
+    >>> [issubclass(w.category, ClipQualityWarning) for w in caught]  # one frame only; frames under 32 pixels
+    [True, True]
+    """
 
 
 def check_durations(n_samples, sample_rate, n_frames, fps, *, where="the clip", warn=True):

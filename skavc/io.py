@@ -594,6 +594,18 @@ def load_sampled(path, frame_sampler, *, sample_rate=16000):
     where they disagree (a stream whose decoder drops or adds frames) ``frame_sampler`` is
     called again with the decoded count, and the file decoded once more if frames it then
     picks were not kept.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavc import save_clip
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.io import load_sampled
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames, 1 s of sound at 16 kHz
+    >>> path = save_clip(clip, os.path.join(tempfile.mkdtemp(), "clip.mp4"))
+    >>> audio, frames = load_sampled(path, lambda n_frames: [0, n_frames // 2, n_frames - 1])  # first, middle, last
+    >>> audio.shape, frames.shape
+    ((16000,), (3, 128, 128, 3))
     """
     return _load_sampled(path, frame_sampler, sample_rate=sample_rate)
 
@@ -827,6 +839,18 @@ class AudioWindows:
         Seconds of sound from the header (an estimate), None when the file does not say.
     window, hop : float
         Seconds per window, and from one window's start to the next.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from scipy.io import wavfile
+    >>> from skavc.io import iter_audio
+    >>> path = os.path.join(tempfile.mkdtemp(), "ramp.wav")
+    >>> wavfile.write(path, 16000, np.linspace(-1, 1, 16000, dtype=np.float32))  # 1 s at 16 kHz
+    >>> windows = iter_audio(path, window=0.4)  # hop defaults to the window: no overlap
+    >>> type(windows).__name__, windows.duration, [w.shape for w in windows]  # the last window: what is left
+    ('AudioWindows', 1.0, [(6400,), (6400,), (3200,)])
     """
 
     def __init__(self, path, *, window, hop, sample_rate, name):
@@ -1110,6 +1134,19 @@ class VideoInfo:
     rotation : int
         Degrees clockwise the stored frames are turned to be upright (0, 90, 180 or 270), as
         FFmpeg's player and ``autorotate`` do; 90 for a portrait phone video.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavc import save_clip
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.io import video_info
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames of 128 x 128 at 25 fps
+    >>> info = video_info(save_clip(clip, os.path.join(tempfile.mkdtemp(), "clip.mp4")))
+    >>> info.duration, info.fps, info.n_frames, (info.height, info.width), info.audio_sample_rate, info.rotation
+    (1.0, 25.0, 25, (128, 128), 16000, 0)
+    >>> info.n_windows(window=0.4)  # how many windows iter_clips would cut
+    3
     """
 
     duration: float

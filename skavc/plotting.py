@@ -59,6 +59,18 @@ def save_sync_curve(offsets, scores, path, *, offset=None, confidence=None, titl
         A long recording's windows (:meth:`skavc.AVCorrespondence.sync_timeline`): a second
         panel shows each window's offset against time, coloured by its confidence, with the
         fitted drift.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skavc.plotting import save_sync_curve
+    >>> offsets = np.linspace(-0.5, 0.5, 101)  # seconds, positive = audio ahead of video
+    >>> scores = np.exp(-((offsets - 0.1) / 0.05) ** 2)  # a curve peaking at +0.1 s
+    >>> path = os.path.join(tempfile.mkdtemp(), "sync.png")
+    >>> save_sync_curve(offsets, scores, path, offset=0.1, confidence=0.9)
+    >>> os.path.getsize(path) > 0
+    True
     """
     import numpy as np
 
@@ -306,6 +318,16 @@ def overlay_frames(frames, maps, *, threshold=0.5, cmap="inferno", legend=False,
     --------
     save_heatmap_video : the same frames written to a video file as they are made, without
         holding them all in memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.plotting import overlay_frames
+    >>> frames = np.full((2, 64, 64, 3), 100, np.uint8)  # two grey frames
+    >>> maps = np.zeros((2, 64, 64)); maps[:, 16:48, 16:48] = 1.0  # a sounding square in each
+    >>> out = overlay_frames(frames, maps)
+    >>> out.shape, out[0, 0, 0].tolist(), out[0, 32, 32].tolist(), out[0, 47, 47].tolist()  # map at 0, at 1, outline
+    ((2, 64, 64, 3), [100, 100, 100], [191, 193, 139], [255, 255, 255])
     """
     import numpy as np
 
@@ -355,6 +377,18 @@ def save_heatmap_video(clip, maps, path, *, threshold=0.5, cmap="inferno", legen
     Returns
     -------
     path : str
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.plotting import save_heatmap_video
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames of 128 x 128
+    >>> maps = np.zeros(clip.frames.shape[:3]); maps[:, 32:96, 32:96] = 0.8  # (T, H, W)
+    >>> path = save_heatmap_video(clip, maps, os.path.join(tempfile.mkdtemp(), "heatmap.mp4"))
+    >>> os.path.basename(path), os.path.getsize(path) > 0
+    ('heatmap.mp4', True)
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -485,6 +519,18 @@ def save_heatmap_video_windows(windows, path, *, threshold=0.5, cmap="inferno", 
     ------
     ValueError
         If ``windows`` is empty, or its windows differ in frame size, frame rate or sample rate.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.plotting import save_heatmap_video_windows
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames of 128 x 128
+    >>> windows = [(clip, np.zeros(clip.frames.shape[:3]))] * 2  # two consecutive 1 s windows and their maps
+    >>> path = save_heatmap_video_windows(windows, os.path.join(tempfile.mkdtemp(), "long.mp4"))
+    >>> os.path.basename(path), os.path.getsize(path) > 0
+    ('long.mp4', True)
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -593,6 +639,16 @@ def save_heatmap_frames(frames, maps, out_dir, every=1, *, threshold=0.5, cmap="
     -------
     paths : list of str
         The files written, in frame order.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skavc.plotting import save_heatmap_frames
+    >>> frames, maps = np.zeros((25, 64, 64, 3), np.uint8), np.full((25, 64, 64), 0.8)  # 25 frames and their maps
+    >>> paths = save_heatmap_frames(frames, maps, tempfile.mkdtemp(), every=10)  # frames 0, 10 and 20
+    >>> [os.path.basename(p) for p in paths], all(os.path.getsize(p) > 0 for p in paths)
+    (['frame_00000.png', 'frame_00010.png', 'frame_00020.png'], True)
     """
     import numpy as np
 
@@ -635,6 +691,18 @@ def save_heatmap_frames_windows(windows, out_dir, every=1, *, threshold=0.5, cma
     -------
     paths : list of str
         The files written, in frame order.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.plotting import save_heatmap_frames_windows
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames of 128 x 128
+    >>> windows = [(clip, np.zeros(clip.frames.shape[:3]))] * 2  # two consecutive windows: frames 0-24, 25-49
+    >>> paths = save_heatmap_frames_windows(windows, tempfile.mkdtemp(), every=20)  # indices count from frame 0
+    >>> [os.path.basename(p) for p in paths], all(os.path.getsize(p) > 0 for p in paths)
+    (['frame_00000.png', 'frame_00020.png', 'frame_00040.png'], True)
     """
     import numpy as np
 
@@ -685,6 +753,17 @@ def draw_face_boxes(frame, boxes, speaking, *, threshold=0.5):
     -------
     frame : ndarray
         The same array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.plotting import draw_face_boxes
+    >>> frame = np.zeros((64, 64, 3), np.uint8)
+    >>> boxes = [(8, 16, 28, 40), (36, 16, 56, 40)]  # (x0, y0, x1, y1) in pixels
+    >>> draw_face_boxes(frame, boxes, speaking=[0.9, 0.1]) is frame  # drawn in place
+    True
+    >>> frame[16, 8].tolist(), frame[16, 36].tolist()  # top left corners: nearly green (speaking), nearly grey
+    ([51, 222, 69], [139, 158, 141])
     """
     import numpy as np
 
@@ -733,6 +812,17 @@ def save_speakers_video_windows(windows, path, *, threshold=0.5, video_codec=Non
     Returns
     -------
     path : str
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.plotting import save_speakers_video_windows
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)  # 25 frames of 128 x 128
+    >>> faces = [([(32, 32, 96, 96)], [0.8])] * clip.n_frames  # per frame: boxes (n, 4), speaking (n,)
+    >>> path = save_speakers_video_windows([(clip, faces)], os.path.join(tempfile.mkdtemp(), "speakers.mp4"))
+    >>> os.path.basename(path), os.path.getsize(path) > 0
+    ('speakers.mp4', True)
     """
     import numpy as np
 

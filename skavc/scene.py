@@ -73,6 +73,19 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
     -------
     probabilities : ndarray of shape (n_clips, n_labels)
         Rows sum to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.scene import classify_scene
+    >>> text_encoder = AVCorrespondence()._text_encoder()  # as the estimator builds it
+    >>> classes = ["golden retriever", "tabby cat", "sports car"]
+    >>> posteriors = np.array([[0.8, 0.15, 0.05], [0.1, 0.1, 0.8]])  # two clips' frames over those classes
+    >>> P = classify_scene(posteriors, ["a dog", "a car"], text_encoder=text_encoder, class_names=classes)
+    >>> P.round(1)  # per clip, a probability per label: rows sum to 1
+    array([[0.9, 0.1],
+           [0.2, 0.8]])
     """
     labels = check_labels(labels)
     label_embeddings = embed_texts(text_encoder, labels)
@@ -87,7 +100,21 @@ def classify_scene(class_posteriors, labels, *, text_encoder, class_names, audio
 def zero_shot(class_posteriors, label_embeddings, *, text_encoder, class_names, audio_posteriors=None,
               audio_weight=AUDIO_HEAD_MAX_WEIGHT, temperature=ZERO_SHOT_TEMPERATURE):
     """The zero-shot part: class posteriors (with the audio's at ``audio_weight``, as a product of
-    experts) handed to the labels through the text space and sharpened, (n_clips, n_labels)."""
+    experts) handed to the labels through the text space and sharpened, (n_clips, n_labels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.scene import zero_shot
+    >>> text_encoder = AVCorrespondence()._text_encoder()  # as the estimator builds it
+    >>> labels = text_encoder.encode(["a dog", "a car"])  # unit-norm label embeddings
+    >>> classes = ["golden retriever", "tabby cat", "sports car"]
+    >>> posteriors = np.array([[0.8, 0.15, 0.05], [0.1, 0.1, 0.8]])  # two clips' frames over those classes
+    >>> zero_shot(posteriors, labels, text_encoder=text_encoder, class_names=classes).round(1)  # rows sum to 1
+    array([[0.9, 0.1],
+           [0.2, 0.8]])
+    """
     transfer = transfer_matrix(embed_texts(text_encoder, class_names), label_embeddings)
     posteriors = class_posteriors
     if audio_posteriors is not None and audio_weight > 0:
@@ -147,6 +174,18 @@ def fit_scene_heads(audio_features, class_posteriors, *, rng, joint_embeddings=N
     text_weight : float
         Weight of the text map against the zero-shot part, chosen by likelihood of the training
         labels on the text map's out-of-fold probabilities (0 when the text map is useless).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.scene import fit_scene_heads
+    >>> rng = np.random.RandomState(0)
+    >>> audio_features = rng.randn(40, 8)  # 40 clips' preprocessed pooled audio features
+    >>> posteriors = np.exp(2 * audio_features[:, :3])
+    >>> posteriors /= posteriors.sum(axis=1, keepdims=True)  # their frames' posteriors over 3 classes: the teacher
+    >>> head, audio_weight, text_map, text_weight = fit_scene_heads(audio_features, posteriors, rng=rng)
+    >>> head.predict_proba(audio_features[:2]).shape, bool(0 <= audio_weight <= 0.5), text_map, text_weight
+    ((2, 3), True, None, 0.0)
     """
     audio_head, audio_weight, _ = fit_audio_class_head(audio_features, class_posteriors, rng, log=log)
     if y is None:

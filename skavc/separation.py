@@ -360,6 +360,24 @@ def mouth_guide(mixed_audio, sample_rate, tracks, n_frames, fps):
         (:func:`~skavc.features.mouth_speech_correlation`), its gaps filled, delayed by
         :data:`~skavc.features.MOUTH_LEAD` (the lips open before the sound) so that frame ``f``
         holds the opening that goes with the sound at ``f / fps``. None without such a face.
+
+    Examples
+    --------
+    Two faces seen for 4 s at 25 fps (Face Mesh landmarks: eye corners 33 and 263, inner lips 13
+    and 14), one saying what is heard, one whose lips move with other words:
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from skavc.separation import mouth_guide
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)  # the mouth's opening, syllable by syllable
+    >>> points = np.zeros((100, 468, 3))
+    >>> points[:, 263, 0], points[:, 14, 1] = 1.0, opening
+    >>> loudness = np.interp(np.arange(64000) / 16000, np.arange(100) / 25, opening)
+    >>> voice = np.random.default_rng(1).standard_normal(64000) * loudness  # 16 kHz
+    >>> faces = [SimpleNamespace(frames=np.arange(100), points=p) for p in (points[::-1], points)]
+    >>> guide = mouth_guide(voice, 16000, faces, 100, 25.0)
+    >>> guide.shape, bool(np.corrcoef(guide, opening)[0, 1] > 0.8)  # the speaker's mouth, one value per frame
+    ((100,), True)
     """
     speech = speech_at_frames(np.asarray(mixed_audio, dtype=np.float64), sample_rate, n_frames, fps)
     best, best_rho = None, -np.inf
@@ -398,6 +416,18 @@ def mouth_evidence(speech, sample_rate, guide, fps, *, min_shift=_SPEECH_MIN_SHI
         (:func:`~skavc.features.speech_at_frames`) over the whole clip, less its mean over every
         circular shift of the opening by at least ``min_shift``, over their standard deviation;
         0 for a silent estimate, a still mouth or a clip too short for two shifts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.separation import mouth_evidence
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)  # a mouth's opening: 4 s at 25 fps
+    >>> loudness = np.interp(np.arange(64000) / 16000, np.arange(100) / 25, opening)
+    >>> voice, other = np.random.default_rng(1).standard_normal((2, 64000))  # 16 kHz
+    >>> bool(mouth_evidence(voice * loudness, 16000, opening, 25.0) > 3)  # the mouth's voice: well above chance
+    True
+    >>> bool(mouth_evidence(other, 16000, opening, 25.0) < 3)  # a sound it does not make
+    True
     """
     T = guide.size
     loudness = speech_at_frames(speech, sample_rate, T, fps, lead=0.0)
@@ -432,6 +462,24 @@ def separate_speech(mixed_audio, sample_rate, guide, fps, enhancer):
         than the mixture; an absent voice comes out quiet).
     confidence : float
         ``c = expit((z - 3) / 0.4)`` with ``z`` = :func:`mouth_evidence`.
+
+    Examples
+    --------
+    A mouth opening and closing for 4 s at 25 fps, its voice (16 kHz) as loud as it is open, and music:
+
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.separation import separate_speech
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)  # the guide (mouth_guide), one value per frame
+    >>> loudness = np.interp(np.arange(64000) / 16000, np.arange(100) / 25, opening)
+    >>> voice = np.random.default_rng(1).standard_normal(64000) * loudness
+    >>> music = 0.5 * np.sin(2 * np.pi * 440 * np.arange(64000) / 16000)
+    >>> enhancer = AVCorrespondence()._context().speech_enhancer()  # as the estimator builds it
+    >>> target, confidence = separate_speech(voice + music, 16000, opening, 25.0, enhancer)
+    >>> target.shape, bool(confidence > 0.5)
+    ((64000,), True)
+    >>> bool(np.corrcoef(target, voice)[0, 1] > 0.5), bool(abs(np.corrcoef(target, music)[0, 1]) < 0.1)
+    (True, True)
     """
     from .encoders._speech import SAMPLE_RATE
 
@@ -637,6 +685,15 @@ class SeparatedWindow:
         in the mixture there (as :func:`separate` gives it).
     sample_rate : int
         Rate of ``target`` (the mixture's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.separation import SeparatedWindow
+    >>> piece = SeparatedWindow(start=2.0, target=np.zeros(8000, np.float32), residual=np.ones(8000, np.float32),
+    ...                         confidence=0.9, sample_rate=16000)
+    >>> piece.start, piece.duration  # seconds from the mixture's start; the piece's length
+    (2.0, 0.5)
     """
 
     start: float
@@ -792,6 +849,24 @@ def separate_windows(mixture_windows, sample_rate, target_windows, *, hop, regio
     piece : SeparatedWindow
         One per window, in order: concatenated, they are the target's sound over the whole
         mixture, at ``sample_rate``.
+
+    Examples
+    --------
+    A mixture of two sounding objects, 3 s, in windows of 2 s that start 1 s apart:
+
+    >>> import numpy as np
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.separation import separate_windows
+    >>> clips, truth = make_av_clips(n_clips=1, duration=3.0, n_sources=2, random_state=0)
+    >>> mixture, (first, second), frames = clips[0].audio, truth.sources[0], truth.source_frames[0][0]
+    >>> mixtures = [mixture[:32000], mixture[16000:]]  # 16 kHz
+    >>> targets = [(frames[:50], 25.0), (frames[25:], 25.0)]  # the first object's frames, over the same windows
+    >>> pieces = list(separate_windows(mixtures, 16000, targets, hop=1.0, n_components=8))
+    >>> [(piece.start, piece.duration, bool(piece.confidence > 0.5)) for piece in pieces]
+    [(0.0, 1.0, True), (1.0, 2.0, True)]
+    >>> target = np.concatenate([piece.target for piece in pieces])
+    >>> bool(np.corrcoef(target, first)[0, 1] > 0.9), bool(abs(np.corrcoef(target, second)[0, 1]) < 0.1)
+    (True, True)
     """
     hop = check_real(hop, name="hop", positive=True)
 

@@ -76,6 +76,26 @@ def speaker_tracks(audio, sample_rate, tracks, n_frames, fps):
     Returns
     -------
     list of SpeakerTrack
+
+    Examples
+    --------
+    Two faces seen for 4 s at 25 fps (Face Mesh landmarks: eye corners 33 and 263, inner lips 13
+    and 14), one saying what is heard, one whose lips move with other words:
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from skavc.speakers import speaker_tracks
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)  # the mouth's opening, syllable by syllable
+    >>> points = np.zeros((100, 468, 3))
+    >>> points[:, 263, 0], points[:, 14, 1] = 1.0, opening
+    >>> loudness = np.interp(np.arange(64000) / 16000, np.arange(100) / 25, opening)
+    >>> voice = np.random.default_rng(1).standard_normal(64000) * loudness  # 16 kHz
+    >>> box = np.tile([10.0, 10.0, 50.0, 60.0], (100, 1))  # (x0, y0, x1, y1) in each frame
+    >>> faces = [SimpleNamespace(track=0, frames=np.arange(100), boxes=box, points=points),
+    ...          SimpleNamespace(track=1, frames=np.arange(100), boxes=box + 60, points=points[::-1])]
+    >>> [(face.track, face.speaking.shape, face.speaking_frames().size)
+    ...  for face in speaker_tracks(voice, 16000, faces, 100, 25.0)]  # frames in which each speaks
+    [(0, (100,), 83), (1, (100,), 0)]
     """
     speaking = tracks_speaking(audio, sample_rate, tracks, n_frames, fps)
     return [SpeakerTrack(track=int(t.track), frames=np.asarray(t.frames), boxes=np.asarray(t.boxes, dtype=np.float64),
@@ -94,6 +114,16 @@ def find_speakers(context, X):
     -------
     speakers : list of list of SpeakerTrack
         Per clip, its faces (an empty list when none is seen).
+
+    Examples
+    --------
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.speakers import find_speakers
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=2, duration=2.0, random_state=0)
+    >>> find_speakers(context, clips)  # per clip, its faces: generated clips show none
+    [[], []]
     """
     def job(item, where):
         clip = context.clip(item, where)
@@ -121,6 +151,19 @@ def speakers_windows(context, windows):
         The window (``clip.start``: seconds from the recording's first frame).
     speakers : list of SpeakerTrack
         Its faces; ``frames`` index the window's frames.
+
+    Examples
+    --------
+    >>> from skavc import AVClip, AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.speakers import speakers_windows
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> audio, frames = clips[0].audio, clips[0].frames  # 16 kHz, 25 fps
+    >>> windows = (AVClip(audio[k * 16000:(k + 1) * 16000], 16000, frames[k * 25:(k + 1) * 25], 25.0, start=float(k))
+    ...            for k in range(2))  # two windows of 1 s, read one at a time
+    >>> [(clip.start, speakers) for clip, speakers in speakers_windows(context, windows)]  # no face is seen
+    [(0.0, []), (1.0, [])]
     """
     from .encoders._faces import gather_tracks
 

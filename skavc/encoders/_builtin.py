@@ -104,7 +104,18 @@ class _BuiltinEncoder(LazyOnnx):
 
 
 class EfficientNetLite0Encoder(_BuiltinEncoder):
-    """ImageNet EfficientNet-Lite0 on RGB frames: a 1280-d vector and a 7x7 map per frame."""
+    """ImageNet EfficientNet-Lite0 on RGB frames: a 1280-d vector and a 7x7 map per frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import EfficientNetLite0Encoder
+    >>> encoder = EfficientNetLite0Encoder(device="cpu")  # the graph is built (or read from the cache) on first use
+    >>> frames = np.zeros((2, 224, 224, 3), np.uint8)  # two black RGB frames
+    >>> features, feature_map = encoder.encode(frames, return_feature_map=True)
+    >>> features.shape, features.dtype, feature_map.shape  # per frame: a vector and a 7 x 7 map
+    ((2, 1280), dtype('float32'), (2, 7, 7, 1280))
+    """
 
     name = "efficientnet-lite0"
     kind = "visual"
@@ -166,6 +177,15 @@ class WhisperTinyEncoder(_BuiltinEncoder):
         window (1500 steps, the cost of 30 s of audio whatever the length) and keeps the steps
         covering the audio, so both give the same number of steps, on the same time grid. The
         registry name "whisper-tiny-30s" is this encoder with ``window="30s"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import WhisperTinyEncoder
+    >>> encoder = WhisperTinyEncoder(device="cpu")  # the graph is built (or read from the cache) on first use
+    >>> features = encoder.encode(np.zeros(16000, np.float32))  # 1 s of silence at 16 kHz
+    >>> features.shape, features.dtype  # 50 steps per second: the middle layer's 384 columns, then the final's
+    ((50, 768), dtype('float32'))
     """
 
     name = "whisper-tiny"
@@ -262,7 +282,18 @@ class WhisperTinyEncoder(_BuiltinEncoder):
 
 
 class WhisperTiny30sEncoder(WhisperTinyEncoder):
-    """:class:`WhisperTinyEncoder` with ``window="30s"``: Whisper's zero-padded 30 s window."""
+    """:class:`WhisperTinyEncoder` with ``window="30s"``: Whisper's zero-padded 30 s window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import WhisperTiny30sEncoder
+    >>> encoder = WhisperTiny30sEncoder(device="cpu")
+    >>> encoder.name, encoder.window
+    ('whisper-tiny-30s', '30s')
+    >>> encoder.encode(np.zeros(16000, np.float32)).shape  # 1 s at 16 kHz: the steps that cover it, 50 per second
+    (50, 768)
+    """
 
     name = "whisper-tiny-30s"
     window = "30s"
@@ -287,6 +318,15 @@ def mel_images(audio, sample_rate=16000, n_mels=128, window=0.96, step=0.25, top
     -------
     images : ndarray of shape (n_windows, n_mels, n_columns, 3), dtype uint8
         Low frequencies at the bottom, as a spectrogram is drawn.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import mel_images
+    >>> t = np.arange(16000) / 16000
+    >>> images = mel_images(np.sin(2 * np.pi * 440 * t), step=0.25)  # 1 s at 16 kHz: a window every 0.25 s
+    >>> images.shape, images.dtype  # (windows, mel bands, 96 columns of 10 ms, RGB)
+    ((4, 128, 96, 3), dtype('uint8'))
     """
     import librosa
 
@@ -307,7 +347,17 @@ def mel_images(audio, sample_rate=16000, n_mels=128, window=0.96, step=0.25, top
 
 
 class EffnetMelEncoder(EfficientNetLite0Encoder):
-    """EfficientNet-Lite0 on log-mel spectrogram images (the DeepSpectrum approach), 4 steps per second."""
+    """EfficientNet-Lite0 on log-mel spectrogram images (the DeepSpectrum approach), 4 steps per second.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import EffnetMelEncoder
+    >>> t = np.arange(16000) / 16000
+    >>> audio = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # 1 s at 16 kHz
+    >>> EffnetMelEncoder(device="cpu").encode(audio).shape  # 4 steps per second
+    (4, 1280)
+    """
 
     name = "effnet-mel"
     kind = "audio"

@@ -131,6 +131,18 @@ class OnnxEncoder:
     ----------
     n_session_runs_ : int
         Session calls made so far (coalesced calls count once).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnx
+    >>> from skavc.encoders import OnnxEncoder
+    >>> model = onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]>'
+    ...                                 ' relu (float[N, 3] x) => (float[N, 3] y) {y = Relu (x)}')
+    >>> encoder = OnnxEncoder(model.SerializeToString(), device="cpu", batch_size=2)  # bytes, or an .onnx file's path
+    >>> (y,) = encoder.run({"x": np.array([[-1, 0, 2]] * 5, np.float32)})  # 5 rows, in batches of 2
+    >>> y.shape, y[0], encoder.n_session_runs_
+    ((5, 3), array([0., 0., 2.], dtype=float32), 3)
     """
 
     def __init__(

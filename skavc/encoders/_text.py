@@ -175,6 +175,17 @@ class MiniLMTextEncoder(_BuiltinEncoder):
     -----
     Texts longer than 256 tokens (about 190 English words) are truncated, as
     sentence-transformers does: only their beginning is embedded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.encoders import MiniLMTextEncoder
+    >>> embeddings = MiniLMTextEncoder(device="cpu").encode(["a dog barking", "a barking dog", "a piano"])
+    >>> embeddings.shape, embeddings.dtype, np.linalg.norm(embeddings, axis=1).round(3)
+    ((3, 384), dtype('float32'), array([1., 1., 1.], dtype=float32))
+    >>> cosine = embeddings @ embeddings.T
+    >>> bool(cosine[0, 1] > cosine[0, 2])  # the dog is closer to the dog than to the piano
+    True
     """
 
     name = "minilm-l6"

@@ -312,6 +312,18 @@ class OnnxAudioEncoder(_UserEncoder):
         None takes the estimator's ``device``.
     n_threads, batch_size : int or None, default=None
         onnxruntime threads (None: the estimator's choice) and windows per session call.
+
+    Examples
+    --------
+    >>> import os, tempfile, onnx
+    >>> import numpy as np
+    >>> from skavc.encoders import OnnxAudioEncoder
+    >>> model = onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]> steps (float[N, n] waveform) => '
+    ...     '(float[N, T, 160] steps) {s = Constant <value = int64[3] {0, -1, 160}> () steps = Reshape (waveform, s)}')
+    >>> path = os.path.join(tempfile.mkdtemp(), "steps.onnx"); onnx.save(model, path)  # steps: 10 ms of samples each
+    >>> encoder = OnnxAudioEncoder(path, frame_rate=100, device="cpu")
+    >>> encoder.encode(np.zeros(16000, np.float32)).shape, encoder.n_features  # 1 s at 16 kHz
+    ((100, 160), 160)
     """
 
     kind = "audio"
@@ -482,6 +494,19 @@ class OnnxVisualEncoder(_UserEncoder):
         That output's layout, (frames, C, h, w) or (frames, h, w, C); returned as NHWC.
     name, device, n_threads, batch_size
         As for :class:`OnnxAudioEncoder` (``batch_size``: frames per session call).
+
+    Examples
+    --------
+    >>> import os, tempfile, onnx
+    >>> import numpy as np
+    >>> from skavc.encoders import OnnxVisualEncoder
+    >>> model = onnx.parser.parse_model('<ir_version: 8, opset_import: ["" : 17]> colour (uint8[N, 8, 8, 3] frames) => '
+    ...     '(float[N, 3] rgb) {x = Cast <to = 1> (frames) rgb = ReduceMean <axes = [1, 2], keepdims = 0> (x)}')
+    >>> path = os.path.join(tempfile.mkdtemp(), "colour.onnx"); onnx.save(model, path)  # the mean colour of a frame
+    >>> encoder = OnnxVisualEncoder(path, size=(8, 8), device="cpu")  # frames are resized to 8 x 8
+    >>> encoder.encode(np.full((2, 32, 32, 3), (255, 0, 0), np.uint8))  # two red frames
+    array([[255.,   0.,   0.],
+           [255.,   0.,   0.]], dtype=float32)
     """
 
     kind = "visual"

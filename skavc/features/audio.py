@@ -118,6 +118,16 @@ def audio_changes(audio, sample_rate, n_frames, fps):
         ``changes[t]`` is the RMS over one frame period centred on ``t / fps`` minus the same
         at ``(t - 1) / fps`` (signed, full-scale units); ``changes[0] = 0``. The audio
         counterpart of :func:`skavc.features.frame_changes`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import audio_changes
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> audio = np.sin(2 * np.pi * 440 * t) * (t >= 0.5)  # a tone starting at 0.5 s
+    >>> changes = audio_changes(audio, sr, n_frames=25, fps=25)  # one value per video frame
+    >>> changes.shape, int(np.argmax(changes)), round(float(changes.max()), 2)  # frame 13 (0.52 s), full-scale RMS
+    ((25,), 13, 0.71)
     """
     env = _frame_envelope(audio, sample_rate, n_frames, fps)
     return np.diff(env, prepend=env[:1])
@@ -258,6 +268,14 @@ def edge_silence(audio, starts, stops):
         True where the span ends at or before the first non-zero sample or starts after the
         last. All True for all-zero audio. All False when padding would cover more than half
         of the spans: a few sounds recorded in silence (a lone click), whose silence is real.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import edge_silence
+    >>> audio = np.r_[np.zeros(100), np.ones(800), np.zeros(100)]  # 100 samples of digital silence at each end
+    >>> edge_silence(audio, starts=[0, 300, 600, 950], stops=[100, 400, 700, 1000])  # spans of samples
+    array([ True, False, False,  True])
     """
     starts, stops = np.asarray(starts), np.asarray(stops)
     nonzero = np.flatnonzero(audio)

@@ -43,12 +43,33 @@ def mouth_opening(points):
     -------
     opening : ndarray of shape (T,), float64
         About 0 with the lips closed, 0.3-0.6 wide open; NaN where there is no face.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import mouth_opening
+    >>> points = np.zeros((2, 468, 2))  # Face Mesh landmarks (x, y) in pixels, two frames
+    >>> points[:, 263] = (40, 0)  # outer eye corners (33 and 263) 40 px apart
+    >>> points[1, 14] = (0, 16)  # inner lips (13 and 14): together, then 16 px apart
+    >>> mouth_opening(points)  # in eye-corner distances
+    array([0. , 0.4])
     """
     return _in_eye_corner_units(points, INNER_LIPS)
 
 
 def mouth_width(points):
-    """Distance between the mouth corners in each frame, in eye-corner distances; as :func:`mouth_opening`."""
+    """Distance between the mouth corners in each frame, in eye-corner distances; as :func:`mouth_opening`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import mouth_width
+    >>> points = np.zeros((1, 468, 2))  # Face Mesh landmarks (x, y) in pixels, one frame
+    >>> points[:, 263] = (40, 0)  # outer eye corners (33 and 263) 40 px apart
+    >>> points[:, 291] = (20, 0)  # mouth corners (61 and 291) 20 px apart
+    >>> mouth_width(points)  # in eye-corner distances
+    array([0.5])
+    """
     return _in_eye_corner_units(points, MOUTH_CORNERS)
 
 
@@ -70,6 +91,15 @@ def mouth_boxes(points, margin=0.25):
     -------
     boxes : ndarray of shape (T, 4), float64
         ``(x0, y0, x1, y1)`` in pixels; NaN where the face is not seen.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import mouth_boxes
+    >>> points = np.zeros((1, 468, 2))  # Face Mesh landmarks (x, y) in pixels, one frame
+    >>> points[0, [61, 291, 0, 17]] = [(50, 80), (70, 80), (60, 75), (60, 85)]  # lip corners, top, bottom
+    >>> mouth_boxes(points)  # (x0, y0, x1, y1) in pixels, grown by a quarter of the 20 px mouth width
+    array([[45., 70., 75., 90.]])
     """
     lips = np.asarray(points, dtype=np.float64)[:, list(_LIP_OUTLINE), :2]
     low, high = lips.min(axis=1), lips.max(axis=1)
@@ -99,6 +129,15 @@ def mouth_darkness(frames, boxes):
     darkness : ndarray of shape (T,), float64
         Minus the 20th percentile of the grey levels (0-255) in the box: higher when darker;
         NaN where the face is not seen or the box lies outside the frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import mouth_darkness
+    >>> frames = np.full((2, 64, 64, 3), 200, np.uint8)  # light skin
+    >>> frames[1, 30:40, 25:40] = 20  # frame 1: the dark inside of an open mouth
+    >>> mouth_darkness(frames, boxes=[[20, 25, 45, 45]] * 2)  # the same mouth box (pixels) in both frames
+    array([-200.,  -20.])
     """
     frames = np.asarray(frames)
     boxes = np.asarray(boxes, dtype=np.float64)
@@ -130,6 +169,14 @@ def track_points(frames, points, n_frames):
     Returns
     -------
     ndarray of shape (n_frames, 468, 3), float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import track_points
+    >>> points = track_points([1, 3], np.ones((2, 468, 3)), n_frames=5)  # a face seen in frames 1 and 3
+    >>> points.shape, points.dtype, np.isfinite(points[:, 0, 0])
+    ((5, 468, 3), dtype('float32'), array([False,  True, False,  True, False]))
     """
     out = np.full((n_frames, *np.shape(points)[1:]), np.nan, dtype=np.float32)
     out[np.asarray(frames, dtype=np.intp)] = points
@@ -200,6 +247,16 @@ def speech_at_frames(audio, sample_rate, n_frames, fps, *, lead=MOUTH_LEAD):
     Returns
     -------
     speech : ndarray of shape (n_frames,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import speech_at_frames
+    >>> sr = 16000; t = np.arange(sr) / sr
+    >>> audio = np.sin(2 * np.pi * 2000 * t) * (t >= 0.5)  # a 2 kHz tone (in the speech band) from 0.5 s
+    >>> speech = speech_at_frames(audio, sr, n_frames=25, fps=25)  # frame f: the loudness at f / 25 + 0.025 s
+    >>> speech.shape, speech[10:15].round(2)  # frame 12 (0.48 s) hears the tone its lips lead
+    ((25,), array([0.  , 0.  , 1.04, 1.22, 1.22]))
     """
     envelope, times = speech_envelope(audio, sample_rate)
     return np.interp(np.arange(n_frames) / fps + lead, times, envelope)
@@ -229,6 +286,16 @@ def mouth_speech_correlation(opening, speech, fps, *, window=SPEAKING_WINDOW):
         (Gaussian-weighted effective number) in which the face is seen, is read back as a
         correlation over the frames of the clip the window covers, so a face seen throughout
         keeps its Pearson correlation and a track of 3 frames or fewer gets 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import mouth_speech_correlation
+    >>> speech = np.sin(np.linspace(0, 6 * np.pi, 100)) ** 2  # 4 s at 25 fps: six syllables
+    >>> follows = mouth_speech_correlation(0.4 * speech, speech, fps=25)  # a mouth opening with them
+    >>> still = mouth_speech_correlation(np.full(100, 0.2), speech, fps=25)  # a mouth that does not move
+    >>> follows.shape, round(float(follows.min()), 2), float(still.max())
+    ((100,), 1.0, 0.0)
     """
     opening = np.asarray(opening, dtype=np.float64)
     speech = np.asarray(speech, dtype=np.float64)
@@ -304,6 +371,16 @@ def speaking_probability(rho, presence, rival=None):
         with a rival; 0 where the face is not seen. Calibrated on the real talking heads of
         ``benchmarks/real_talk.py`` (each face beside another, the sound of one): a face whose
         mouth follows the sound reads above 0.5 in most speech frames, the other face below it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import speaking_probability
+    >>> rho = np.array([0.6, 0.0, 0.6, np.nan])  # mouth-speech correlations; NaN: the face is not seen
+    >>> speaking_probability(rho, presence=[1, 1, 0, 1]).round(2)  # frame 2 is silent
+    array([1.  , 0.03, 0.  , 0.  ])
+    >>> speaking_probability([0.6, 0.4], [1, 1], rival=[np.nan, 0.7]).round(2)  # frame 1: another face follows better
+    array([1.  , 0.02])
     """
     rho = np.asarray(rho, dtype=np.float64)
     seen = np.isfinite(rho)
@@ -334,6 +411,18 @@ def tracks_speaking(audio, sample_rate, tracks, n_frames, fps):
         Per track, :func:`speaking_probability` in the frames it is seen: its mouth against the
         speech of the frames around (:data:`SPEAKING_WINDOW`), gated by how clearly a sound is
         heard (:func:`~skavc.features.sound_presence` over each frame's span).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as Track
+    >>> from skavc.features import tracks_speaking
+    >>> t = np.arange(48000) / 16000; audio = np.sin(2 * np.pi * t) ** 2 * np.sin(4000 * np.pi * t)  # 3 s of syllables
+    >>> points = np.zeros((2, 75, 468, 3)); points[:, :, 263, 0] = 100  # two faces, 75 frames at 25 fps
+    >>> points[0, :, 14, 1] = 50 * np.sin(2 * np.pi * np.arange(75) / 25) ** 2  # face 0's lips move with the syllables
+    >>> probs = tracks_speaking(audio, 16000, [Track(frames=range(75), points=p) for p in points], n_frames=75, fps=25)
+    >>> [p.shape for p in probs], [round(float(p.mean()), 2) for p in probs]  # per face, per frame it is seen
+    ([(75,), (75,)], [0.78, 0.0])
     """
     if not tracks:
         return []

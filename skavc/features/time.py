@@ -80,6 +80,15 @@ def window_means(features, rate, times, window):
     Returns
     -------
     means : ndarray of shape (n_times, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.features import window_means
+    >>> features = np.arange(8.0).reshape(4, 2)  # 4 steps at 4 per second, centred at 0.125, 0.375, ... s
+    >>> window_means(features, rate=4, times=np.array([0.25, 0.5]), window=0.5)  # steps 0-1, then 1-2
+    array([[1., 2.],
+           [3., 4.]])
     """
     features = np.asarray(features, dtype=np.float64)
     n = features.shape[0]

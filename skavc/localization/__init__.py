@@ -107,7 +107,18 @@ _CHUNK_FRAMES = 256
 
 
 def resolve_method(method, localization_head):
-    """The method ``"auto"`` stands for ("fused" with a learned head, else "synchrony"), checked."""
+    """The method ``"auto"`` stands for ("fused" with a learned head, else "synchrony"), checked.
+
+    Examples
+    --------
+    >>> from skavc.localization import resolve_method
+    >>> resolve_method("auto", None), resolve_method("synchrony", None)  # no learned head
+    ('synchrony', 'synchrony')
+    >>> resolve_method("fused", None)
+    Traceback (most recent call last):
+        ...
+    sklearn.exceptions.NotFittedError: method='fused' needs a localisation head: ...
+    """
     check_option(method, name="method", options=METHODS)
     if method == "auto":
         return "fused" if localization_head is not None else "synchrony"
@@ -130,6 +141,20 @@ def learned_clip_evidence(context, head, embed_audio, clip, *, full_size=True):
 
     The shape is at the frames' size, or with ``full_size=False`` on the head's grid of cells
     (which tile the frame).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import fit_localization_head, learned_clip_evidence
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=2, duration=1.0, random_state=0)
+    >>> embed_audio = lambda features: features / np.linalg.norm(features, axis=1, keepdims=True)  # a stand-in
+    >>> head = fit_localization_head(context, clips, embed_audio, rng=np.random.RandomState(0))
+    >>> shape, confidence = learned_clip_evidence(context, head, embed_audio, clips[0], full_size=False)
+    >>> shape.shape, shape.dtype, confidence.shape  # the head's 7 x 7 cells in each of 25 frames
+    ((25, 7, 7), dtype('float32'), (25,))
     """
     times = np.arange(clip.n_frames) / clip.fps
     A = _audio_window_embeddings(context, embed_audio, clip.audio, times, head.audio_window)
@@ -166,6 +191,19 @@ def grid_maps(context, clip, method, *, localization_head=None, embed_audio=None
         at most ``WORK_SIZE`` pixels a side).
     cell : float or (float, float)
         Cell size in pixels of the frames, as :func:`upsample_bilinear` takes it.
+
+    Examples
+    --------
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import grid_maps, upsample_bilinear
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> grid, cell = grid_maps(context, clips[0], "synchrony", refine=False)
+    >>> grid.shape, cell  # 50 frames of 128 x 128 pixels, on 64 x 64 cells of 2 pixels
+    ((50, 64, 64), 2)
+    >>> upsample_bilinear(grid, (128, 128), cell=cell).shape  # the maps at the frames' size
+    (50, 128, 128)
     """
     size = clip.frames.shape[1:3]
     if method in ("synchrony", "fused"):
@@ -225,6 +263,20 @@ def localize_clips(context, X, method, *, localization_head=None, embed_audio=No
     -------
     results : list of (maps, confidence)
         Per clip, maps (T, H, W) float32 in [0, 1] and confidence (T,) float64.
+
+    Examples
+    --------
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import localize_clips
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> (maps, confidence), = localize_clips(context, clips, "synchrony")
+    >>> maps.shape, confidence.shape  # (T, H, W) in [0, 1]; one confidence per frame
+    ((50, 128, 128), (50,))
+    >>> on_source = truth.source_masks[0]  # the sounding object's pixels
+    >>> round(float(maps[on_source].mean()), 1), round(float(maps[~on_source].mean()), 1)
+    (0.9, 0.0)
     """
     if method in ("learned", "fused"):
         context.require_time_steps("learned localisation")
@@ -261,6 +313,20 @@ def localize_windows(context, windows, method, *, localization_head=None, embed_
     window : LocalizedWindow
         The window's clip, its maps (resized from their grid when sliced) and per-frame
         confidences (T,), found as the maps are read.
+
+    Examples
+    --------
+    >>> from skavc import AVClip, AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import localize_windows
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> audio, frames = clips[0].audio, clips[0].frames  # 16 kHz, 25 fps
+    >>> windows = (AVClip(audio[k * 16000:(k + 1) * 16000], 16000, frames[k * 25:(k + 1) * 25], 25.0, start=float(k))
+    ...            for k in range(2))  # two windows of 1 s, read one at a time
+    >>> [(window.start, window.maps.shape, window.confidence.shape)
+    ...  for window in localize_windows(context, windows, "synchrony")]
+    [(0.0, (25, 128, 128), (25,)), (1.0, (25, 128, 128), (25,))]
     """
     if method in ("learned", "fused"):
         context.require_time_steps("learned localisation")
@@ -279,6 +345,19 @@ def fit_localization_head(context, X, embed_audio, *, rng, alpha=1e-4, log=None)
     ``embed_audio`` maps pooled audio features to the fitted correspondence embedding (the
     head learns to point at what that audio embedding matches); ``log(epoch, loss)`` as
     :func:`skavc._training.progress_logger` gives it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import fit_localization_head
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=2, duration=1.0, random_state=0)
+    >>> embed_audio = lambda features: features / np.linalg.norm(features, axis=1, keepdims=True)  # a stand-in
+    >>> head = fit_localization_head(context, clips, embed_audio, rng=np.random.RandomState(0))
+    >>> head.grid_shape_, len(head.loss_curve_)  # the visual encoder's 7 x 7 positions; one loss per epoch
+    ((7, 7), 60)
     """
     context.require_time_steps("learned localisation")
     head = LocalizationHead(alpha=alpha)

@@ -95,6 +95,19 @@ def mil_loss_and_grads(params, A, P, *, temperature=0.1, pooling="lse", sharpnes
     -------
     loss : float
     grads : dict with ``W`` and ``b``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import mil_loss_and_grads
+    >>> rng = np.random.RandomState(0)
+    >>> params = {"W": 0.1 * rng.randn(6, 4), "b": np.zeros(4)}  # 6 features per position -> 4-d embeddings
+    >>> A = rng.randn(5, 4)
+    >>> A /= np.linalg.norm(A, axis=1, keepdims=True)  # 5 clips' unit-norm audio embeddings
+    >>> P = rng.randn(5, 9, 6)  # and a frame of each: 9 positions of 6 features
+    >>> loss, grads = mil_loss_and_grads(params, A, P)
+    >>> round(loss, 2), grads["W"].shape, grads["b"].shape  # the loss, and its gradient for each parameter
+    (2.35, (6, 4), (4,))
     """
     B, K, D = P.shape
     temperature = float(temperature)
@@ -139,6 +152,19 @@ class LocalizationHead:
         Share of the clips held out of training to calibrate the map values
         (their similarities are what unseen clips will give; those of training
         clips are inflated). With fewer than 10 clips all are used for both.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import LocalizationHead
+    >>> rng = np.random.RandomState(0)
+    >>> feature_maps = rng.randn(12, 4, 7, 7, 32)  # 12 clips, 4 frames each: 7 x 7 positions of 32 features
+    >>> audio = rng.randn(12, 4, 8)
+    >>> audio /= np.linalg.norm(audio, axis=-1, keepdims=True)  # unit-norm audio embeddings around each frame
+    >>> head = LocalizationHead(n_components=8, epochs=5).fit(feature_maps, audio, rng)
+    >>> maps = head.maps(feature_maps[0], audio[0])  # per frame and position: P(the sound comes from there)
+    >>> head.grid_shape_, maps.shape, bool(maps.min() >= 0 and maps.max() <= 1)
+    ((7, 7), (4, 7, 7), True)
     """
 
     def __init__(self, n_components=64, n_frames=4, audio_window=2.0, pooling="lse", sharpness=10.0,
@@ -275,6 +301,18 @@ def learned_evidence(probabilities, size=None, gate=None):
         The probabilities relative to the frame's best position.
     confidence : ndarray of shape (T,)
         The best position's probability (times ``gate``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import learned_evidence
+    >>> probabilities = np.full((2, 7, 7), 0.1)  # the head's 7 x 7 positions in 2 frames
+    >>> probabilities[0, 3, 4], probabilities[1, 0, 0] = 0.8, 0.3
+    >>> shape, confidence = learned_evidence(probabilities, gate=np.array([1.0, 0.0]))  # frame 1 is silent
+    >>> shape.shape, float(shape[0, 3, 4]), float(shape[0, 0, 0]), confidence  # relative to each frame's best
+    ((2, 7, 7), 1.0, 0.125, array([0.8, 0. ]))
+    >>> learned_evidence(probabilities, size=(112, 112))[0].shape  # at the frames' size
+    (2, 112, 112)
     """
     peak = probabilities.reshape(probabilities.shape[0], -1).max(axis=1)
     shape = (probabilities / np.maximum(peak, 1e-12)[:, None, None]).astype(np.float32)

@@ -189,6 +189,19 @@ def fuse_evidence(learned, synchrony, how="prior"):
     -------
     shape : ndarray of shape (T, H, W), float32
     confidence : ndarray of shape (T,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import fuse_evidence
+    >>> synchrony_shape = np.zeros((2, 4, 4), np.float32)
+    >>> synchrony_shape[:, 1, 1] = 1.0  # 2 frames of 4 x 4 pixels: synchrony finds the source at (1, 1)
+    >>> learned = (np.full((2, 4, 4), 0.25, np.float32), np.array([0.9, 0.2]))  # (shape, confidence)
+    >>> shape, confidence = fuse_evidence(learned, (synchrony_shape, np.array([0.8, 0.1])))
+    >>> float(shape[0, 1, 1]), confidence  # synchrony's shape times sqrt(learned's); synchrony's confidence
+    (0.5, array([0.8, 0.1]))
+    >>> fuse_evidence(learned, (synchrony_shape, np.array([0.8, 0.1])), "mean")[1]
+    array([0.85, 0.15])
     """
     if how not in FUSIONS:
         raise ValueError(f"how must be one of {FUSIONS}; got {how!r}")
@@ -228,6 +241,18 @@ def refine_blocks(colour, shape, *, bins=_REFINE_BINS, blur=_REFINE_BLUR):
     Returns
     -------
     refined : ndarray of shape (T, h, w), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import refine_blocks
+    >>> colour = np.zeros((1, 16, 16, 3), np.float32)
+    >>> colour[..., 1] = 160.0  # one frame of 16 x 16 blocks: a green background ...
+    >>> colour[:, 4:8, 4:8] = (200.0, 30.0, 30.0)  # ... and a red object
+    >>> shape = np.zeros((1, 16, 16))
+    >>> shape[:, 2:10, 2:10] = 0.8  # a coarse shape: the object and a margin of background around it
+    >>> refine_blocks(colour, shape)[0, [5, 3, 12], [5, 3, 12]].round(2)  # on the object, the margin, elsewhere
+    array([1.  , 0.75, 0.01], dtype=float32)
     """
     from scipy.ndimage import gaussian_filter
 
@@ -328,6 +353,22 @@ def paint_faces(grid, size, cell, faces, probabilities, *, threshold=0.5):
     ndarray of shape (T, h, w), float32
         ``max(grid, 0.8 p)`` over the cells whose centres lie in a speaking face's box and
         ``max(grid, p)`` over its mouth's; elsewhere ``grid``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import paint_faces
+    >>> grid = np.zeros((2, 8, 8), np.float32)  # 2 dark frames of 64 x 64 pixels, on cells of 8 pixels
+    >>> boxes, mouths = np.tile([16.0, 16, 48, 48], (2, 1)), np.tile([24.0, 32, 40, 48], (2, 1))  # x0, y0, x1, y1
+    >>> face = (np.array([0, 1]), boxes, mouths)  # seen in frames 0 and 1
+    >>> lit = paint_faces(grid, (64, 64), 8.0, [face], [np.array([0.9, 0.3])])  # it speaks in frame 0
+    >>> lit[0, 2:6, 2:6].round(2)  # the face's cells at 0.8 * 0.9, its mouth's at 0.9
+    array([[0.72, 0.72, 0.72, 0.72],
+           [0.72, 0.72, 0.72, 0.72],
+           [0.72, 0.9 , 0.9 , 0.72],
+           [0.72, 0.9 , 0.9 , 0.72]], dtype=float32)
+    >>> float(lit[1].max())  # frame 1: silent face, not lit
+    0.0
     """
     out = np.array(grid, dtype=np.float32, copy=True)
     cy, cx = cell_sizes(size, grid.shape[1:], cell)
@@ -374,6 +415,19 @@ def refine_shape(frames, shape, *, max_size=WORK_SIZE, bins=_REFINE_BINS, blur=_
     Returns
     -------
     refined : ndarray of shape (T, H, W), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import refine_shape, synchrony_evidence
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> clip, off_source = clips[0], ~truth.source_masks[0]  # the pixels that are not the sounding object's
+    >>> shape, confidence = synchrony_evidence(clip.audio, clip.sample_rate, clip.frames, clip.fps)  # coarse
+    >>> refined = refine_shape(clip.frames, shape)
+    >>> refined.shape  # the frames' size, in [0, 1]
+    (50, 128, 128)
+    >>> [round(float((s[off_source] > 0.5).mean()), 2) for s in (shape, refined)]  # share of background lit
+    [0.05, 0.01]
     """
     T, H, W, _ = frames.shape
     k = block_size(H, W, max_size)
@@ -398,6 +452,17 @@ def evidence_to_maps(shape, confidence, size=None, cell=None):
     -------
     maps : ndarray of shape (T, H, W), float32 in [0, 1]
         The product on the grid, then resized (bilinear weights are convex: values stay in [0, 1]).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import evidence_to_maps
+    >>> shape = np.array([[[0.2, 1.0], [0.5, 0.0]]])  # one frame, 2 x 2 cells
+    >>> evidence_to_maps(shape, np.array([0.5]))  # never brighter than the frame's confidence
+    array([[[0.1 , 0.5 ],
+            [0.25, 0.  ]]], dtype=float32)
+    >>> evidence_to_maps(shape, np.array([0.5]), size=(4, 4)).shape  # resized to frames of 4 x 4 pixels
+    (1, 4, 4)
     """
     maps = np.asarray(confidence, dtype=np.float32)[:, None, None] * np.asarray(shape, dtype=np.float32)
     maps = np.clip(maps, 0.0, 1.0)
@@ -427,6 +492,17 @@ def shape_to_maps(frames, shape, confidence, cell=None, *, refine=True, max_size
     Returns
     -------
     maps : ndarray of shape (T, H, W), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.localization import shape_to_maps, synchrony_cells
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> clip, on_source = clips[0], truth.source_masks[0]  # the sounding object's pixels
+    >>> shape, confidence, cell = synchrony_cells(clip.audio, clip.sample_rate, clip.frames, clip.fps)
+    >>> maps = shape_to_maps(clip.frames, shape, confidence, cell=cell)  # from 64 x 64 cells of 2 pixels
+    >>> maps.shape, round(float(maps[on_source].mean()), 1), round(float(maps[~on_source].mean()), 1)
+    ((50, 128, 128), 0.9, 0.0)
     """
     size = frames.shape[1:3]
     if refine:

@@ -31,6 +31,17 @@ class GridMaps:
     ----------
     shape : (int, int, int)
         ``(T, H, W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.localization import GridMaps
+    >>> grid = np.array([[[0.0, 1.0], [1.0, 0.0]]], np.float32)  # one frame, 2 x 2 cells
+    >>> maps = GridMaps(grid, (4, 4), 2.0)  # cells of 2 pixels: frames of 4 x 4
+    >>> maps.shape, maps[0:1].shape, maps.peaks()  # resized when sliced
+    ((1, 4, 4), (1, 4, 4), array([1.]))
+    >>> maps[0][0]
+    array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
     """
 
     def __init__(self, grid, size, cell):
@@ -77,6 +88,18 @@ class LocalizedWindow:
     maps : GridMaps
         Its maps (T, H, W) in [0, 1], as ``AVCorrespondence.localize`` gives them, resized from
         their grid when sliced (``maps[t0:t1]``; ``np.asarray(maps)`` makes all of them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVClip
+    >>> from skavc.localization import GridMaps, LocalizedWindow
+    >>> clip = AVClip(np.zeros(16000, np.float32), 16000, np.zeros((25, 64, 64, 3), np.uint8), 25.0, start=10.0)
+    >>> window = LocalizedWindow(clip, GridMaps(np.full((25, 2, 2), 0.8, np.float32), (64, 64), 32.0))
+    >>> window.start, window.duration, window.maps[0:5].shape  # seconds; maps (T, H, W) made when sliced
+    (10.0, 1.0, (5, 64, 64))
+    >>> window.confidence.shape, float(window.confidence.max().round(2))
+    ((25,), 0.8)
     """
 
     clip: object
@@ -125,6 +148,18 @@ def regrid_windows(localized, windows):
     ------
     ValueError
         If ``windows`` hold more frames than ``localized``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVClip
+    >>> from skavc.localization import GridMaps, LocalizedWindow, regrid_windows
+    >>> small = AVClip(np.zeros(5120, np.float32), 16000, np.zeros((8, 32, 32, 3), np.uint8), 25.0)  # 8 frames
+    >>> localized = [LocalizedWindow(small, GridMaps(np.full((8, 4, 4), 0.7, np.float32), (32, 32), 8.0))]
+    >>> large = [AVClip(np.zeros(2560, np.float32), 16000, np.zeros((4, 128, 128, 3), np.uint8), 25.0, start=0.16 * k)
+    ...          for k in range(2)]  # the same 8 frames at 128 x 128, in two windows
+    >>> [(window.maps.shape, window.maps.cell) for window in regrid_windows(localized, large)]
+    [((4, 128, 128), (32.0, 32.0)), ((4, 128, 128), (32.0, 32.0))]
     """
     localized = iter(localized)
     held = []  # (first frame, grid, cell (rows, columns) in pixels, frame size) of localised windows

@@ -91,6 +91,16 @@ def resolve_method(method, sync_head):
 
     ``"auto"`` itself stays "auto": :func:`sync_curves` then follows a speaking face's mouth
     where one is seen and this fallback elsewhere.
+
+    Examples
+    --------
+    >>> from skavc.sync import resolve_method
+    >>> resolve_method("auto", None), resolve_method("signal", None)
+    ('auto', 'signal')
+    >>> resolve_method("learned", None)  # no sync head fitted
+    Traceback (most recent call last):
+        ...
+    sklearn.exceptions.NotFittedError: method='learned' needs a sync head: ...
     """
     check_option(method, name="method", options=METHODS)
     if method == "learned" and sync_head is None:
@@ -122,6 +132,17 @@ def sync_curves(context, X, method, *, sync_head=None, max_offset=1.0):
     -------
     curves : list of (offsets, scores)
         Per clip, offsets (seconds, positive = audio ahead) and scores (chance units).
+
+    Examples
+    --------
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import sync_curves
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, offset_range=(0.2, 0.2), random_state=0)
+    >>> (offsets, scores), = sync_curves(context, clips, "signal", max_offset=0.5)
+    >>> offsets.shape, round(float(offsets[scores.argmax()]), 2), bool(scores.max() > 5)  # s, audio ahead
+    ((101,), 0.19, True)
     """
     def whole_frame(clip, where):
         if method == "learned" or (method == "auto" and sync_head is not None):
@@ -172,6 +193,18 @@ def fit_sync_head(context, X, *, epochs, rng, learning_rate=1e-3, alpha=1e-4, lo
     """Train a :class:`SyncHead` on the clips of ``X`` (their own timing is the truth).
 
     ``log(epoch, loss)`` as :func:`skavc._training.progress_logger` gives it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import fit_sync_head
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=1, duration=1.0, random_state=0)
+    >>> head = fit_sync_head(context, clips, epochs=2, rng=np.random.RandomState(0))
+    >>> type(head).__name__, len(head.loss_curve_)  # one InfoNCE loss per epoch
+    ('SyncHead', 2)
     """
     tracks = context.tracks(X, SYNC_RATE)
     return SyncHead(learning_rate=learning_rate, alpha=alpha).fit(
@@ -180,7 +213,17 @@ def fit_sync_head(context, X, *, epochs, rng, learning_rate=1e-3, alpha=1e-4, lo
 
 
 def peak_evidence(curves):
-    """Each curve's best score, in chance units (0 for a flat curve): the timing evidence, (n_clips,)."""
+    """Each curve's best score, in chance units (0 for a flat curve): the timing evidence, (n_clips,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import peak_evidence
+    >>> offsets = np.linspace(-0.5, 0.5, 101)  # seconds
+    >>> peaked, flat = 10 * np.exp(-((offsets - 0.12) / 0.03) ** 2), np.zeros(101)
+    >>> peak_evidence([(offsets, peaked), (offsets, flat)])  # chance units
+    array([10.,  0.])
+    """
     return np.array([float(np.max(scores)) if np.ptp(scores) > 0 else 0.0 for _, scores in curves])
 
 
@@ -194,13 +237,33 @@ def sound_series(audio, sample_rate):
 
     ``onsets`` is its ``onset_envelope`` at :data:`SOUND_SERIES_RESOLUTION`, most of the work of
     a sync curve; the picture's side is ``(motion_series(frames), fps)``.
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import sound_series
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> audio, sample_rate, (envelope, times) = sound_series(clips[0].audio, clips[0].sample_rate)
+    >>> audio.shape, sample_rate, envelope.shape, round(float(times[1] - times[0]), 3)  # onsets every 10 ms
+    ((32000,), 16000, (201,), 0.01)
     """
     audio = check_audio(audio, name="audio")
     return audio, sample_rate, onset_envelope(audio, sample_rate, hop_seconds=SOUND_SERIES_RESOLUTION)
 
 
 def pair_evidence(sound, picture, *, max_offset=1.0):
-    """:func:`peak_evidence` of a :func:`sound_series` against a picture ``(motion_series(frames), fps)``."""
+    """:func:`peak_evidence` of a :func:`sound_series` against a picture ``(motion_series(frames), fps)``.
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import motion_series, pair_evidence, sound_series
+    >>> clips, truth = make_av_clips(n_clips=2, duration=2.0, random_state=0)
+    >>> sound = sound_series(clips[0].audio, clips[0].sample_rate)  # reduced once, for any number of pictures
+    >>> own, other = (pair_evidence(sound, (motion_series(clip.frames), clip.fps)) for clip in clips)
+    >>> bool(own > 5), bool(other < 5)  # chance units: its own frames stand out, another clip's do not
+    (True, True)
+    """
     audio, sample_rate, onsets = sound
     motion, fps = picture
     reuse = default_resolution(fps) == SOUND_SERIES_RESOLUTION  # else analysed again at a finer step
@@ -226,6 +289,18 @@ def timing_evidence(context, X, partners, *, max_offset=1.0):
         :func:`peak_evidence` of sound ``i`` with frames ``i`` and with frames ``partners[i]``.
         Each clip is decoded once and only its sound and its frames' :func:`motion_series`
         are kept, so a large ``X`` of videos never sits in memory decoded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import timing_evidence
+    >>> context = AVCorrespondence()._context()  # as the estimator builds it
+    >>> clips, truth = make_av_clips(n_clips=2, duration=2.0, random_state=0)
+    >>> own, partnered = timing_evidence(context, clips, np.array([1, 0]))  # each sound with the other's frames
+    >>> own.shape, bool((own > 5).all() and (partnered < 5).all())  # chance units
+    ((2,), True)
     """
     def reduce(item, where):
         clip = context.clip(item, where)
@@ -260,6 +335,18 @@ def fit_timing(cosines, peaks, same_event):
         Fitted on the pairs given, so the probability is calibrated for their mix of same and
         different events (``class_weight="balanced"``: as if 1:1) and for their cosines; in
         ``AVCorrespondence.fit`` those are the training clips' own, so it is optimistic on new clips.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import fit_timing
+    >>> rng = np.random.default_rng(0)
+    >>> same = np.arange(200) % 2 == 0  # pairs of a clip's own sound and frames, and of two clips'
+    >>> cosines = np.where(same, 0.6, 0.2) + 0.1 * rng.standard_normal(200)
+    >>> peaks = np.where(same, 8.0, 2.0) + 2.0 * rng.standard_normal(200)  # chance units
+    >>> coefficients = fit_timing(cosines, peaks, same)
+    >>> coefficients.shape, bool(coefficients[0] > 0 and coefficients[1] > 0)  # both make one event likelier
+    ((3,), True)
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -269,5 +356,14 @@ def fit_timing(cosines, peaks, same_event):
 
 
 def timing_probability(coefficients, cosines, peaks):
-    """P(the sound and the frames are one event) from :func:`fit_timing`'s coefficients, (n,)."""
+    """P(the sound and the frames are one event) from :func:`fit_timing`'s coefficients, (n,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import timing_probability
+    >>> coefficients = np.array([4.0, 0.5, -4.0])  # weights of the cosine and of the peak, and the intercept
+    >>> timing_probability(coefficients, [0.6, 0.2], [8.0, 2.0]).round(2)  # a matched pair, an unrelated one
+    array([0.92, 0.1 ])
+    """
     return expit(coefficients[0] * np.asarray(cosines) + coefficients[1] * np.asarray(peaks) + coefficients[2])

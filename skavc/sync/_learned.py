@@ -30,6 +30,16 @@ def context_windows(track, context=_CONTEXT):
     Returns
     -------
     windows : ndarray of shape (n_steps, 2 * n_features * len(context))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import context_windows
+    >>> track = np.arange(12.0).reshape(6, 2)  # 6 grid steps of 2 features
+    >>> context_windows(track).shape  # features and deltas, at 5 steps from -4 to +4 (clipped at the ends)
+    (6, 20)
+    >>> context_windows(track, context=(-1, 0, 1))[2]  # step 2: steps 1, 2 and 3, each (features, deltas)
+    array([2., 3., 2., 2., 4., 5., 2., 2., 6., 7., 2., 2.])
     """
     delta = np.diff(track, axis=0, prepend=track[:1])
     both = np.hstack([track, delta])
@@ -52,6 +62,17 @@ def diagonal_curve(audio_embeddings, visual_embeddings, max_steps):
     lags : ndarray of shape (2 * max_steps + 1,)
     scores : ndarray of shape (2 * max_steps + 1,)
         Positive lags mean the video matches the audio later: audio ahead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import diagonal_curve
+    >>> audio = np.random.default_rng(0).standard_normal((50, 4))
+    >>> audio /= np.linalg.norm(audio, axis=1, keepdims=True)  # unit-norm embeddings, one per grid step
+    >>> visual = np.roll(audio, 3, axis=0)  # the picture shows each sound 3 steps later
+    >>> lags, scores = diagonal_curve(audio, visual, 5)
+    >>> lags.shape, int(lags[scores.argmax()]), round(float(scores.max()), 2)  # positive: audio ahead
+    ((11,), 3, 1.0)
     """
     n = audio_embeddings.shape[0]
     lags = np.arange(-max_steps, max_steps + 1)
@@ -75,6 +96,18 @@ class SyncHead:
     learning_rate : float
     alpha : float
         L2 penalty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import SyncHead
+    >>> rng = np.random.RandomState(0)
+    >>> audio = [rng.randn(200, 8) for _ in range(4)]  # 4 clips' tracks (n_steps, F) on the 50 Hz grid: 4 s
+    >>> visual = [a + 0.5 * rng.randn(200, 8) for a in audio]  # features that follow the sound's
+    >>> head = SyncHead(n_components=4, embedding_dim=8).fit(audio, visual, epochs=20, rng=rng)
+    >>> offsets, scores = head.curve(audio[0], np.roll(visual[0], 5, axis=0), max_offset=0.5)  # picture 0.1 s late
+    >>> offsets.shape, round(float(offsets[scores.argmax()]), 2), bool(scores.max() > 5)  # s, audio ahead
+    ((51,), 0.1, True)
     """
 
     def __init__(self, n_components=24, embedding_dim=32, temperature=0.1, learning_rate=1e-3, alpha=1e-4):

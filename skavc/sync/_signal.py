@@ -310,6 +310,16 @@ def naive_sync_curve(audio, sample_rate, frames, fps, *, max_offset=1.0, resolut
     :func:`signal_sync_curve`, scored by the Pearson correlation over their overlap at each lag.
     No camera or brightness compensation, no compression, no whitening. Parameters and returns
     as :func:`signal_sync_curve` (the Pearson correlations are standardised the same way).
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import naive_sync_curve
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, offset_range=(0.2, 0.2), random_state=0)
+    >>> clip = clips[0]  # its audio 0.2 s ahead of its frames
+    >>> offsets, scores = naive_sync_curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=0.5)
+    >>> offsets.shape, round(float(offsets[scores.argmax()]), 1), bool(scores.max() > 3)  # s, audio ahead; chance units
+    ((101,), 0.2, True)
     """
     return _agreement_curve(audio, sample_rate, frames, fps, max_offset, resolution, naive=True)
 
@@ -342,6 +352,15 @@ def motion_series(frames):
 
     With :func:`motion_sync_curve` it gives the same curve as the frames themselves, so that
     a clip's frames can be reduced to this series once and paired with many sounds.
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import motion_series
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, random_state=0)
+    >>> motion = motion_series(clips[0].frames)  # 50 frames at 25 fps
+    >>> motion.shape, bool(motion.min() >= 0)  # one value per frame, never negative
+    ((50,), True)
     """
     return _emphasise_rises(motion_energy(frames))
 
@@ -352,6 +371,20 @@ def motion_sync_curve(audio, sample_rate, motion, fps, *, max_offset=1.0, resolu
     ``onsets``, when given, is this sound's ``onset_envelope(audio, sample_rate,
     hop_seconds=resolution)`` (envelope, times), computed once for a sound that is paired with
     many motion series (most of a curve's time goes into it).
+
+    Examples
+    --------
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import motion_series, motion_sync_curve, signal_sync_curve
+    >>> clips, truth = make_av_clips(n_clips=1, duration=2.0, offset_range=(0.2, 0.2), random_state=0)
+    >>> clip = clips[0]  # its audio 0.2 s ahead of its frames
+    >>> motion = motion_series(clip.frames)  # the frames reduced once, for any number of sounds
+    >>> offsets, scores = motion_sync_curve(clip.audio, clip.sample_rate, motion, clip.fps, max_offset=0.5)
+    >>> offsets.shape, round(float(offsets[scores.argmax()]), 2), bool(scores.max() > 5)  # s, audio ahead
+    ((101,), 0.19, True)
+    >>> same = signal_sync_curve(clip.audio, clip.sample_rate, clip.frames, clip.fps, max_offset=0.5)[1]
+    >>> bool((scores == same).all())  # the curve of the frames themselves
+    True
     """
     audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
         audio, sample_rate, fps, max_offset, resolution)
@@ -402,6 +435,22 @@ def mouth_sync_curve(audio, sample_rate, points, fps, *, max_offset=1.0, resolut
     offsets, scores : ndarray of shape (K,)
         As :func:`signal_sync_curve` (seconds, positive = audio ahead; chance units); all
         scores 0 when no frame shows a face.
+
+    Examples
+    --------
+    A mouth opening and closing syllable by syllable (4 s at 25 fps) and a voice as loud as it is
+    open, heard 0.2 s early:
+
+    >>> import numpy as np
+    >>> from skavc.sync import mouth_sync_curve
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)
+    >>> points = np.zeros((100, 468, 3))  # Face Mesh landmarks: eye corners (33, 263), inner lips (13, 14)
+    >>> points[:, 263, 0], points[:, 14, 1] = 1.0, opening
+    >>> loudness = np.interp(np.arange(64000) / 16000 + 0.2, np.arange(100) / 25, opening)
+    >>> audio = np.random.default_rng(1).standard_normal(64000) * loudness  # 16 kHz
+    >>> offsets, scores = mouth_sync_curve(audio, 16000, points, 25.0, max_offset=0.5)
+    >>> offsets.shape, round(float(offsets[scores.argmax()]), 1), bool(scores.max() > 5)  # s, audio ahead
+    ((101,), 0.2, True)
     """
     audio, sample_rate, fps, max_offset, resolution = _check_sound_and_search(
         audio, sample_rate, fps, max_offset, resolution)
@@ -452,6 +501,24 @@ def speaking_face_curve(audio, sample_rate, tracks, n_frames, fps, *, max_offset
         The curve with the highest peak among faces seen in at least half of the frames (the
         speaking face's: another face's mouth does not follow this sound); None when there is
         no such face.
+
+    Examples
+    --------
+    Two faces, one saying what is heard 0.2 s early (as in :func:`mouth_sync_curve`), one whose
+    lips move with other words:
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from skavc.sync import speaking_face_curve
+    >>> opening = np.repeat(np.random.default_rng(0).random(25), 4)  # 4 s at 25 fps
+    >>> points = np.zeros((100, 468, 3))  # Face Mesh landmarks: eye corners (33, 263), inner lips (13, 14)
+    >>> points[:, 263, 0], points[:, 14, 1] = 1.0, opening
+    >>> loudness = np.interp(np.arange(64000) / 16000 + 0.2, np.arange(100) / 25, opening)
+    >>> audio = np.random.default_rng(1).standard_normal(64000) * loudness  # 16 kHz
+    >>> faces = [SimpleNamespace(frames=np.arange(100), points=p) for p in (points[::-1], points)]
+    >>> offsets, scores = speaking_face_curve(audio, 16000, faces, 100, 25.0, max_offset=0.5)
+    >>> round(float(offsets[scores.argmax()]), 1), bool(scores.max() > 5)  # the speaker's: s, audio ahead
+    (0.2, True)
     """
     best = None
     for track in tracks:
@@ -481,6 +548,19 @@ def face_or_whole(face, whole):
         zero, z = 3: the mouth moves with the sound, so this is a face speaking) or at least as
         high as the whole frame's; ``whole`` otherwise (no face, or a face that is not the
         one heard: a voice-over, a listener).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import face_or_whole
+    >>> offsets = np.linspace(-0.5, 0.5, 101)  # seconds
+    >>> whole = (offsets, 6 * np.exp(-((offsets - 0.1) / 0.03) ** 2))  # peaks 6 units above chance
+    >>> mouth = (offsets, 8 * np.exp(-((offsets - 0.12) / 0.03) ** 2))  # a mouth that follows the sound
+    >>> listener = (offsets, 2 * np.exp(-((offsets + 0.3) / 0.03) ** 2))  # one that does not (z < 3)
+    >>> face_or_whole(mouth, whole) is mouth, face_or_whole(listener, whole) is whole
+    (True, True)
+    >>> face_or_whole(None, whole) is whole  # no face seen in half of the frames
+    True
     """
     if face is not None and (face[1].max() >= _Z0 or face[1].max() >= whole[1].max()):
         return face

@@ -200,6 +200,21 @@ def sync_timeline(windows, *, method="signal", max_offset=1.0, face_tracks=None)
         recording's curve. A recording of one window gives that
         window's offset and confidence as the whole recording's, as :func:`peak_offset` of its
         curve does.
+
+    Examples
+    --------
+    A recording of 4 s with its audio 0.2 s ahead, read in two windows of 2 s:
+
+    >>> from skavc import AVClip
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.sync import sync_timeline
+    >>> clips, truth = make_av_clips(n_clips=1, duration=4.0, offset_range=(0.2, 0.2), random_state=0)
+    >>> audio, frames = clips[0].audio, clips[0].frames  # 16 kHz, 25 fps: 32000 samples and 50 frames a window
+    >>> windows = [AVClip(audio[k * 32000:(k + 1) * 32000], 16000, frames[k * 50:(k + 1) * 50], 25.0, start=2.0 * k)
+    ...            for k in range(2)]
+    >>> timeline = sync_timeline(windows, max_offset=0.5)
+    >>> timeline.offsets.round(2), round(timeline.offset, 2)  # seconds, audio ahead: per window, and overall
+    (array([0.19, 0.19]), 0.19)
     """
     check_option(method, name="method", options=("auto", "signal", "face", "naive"))
     max_offset = check_real(max_offset, name="max_offset", positive=True)
