@@ -125,6 +125,16 @@ def clip_tracks(audio_features, audio_rate, frame_features, fps, duration, rate=
     -------
     audio_track : ndarray of shape (n_steps, n_audio_features)
     visual_track : ndarray of shape (n_steps, n_visual_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.sync import clip_tracks
+    >>> audio = np.ones((100, 8))          # 2 s of audio features at 50 steps a second
+    >>> frames = np.zeros((50, 4))         # 2 s of frame features at 25 fps
+    >>> audio_track, visual_track = clip_tracks(audio, 50.0, frames, 25.0, duration=2.0)
+    >>> audio_track.shape[1], visual_track.shape[1], audio_track.shape[0] == visual_track.shape[0]
+    (8, 4, True)
     """
     grid = grid_times(duration, rate)
     a_times = (np.arange(audio_features.shape[0]) + 0.5) / audio_rate

@@ -48,7 +48,18 @@ _MIN_WORK_PER_THREAD = 1 << 24
 
 # -- input checks ----------------------------------------------------------------------
 def check_k(k):
-    """``top_k`` checked: an integer >= 1."""
+    """``top_k`` checked: an integer >= 1.
+
+    Examples
+    --------
+    >>> from skavc.retrieval import check_k
+    >>> check_k(5)
+    5
+    >>> check_k(0)
+    Traceback (most recent call last):
+        ...
+    ValueError: top_k must be ...
+    """
     return check_int(k, name="top_k", minimum=1)
 
 

@@ -106,6 +106,18 @@ def expected_sounds(context, X, *, text_encoder, n_visual_frames, top_k=5, text_
     -------
     results : list of dict
         Per clip ``{"sounds": [(name, score), ...] (best first, top_k), "times": [seconds, ...]}``.
+
+    Examples
+    --------
+    >>> from skavc import AVCorrespondence
+    >>> from skavc.datasets import make_av_clips
+    >>> from skavc.describe import expected_sounds
+    >>> (clip,), _ = make_av_clips(n_clips=1, duration=1.0, random_state=0)
+    >>> model = AVCorrespondence()  # what its expected_sounds method passes, before any fit
+    >>> (result,) = expected_sounds(model._context(), [clip.frames], text_encoder=model._text_encoder(),
+    ...                             n_visual_frames=4, top_k=3)
+    >>> len(result["sounds"]), sorted(result)
+    (3, ['sounds', 'times'])
     """
     names = audioset_names()
 

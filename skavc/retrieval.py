@@ -36,6 +36,17 @@ def split_queries(query, modality):
     bare array (1-D waveform for audio, 4-D ``(T, H, W, 3)`` frames for visual).
     A batch is a list (or a tuple that is not a pair) of those, or for frames a
     5-D array ``(n, T, H, W, 3)``. A list of numbers is one waveform.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.retrieval import split_queries
+    >>> items, is_batch = split_queries(np.zeros(16000, np.float32), "audio")  # one waveform
+    >>> len(items), is_batch
+    (1, False)
+    >>> items, is_batch = split_queries([np.zeros(8000), np.zeros(4000)], "audio")  # a batch
+    >>> len(items), is_batch
+    (2, True)
     """
     if isinstance(query, (AVClip, str, os.PathLike)) or _is_pair(query):
         return [query], False
