@@ -16,7 +16,7 @@ import numpy as np
 from ._search import check_chunk_size, check_dims, check_k, check_queries, search_segments
 from ._validation import atomic_path, check_int
 
-__all__ = ["EmbeddingIndex"]
+__all__ = ["ApproximateIndex", "EmbeddingIndex", "KINDS", "default_n_lists"]
 
 _FORMAT = "skavc.EmbeddingIndex"
 _FORMAT_VERSION = 1
@@ -46,6 +46,28 @@ def unit_rows(E):
     """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
     norms = np.linalg.norm(E, axis=1, keepdims=True)
     return E / np.where(norms > 0, norms, 1).astype(E.dtype)
+
+
+def _checked_embeddings(embeddings, dim):
+    """``embeddings`` as a finite float32 array of shape (n, dim) (``dim`` None: any width)."""
+    E = np.asarray(embeddings)
+    if E.dtype == object or not (np.issubdtype(E.dtype, np.floating) or np.issubdtype(E.dtype, np.integer)):
+        raise TypeError(f"embeddings must be a numeric array of shape (n, dim); got dtype {E.dtype}")
+    if E.ndim != 2:
+        hint = " Use embeddings.reshape(1, -1) for a single vector." if E.ndim == 1 else ""
+        raise ValueError(f"embeddings must be 2-D (n, dim); got shape {E.shape}.{hint}")
+    if dim is not None and E.shape[1] != dim:
+        raise ValueError(f"embeddings have dimension {E.shape[1]} but the index has dimension {dim}")
+    if E.shape[1] == 0:
+        raise ValueError("embeddings have dimension 0")
+    E = E.astype(np.float32, copy=False)
+    bad = ~np.isfinite(E).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"embeddings contain NaN or infinite values in {int(bad.sum())} row(s), first at row "
+            f"{int(np.argmax(bad))}"
+        )
+    return E
 
 
 def _write_atomically(path, write):
@@ -122,26 +144,6 @@ class EmbeddingIndex:
         return [p for p in parts if p is not None and p.shape[0] > 0]
 
     # -- adding -------------------------------------------------------------------------
-    def _check_embeddings(self, embeddings):
-        E = np.asarray(embeddings)
-        if E.dtype == object or not (np.issubdtype(E.dtype, np.floating) or np.issubdtype(E.dtype, np.integer)):
-            raise TypeError(f"embeddings must be a numeric array of shape (n, dim); got dtype {E.dtype}")
-        if E.ndim != 2:
-            hint = " Use embeddings.reshape(1, -1) for a single vector." if E.ndim == 1 else ""
-            raise ValueError(f"embeddings must be 2-D (n, dim); got shape {E.shape}.{hint}")
-        if self._dim is not None and E.shape[1] != self._dim:
-            raise ValueError(f"embeddings have dimension {E.shape[1]} but the index has dimension {self._dim}")
-        if E.shape[1] == 0:
-            raise ValueError("embeddings have dimension 0")
-        E = E.astype(np.float32, copy=False)
-        bad = ~np.isfinite(E).all(axis=1)
-        if bad.any():
-            raise ValueError(
-                f"embeddings contain NaN or infinite values in {int(bad.sum())} row(s), first at row "
-                f"{int(np.argmax(bad))}"
-            )
-        return E
-
     def _reserve(self, n_new):
         """Room for ``n_new`` more rows in the in-memory buffer (capacity doubles when full)."""
         needed = self._n_buffer + n_new
@@ -165,7 +167,7 @@ class EmbeddingIndex:
         ids : ndarray of shape (n,), int64
             Their positions in the index: what :meth:`search` returns.
         """
-        E = self._check_embeddings(embeddings)
+        E = _checked_embeddings(embeddings, self._dim)
         if self._dim is None:
             self._dim = E.shape[1]
         start = len(self)
@@ -327,3 +329,278 @@ def _read_metadata(json_path):
         raise ValueError(f"{json_path}: dtype must be 'float32' or 'float16'; got {meta.get('dtype')!r}")
     meta["normalize"] = bool(meta.get("normalize", True))
     return meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Approximate search (faiss)
+# ---------------------------------------------------------------------------------------------
+
+_ANN_FORMAT = "skavc.ApproximateIndex"
+_ANN_FORMAT_VERSION = 1
+#: What :class:`ApproximateIndex` builds: a graph (HNSW, the vectors kept whole) or inverted lists
+#: of product-quantised codes (IVF-PQ, ``pq_bytes`` bytes a vector).
+KINDS = ("hnsw", "ivfpq")
+#: Embeddings IVF-PQ needs in its first :meth:`ApproximateIndex.add` to train its codebooks (256
+#: centroids of 8 bits per sub-vector) and its lists (faiss asks for 39 points a list).
+_IVFPQ_MIN_TRAIN = 256
+_POINTS_PER_LIST = 39
+_INSTALL = "pip install 'skavc[ann]' (faiss-cpu)"
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError(f"ApproximateIndex runs on faiss, which is not installed: {_INSTALL}") from None
+    return faiss
+
+
+def default_n_lists(n):
+    """IVF lists for ``n`` training embeddings: about ``4 sqrt(n)``, at most ``n / 39`` (faiss's
+    minimum of training points a list), at least 1."""
+    return int(max(1, min(round(4 * np.sqrt(n)), n // _POINTS_PER_LIST)))
+
+
+class ApproximateIndex:
+    """Approximate top-k search over embeddings (faiss): an HNSW graph or IVF-PQ.
+
+    A sibling of :class:`EmbeddingIndex` with its interface (``add``, ``search``, ``save``,
+    ``load``, ``len``) for corpora where exact search is too slow (HNSW) or too large for memory
+    (IVF-PQ keeps ``pq_bytes`` bytes a vector instead of ``4 * dim``). Scores are inner products
+    of unit vectors, cosine similarities as :class:`EmbeddingIndex` gives them: exact for the
+    items HNSW returns, estimated from the codes by IVF-PQ. Needs ``faiss-cpu``
+    (``pip install 'skavc[ann]'``).
+
+    Parameters
+    ----------
+    kind : {"hnsw", "ivfpq"}, default="hnsw"
+        The structure (:data:`KINDS`).
+    dim : int or None, default=None
+        Embedding width; None takes it from the first :meth:`add`.
+    normalize : bool, default=True
+        Scale added embeddings and queries to unit L2 norm.
+    hnsw_neighbours : int, default=32
+        HNSW: links per node (faiss's ``M``); more: better recall, more memory.
+    ef_construction : int, default=80
+        HNSW: candidates kept while linking a new node.
+    ef_search : int, default=64
+        HNSW: candidates kept while searching (at least ``top_k``): recall against speed.
+    n_lists : int or None, default=None
+        IVF-PQ: inverted lists; None: :func:`default_n_lists` of the first :meth:`add`.
+    n_probe : int, default=16
+        IVF-PQ: lists searched per query: recall against speed.
+    pq_bytes : int or None, default=None
+        IVF-PQ: bytes per stored vector (sub-quantisers of 8 bits); must divide ``dim``.
+        None: ``dim // 4`` (32 at 128 dimensions: 16x smaller than float32).
+    n_threads : int or None, default=None
+        Threads of faiss's searches; None: all cores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.index import ApproximateIndex
+    >>> rng = np.random.default_rng(0)
+    >>> index = ApproximateIndex("hnsw")
+    >>> index.add(rng.normal(size=(1000, 16))).shape
+    (1000,)
+    >>> indices, scores = index.search(index.reconstruct([7, 8]), top_k=3)
+    >>> indices[:, 0].tolist(), bool(np.allclose(scores[:, 0], 1.0, atol=1e-5))
+    ([7, 8], True)
+    """
+
+    def __init__(self, kind="hnsw", dim=None, *, normalize=True, hnsw_neighbours=32, ef_construction=80,
+                 ef_search=64, n_lists=None, n_probe=16, pq_bytes=None, n_threads=None):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+        self.kind = kind
+        self._dim = None if dim is None else check_int(dim, name="dim", minimum=1)
+        self.normalize = bool(normalize)
+        self.hnsw_neighbours = check_int(hnsw_neighbours, name="hnsw_neighbours", minimum=2)
+        self.ef_construction = check_int(ef_construction, name="ef_construction", minimum=1)
+        self.ef_search = check_int(ef_search, name="ef_search", minimum=1)
+        self.n_lists = None if n_lists is None else check_int(n_lists, name="n_lists", minimum=1)
+        self.n_probe = check_int(n_probe, name="n_probe", minimum=1)
+        self.pq_bytes = None if pq_bytes is None else check_int(pq_bytes, name="pq_bytes", minimum=1)
+        self.n_threads = None if n_threads is None else check_int(n_threads, name="n_threads", minimum=1)
+        self._index = None  # the faiss index, made at the first add (or load)
+
+    @property
+    def dim(self):
+        """Embedding width (None until the first :meth:`add` when not given)."""
+        return self._dim
+
+    def __len__(self):
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def __repr__(self):
+        return f"ApproximateIndex(kind={self.kind!r}, dim={self._dim}, count={len(self)})"
+
+    def _build(self, E):
+        """The empty faiss index for embeddings like ``E`` (trained on them for IVF-PQ)."""
+        faiss = _faiss()
+        if self.kind == "hnsw":
+            index = faiss.IndexHNSWFlat(self._dim, self.hnsw_neighbours, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.ef_construction
+            return index
+        pq_bytes = self.pq_bytes or max(1, self._dim // 4)
+        if self._dim % pq_bytes:
+            raise ValueError(f"pq_bytes must divide dim ({self._dim}); got pq_bytes={pq_bytes}")
+        if E.shape[0] < _IVFPQ_MIN_TRAIN:
+            raise ValueError(f"kind='ivfpq' trains on its first add, which needs at least {_IVFPQ_MIN_TRAIN} "
+                             f"embeddings; got {E.shape[0]} (use kind='hnsw' or EmbeddingIndex for small corpora)")
+        n_lists = self.n_lists or default_n_lists(E.shape[0])
+        quantiser = faiss.IndexFlatIP(self._dim)
+        index = faiss.IndexIVFPQ(quantiser, self._dim, n_lists, pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quantiser.this.disown()  # the IVF index frees its quantiser
+        index.train(E)
+        return index
+
+    def _threads(self):
+        _faiss().omp_set_num_threads(self.n_threads or os.cpu_count() or 1)
+
+    def add(self, embeddings):
+        """Append a batch of embeddings (IVF-PQ: the first batch also trains it).
+
+        Parameters
+        ----------
+        embeddings : array-like of shape (n, dim)
+
+        Returns
+        -------
+        ids : ndarray of shape (n,), int64
+            Their positions in the index: what :meth:`search` returns.
+        """
+        E = _checked_embeddings(embeddings, self._dim)
+        if self.normalize:
+            E = unit_rows(E)
+        E = np.ascontiguousarray(E, dtype=np.float32)
+        if self._dim is None:
+            self._dim = E.shape[1]
+        self._threads()
+        if self._index is None:
+            self._index = self._build(E)
+        start = len(self)
+        self._index.add(E)
+        return np.arange(start, start + E.shape[0], dtype=np.int64)
+
+    def reconstruct(self, ids):
+        """The stored vectors of ``ids`` (n,) as (n, dim) float32 (IVF-PQ: decoded from the codes)."""
+        if self._index is None:
+            raise ValueError("the index is empty: add embeddings first")
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1 or (ids.size and (ids.min() < 0 or ids.max() >= len(self))):
+            raise ValueError(f"ids must be a 1-D array of positions in [0, {len(self)}); got {ids!r}")
+        if self.kind == "ivfpq":
+            self._index.make_direct_map()
+        return np.stack([self._index.reconstruct(int(i)) for i in ids]) if ids.size else \
+            np.empty((0, self._dim), np.float32)
+
+    def search(self, queries, top_k=10):
+        """The ``top_k`` stored embeddings with the largest inner product with each query, approximately.
+
+        Parameters
+        ----------
+        queries : array-like of shape (n_queries, dim)
+            Normalised first when the index normalises.
+        top_k : int, default=10
+            Matches per query; more than ``len(self)`` asks for all.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_queries, min(top_k, len(self))), int64
+            Ids of the matches, best first; -1 where the search found fewer (IVF-PQ with few
+            lists probed), with score -inf.
+        scores : ndarray of shape (n_queries, min(top_k, len(self))), float32
+            Inner products (cosine similarities when normalising), descending.
+        """
+        k = check_k(top_k)
+        if len(self) == 0:
+            raise ValueError("the index is empty: add embeddings before searching")
+        Q = check_queries(queries)
+        check_dims(Q, self._dim, what="index")
+        if self.normalize:
+            Q = unit_rows(Q)
+        k = min(k, len(self))
+        self._threads()
+        if self.kind == "hnsw":
+            self._index.hnsw.efSearch = max(self.ef_search, k)
+        else:
+            self._index.nprobe = min(self.n_probe, self._index.nlist)
+        scores, indices = self._index.search(np.ascontiguousarray(Q, dtype=np.float32), k)
+        scores = np.where(indices < 0, -np.inf, scores).astype(np.float32)
+        return indices.astype(np.int64), scores
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path):
+        """Write the index as ``<path>.faiss`` (faiss's own binary format, no pickle) and
+        ``<path>.json`` (the parameters), each atomically, the metadata last.
+
+        Returns
+        -------
+        index_path, json_path : pathlib.Path
+        """
+        if self._index is None:
+            raise ValueError("the index is empty: add embeddings before saving")
+        index_path, json_path = _ann_paths(path)
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        data = _faiss().serialize_index(self._index)
+        _write_atomically(index_path, lambda f: f.write(data.tobytes()))
+        from ._version import __version__
+
+        meta = {"format": _ANN_FORMAT, "version": _ANN_FORMAT_VERSION, "kind": self.kind, "dim": self._dim,
+                "count": len(self), "normalize": self.normalize, "index": index_path.name,
+                "skavc_version": __version__,
+                "parameters": {"hnsw_neighbours": self.hnsw_neighbours, "ef_construction": self.ef_construction,
+                               "ef_search": self.ef_search, "n_lists": self.n_lists, "n_probe": self.n_probe,
+                               "pq_bytes": self.pq_bytes}}
+        text = json.dumps(meta, indent=2).encode()
+        _write_atomically(json_path, lambda f: f.write(text))
+        return index_path, json_path
+
+    @classmethod
+    def load(cls, path, mmap=False):
+        """Read an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Base path given to :meth:`save` (either file's path works too).
+        mmap : bool, default=False
+            Memory-map the file (``faiss.IO_FLAG_MMAP``: IVF-PQ's lists stay on disk until read).
+
+        Returns
+        -------
+        index : ApproximateIndex
+        """
+        faiss = _faiss()
+        index_path, json_path = _ann_paths(path)
+        if not json_path.is_file():
+            raise FileNotFoundError(f"no index metadata at {json_path}: ApproximateIndex.save(path) writes "
+                                    "path.faiss and path.json")
+        try:
+            meta = json.loads(json_path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{json_path} is not valid index metadata (corrupt or truncated?): {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != _ANN_FORMAT or meta.get("version") != _ANN_FORMAT_VERSION:
+            raise ValueError(f"{json_path} is not ApproximateIndex metadata of version {_ANN_FORMAT_VERSION}")
+        if not index_path.is_file():
+            raise FileNotFoundError(f"index file {index_path} is missing (the metadata {json_path} exists)")
+        index = cls(meta["kind"], meta["dim"], normalize=meta["normalize"], **meta["parameters"])
+        try:
+            index._index = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
+        except RuntimeError as exc:
+            raise ValueError(f"{index_path} is not a readable faiss index (corrupt or truncated?): {exc}") from None
+        if index._index.ntotal != meta["count"] or index._index.d != meta["dim"]:
+            raise ValueError(f"{index_path} holds {index._index.ntotal} vectors of dimension {index._index.d} but "
+                             f"its metadata {json_path} says {meta['count']} of {meta['dim']}: the files do not "
+                             "belong together")
+        return index
+
+
+def _ann_paths(path):
+    """``(faiss, json)`` paths of an approximate index saved at ``path``."""
+    path = Path(path)
+    if path.suffix in (".faiss", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".faiss"), path.with_name(path.name + ".json")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._clip import AVClip
 from ._search import check_database, check_dims, check_k, search_segments, top_k
-from .index import EmbeddingIndex
+from .index import ApproximateIndex, EmbeddingIndex
 
 __all__ = ["check_k", "format_matches", "retrieve", "split_queries", "top_k"]
 
@@ -71,7 +71,8 @@ def split_queries(query, modality):
 
 
 def format_matches(indices, scores, is_batch):
-    """``(index, score)`` lists, best first, per query; one list for a single query.
+    """``(index, score)`` lists, best first, per query; one list for a single query. Ids of -1
+    (an approximate index that found fewer than asked) are left out.
 
     Examples
     --------
@@ -84,7 +85,7 @@ def format_matches(indices, scores, is_batch):
     [[(2, 0.9), (0, 0.5)]]
     """
     results = [
-        [(int(i), float(s)) for i, s in zip(row_idx, row_val)]
+        [(int(i), float(s)) for i, s in zip(row_idx, row_val) if i >= 0]
         for row_idx, row_val in zip(indices.tolist(), scores.tolist())
     ]
     return results if is_batch else results[0]
@@ -96,7 +97,7 @@ def retrieve(query, database, k, *, modality, embed_query, embed_database):
     Parameters
     ----------
     query : one query or a list of them, of ``modality`` (see the module docstring)
-    database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, or sequence of items
+    database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, or sequence of items
         Embeddings of the other modality, an index of them, or items to embed with
         ``embed_database``.
     k : int
@@ -127,7 +128,7 @@ def retrieve(query, database, k, *, modality, embed_query, embed_database):
     k = check_k(k)
     items, is_batch = split_queries(query, modality)
     Q = embed_query(items)
-    if isinstance(database, EmbeddingIndex):
+    if isinstance(database, (EmbeddingIndex, ApproximateIndex)):
         indices, scores = database.search(Q, top_k=k)
     elif isinstance(database, np.ndarray) and database.dtype != object and database.ndim == 2:
         D = check_database(database, name="the database")
