@@ -357,7 +357,14 @@ def _faiss():
 
 def default_n_lists(n):
     """IVF lists for ``n`` training embeddings: about ``4 sqrt(n)``, at most ``n / 39`` (faiss's
-    minimum of training points a list), at least 1."""
+    minimum of training points a list), at least 1.
+
+    Examples
+    --------
+    >>> from skavc.index import default_n_lists
+    >>> default_n_lists(1_000_000), default_n_lists(10_000), default_n_lists(300)
+    (4000, 256, 7)
+    """
     return int(max(1, min(round(4 * np.sqrt(n)), n // _POINTS_PER_LIST)))
 
 
@@ -568,6 +575,8 @@ class ApproximateIndex:
             Base path given to :meth:`save` (either file's path works too).
         mmap : bool, default=False
             Memory-map the file (``faiss.IO_FLAG_MMAP``: IVF-PQ's lists stay on disk until read).
+            :meth:`save` replaces files atomically, so saving over a mapped index is safe; the
+            file must not be changed in place while it is mapped.
 
         Returns
         -------
