@@ -34,12 +34,13 @@ def _check_dtype(dtype):
     return dt
 
 
-def _index_paths(path):
-    """``(npy, json)`` paths of an index saved at ``path`` (with or without either suffix)."""
+def _index_paths(path, data_suffix=".npy"):
+    """``(data, json)`` paths of an index saved at ``path`` (with or without either suffix); the
+    data file is ``.npy`` for :class:`EmbeddingIndex`, ``.faiss`` for :class:`ApproximateIndex`."""
     path = Path(path)
-    if path.suffix in (".npy", ".json"):
+    if path.suffix in (data_suffix, ".json"):
         path = path.with_suffix("")
-    return path.with_name(path.name + ".npy"), path.with_name(path.name + ".json")
+    return path.with_name(path.name + data_suffix), path.with_name(path.name + ".json")
 
 
 def unit_rows(E):
@@ -549,7 +550,7 @@ class ApproximateIndex:
         """
         if self._index is None:
             raise ValueError("the index is empty: add embeddings before saving")
-        index_path, json_path = _ann_paths(path)
+        index_path, json_path = _index_paths(path, ".faiss")
         index_path.parent.mkdir(parents=True, exist_ok=True)
         data = _faiss().serialize_index(self._index)
         _write_atomically(index_path, lambda f: f.write(data.tobytes()))
@@ -583,7 +584,7 @@ class ApproximateIndex:
         index : ApproximateIndex
         """
         faiss = _faiss()
-        index_path, json_path = _ann_paths(path)
+        index_path, json_path = _index_paths(path, ".faiss")
         if not json_path.is_file():
             raise FileNotFoundError(f"no index metadata at {json_path}: ApproximateIndex.save(path) writes "
                                     "path.faiss and path.json")
@@ -605,11 +606,3 @@ class ApproximateIndex:
                              f"its metadata {json_path} says {meta['count']} of {meta['dim']}: the files do not "
                              "belong together")
         return index
-
-
-def _ann_paths(path):
-    """``(faiss, json)`` paths of an approximate index saved at ``path``."""
-    path = Path(path)
-    if path.suffix in (".faiss", ".json"):
-        path = path.with_suffix("")
-    return path.with_name(path.name + ".faiss"), path.with_name(path.name + ".json")
