@@ -144,6 +144,16 @@ class EmbeddingIndex:
         parts = [self._base, None if self._buffer is None else self._buffer[: self._n_buffer]]
         return [p for p in parts if p is not None and p.shape[0] > 0]
 
+    def _rows(self, ids):
+        """The stored rows ``ids`` (m,) as (m, dim) float32, read where they are (file or memory)."""
+        out = np.empty((len(ids), self._dim), dtype=np.float32)
+        start = 0
+        for segment in self._segments():
+            inside = (ids >= start) & (ids < start + segment.shape[0])
+            out[inside] = segment[ids[inside] - start]
+            start += segment.shape[0]
+        return out
+
     # -- adding -------------------------------------------------------------------------
     def _reserve(self, n_new):
         """Room for ``n_new`` more rows in the in-memory buffer (capacity doubles when full)."""
@@ -376,7 +386,7 @@ class ApproximateIndex:
     ``load``, ``len``) for corpora where exact search is too slow (HNSW) or too large for memory
     (IVF-PQ keeps ``pq_bytes`` bytes a vector instead of ``4 * dim``). Scores are inner products
     of unit vectors, cosine similarities as :class:`EmbeddingIndex` gives them: exact for the
-    items HNSW returns, estimated from the codes by IVF-PQ. Needs ``faiss-cpu``
+    items HNSW returns, estimated from the codes by IVF-PQ (exact with ``rerank``). Needs ``faiss-cpu``
     (``pip install 'skavc[ann]'``).
 
     Parameters
@@ -400,6 +410,11 @@ class ApproximateIndex:
     pq_bytes : int or None, default=None
         IVF-PQ: bytes per stored vector (sub-quantisers of 8 bits); must divide ``dim``.
         None: ``dim // 4`` (32 at 128 dimensions: 16x smaller than float32).
+    rerank : int, default=0
+        IVF-PQ: when >= 1, the codes propose ``rerank * top_k`` candidates and the vectors,
+        kept beside the codes in float16 (an :class:`EmbeddingIndex`, memory-mapped once
+        loaded), give their exact cosines and order: recall rises from the codes' bound, and
+        scores are exact; memory holds the codes, disk the vectors. 0: the codes alone.
     n_threads : int or None, default=None
         Threads of faiss's searches; None: all cores.
 
@@ -417,7 +432,7 @@ class ApproximateIndex:
     """
 
     def __init__(self, kind="hnsw", dim=None, *, normalize=True, hnsw_neighbours=32, ef_construction=80,
-                 ef_search=64, n_lists=None, n_probe=16, pq_bytes=None, n_threads=None):
+                 ef_search=64, n_lists=None, n_probe=16, pq_bytes=None, rerank=0, n_threads=None):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
         self.kind = kind
@@ -429,8 +444,13 @@ class ApproximateIndex:
         self.n_lists = None if n_lists is None else check_int(n_lists, name="n_lists", minimum=1)
         self.n_probe = check_int(n_probe, name="n_probe", minimum=1)
         self.pq_bytes = None if pq_bytes is None else check_int(pq_bytes, name="pq_bytes", minimum=1)
+        self.rerank = check_int(rerank, name="rerank", minimum=0)
+        if self.rerank and kind != "ivfpq":
+            raise ValueError(f"rerank applies to kind='ivfpq' (HNSW's scores are exact already); got kind={kind!r}")
         self.n_threads = None if n_threads is None else check_int(n_threads, name="n_threads", minimum=1)
         self._index = None  # the faiss index, made at the first add (or load)
+        # the vectors IVF-PQ re-ranks with (rerank >= 1): float16, beside the codes
+        self._vectors = EmbeddingIndex(dim=self._dim, dtype="float16", normalize=False) if self.rerank else None
 
     @property
     def dim(self):
@@ -490,6 +510,8 @@ class ApproximateIndex:
             self._index = self._build(E)
         start = len(self)
         self._index.add(E)
+        if self._vectors is not None:
+            self._vectors.add(E)
         return np.arange(start, start + E.shape[0], dtype=np.int64)
 
     def reconstruct(self, ids):
@@ -535,7 +557,11 @@ class ApproximateIndex:
             self._index.hnsw.efSearch = max(self.ef_search, k)
         else:
             self._index.nprobe = min(self.n_probe, self._index.nlist)
-        scores, indices = self._index.search(np.ascontiguousarray(Q, dtype=np.float32), k)
+        Q = np.ascontiguousarray(Q, dtype=np.float32)
+        proposed = min(len(self), k * self.rerank) if self._vectors is not None else k
+        scores, indices = self._index.search(Q, proposed)
+        if self._vectors is not None:
+            scores, indices = _rescored(Q, indices, self._vectors, k)
         scores = np.where(indices < 0, -np.inf, scores).astype(np.float32)
         return indices.astype(np.int64), scores
 
@@ -554,6 +580,8 @@ class ApproximateIndex:
         index_path.parent.mkdir(parents=True, exist_ok=True)
         data = _faiss().serialize_index(self._index)
         _write_atomically(index_path, lambda f: f.write(data.tobytes()))
+        if self._vectors is not None:
+            self._vectors.save(_vectors_path(index_path))
         from ._version import __version__
 
         meta = {"format": _ANN_FORMAT, "version": _ANN_FORMAT_VERSION, "kind": self.kind, "dim": self._dim,
@@ -561,7 +589,7 @@ class ApproximateIndex:
                 "skavc_version": __version__,
                 "parameters": {"hnsw_neighbours": self.hnsw_neighbours, "ef_construction": self.ef_construction,
                                "ef_search": self.ef_search, "n_lists": self.n_lists, "n_probe": self.n_probe,
-                               "pq_bytes": self.pq_bytes}}
+                               "pq_bytes": self.pq_bytes, "rerank": self.rerank}}
         text = json.dumps(meta, indent=2).encode()
         _write_atomically(json_path, lambda f: f.write(text))
         return index_path, json_path
@@ -605,4 +633,25 @@ class ApproximateIndex:
             raise ValueError(f"{index_path} holds {index._index.ntotal} vectors of dimension {index._index.d} but "
                              f"its metadata {json_path} says {meta['count']} of {meta['dim']}: the files do not "
                              "belong together")
+        if index.rerank:
+            index._vectors = EmbeddingIndex.load(_vectors_path(index_path), mmap=True)
+            if len(index._vectors) != meta["count"]:
+                raise ValueError(f"the re-ranking vectors beside {index_path} hold {len(index._vectors)} rows, not "
+                                 f"{meta['count']}: the files do not belong together")
         return index
+
+
+def _vectors_path(index_path):
+    """Base path of the float16 vectors an IVF-PQ index re-ranks with, beside its ``.faiss`` file."""
+    return index_path.with_name(index_path.stem + ".vectors")
+
+
+def _rescored(Q, candidates, vectors, k):
+    """The best ``k`` of each query's ``candidates`` (n_queries, m) by exact inner product with
+    their stored ``vectors`` (an :class:`EmbeddingIndex`): ``(scores, indices)``, -1 padded."""
+    scores = np.full(candidates.shape, -np.inf, dtype=np.float32)
+    for row, (query, ids) in enumerate(zip(Q, candidates)):
+        valid = ids >= 0
+        scores[row, valid] = vectors._rows(ids[valid]) @ query
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1)

@@ -113,3 +113,23 @@ def test_the_estimator_retrieves_through_an_approximate_index(fitted, clips):
     want = fitted.retrieve_visuals(clips[0].audio, exact, top_k=3)
     assert [i for i, _ in got] == [i for i, _ in want]
     np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+
+
+def test_ivfpq_reranked_with_its_vectors_reaches_exact_recall_and_cosines(corpus, tmp_path):
+    X, Q, (exact_ids, exact_scores) = corpus
+    codes_only, reranked = ApproximateIndex("ivfpq", n_probe=32), ApproximateIndex("ivfpq", n_probe=32, rerank=10)
+    for index in (codes_only, reranked):
+        index.add(X[:4000])
+        index.add(X[4000:])  # vectors added later are re-ranked too
+    assert _recall(reranked.search(Q, top_k=10)[0], exact_ids) >= 0.95 > _recall(codes_only.search(Q, 10)[0], exact_ids)
+    ids, scores = reranked.search(Q, top_k=10)
+    same = ids[:, 0] == exact_ids[:, 0]
+    np.testing.assert_allclose(scores[same, 0], exact_scores[same, 0], atol=2e-3)  # float16 vectors
+    reranked.save(tmp_path / "corpus")
+    assert (tmp_path / "corpus.vectors.npy").is_file()
+    loaded = ApproximateIndex.load(tmp_path / "corpus")
+    loaded.add(X[:5])  # after a load: the file's rows and the new ones in memory
+    got_ids, _ = loaded.search(X[:5], top_k=1)
+    assert all(found in (i, 6000 + i) for i, found in enumerate(got_ids[:, 0]))  # itself, stored twice
+    with pytest.raises(ValueError, match="rerank applies to kind='ivfpq'"):
+        ApproximateIndex("hnsw", rerank=4)
