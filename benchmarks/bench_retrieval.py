@@ -42,6 +42,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -216,6 +217,260 @@ def bench_recall(ks=(1, 5, 10), seed=0):
     }, fit_seconds
 
 
+# -- approximate and sharded search at scale ---------------------------------------------------
+#: Clustered synthetic corpora: unit vectors around N_CENTRES Gaussian centres (fixed by their own
+#: seed, so queries drawn with another seed come from the same distribution), noise CLUSTER_NOISE
+#: times a unit-variance centre: neighbours are close enough that recall@10 is a hard test.
+N_CENTRES, CLUSTER_NOISE, CENTRES_SEED = 1000, 0.8, 12345
+BLOCK_ROWS = 1 << 20  # rows generated (and added to an index) at a time
+
+
+def clustered_blocks(n, d, seed, start=0, stop=None):
+    """Rows ``start`` to ``stop`` (default ``n``) of the clustered corpus of ``n`` rows drawn with
+    ``seed``, as float32 unit-vector blocks.
+
+    Block ``b`` (rows ``b * BLOCK_ROWS`` on) is drawn from its own generator (``seed``, ``b``),
+    so any range can be regenerated alone (shards of a 10^8 corpus are built without the rest
+    in memory) and is the same whichever way the corpus is cut.
+    """
+    stop = n if stop is None else stop
+    centres = np.random.default_rng(CENTRES_SEED).standard_normal((N_CENTRES, d), dtype=np.float32)
+    for b in range(start // BLOCK_ROWS, -(-stop // BLOCK_ROWS)):
+        rng = np.random.default_rng([seed, b])
+        rows = min(BLOCK_ROWS, n - b * BLOCK_ROWS)
+        X = centres[rng.integers(N_CENTRES, size=rows)]
+        X += CLUSTER_NOISE * rng.standard_normal((rows, d), dtype=np.float32)
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        yield X[max(start - b * BLOCK_ROWS, 0) : stop - b * BLOCK_ROWS]
+
+
+def clustered_rows(n, d, start, stop):
+    """Rows ``start`` to ``stop`` of the clustered corpus of ``n`` rows (seed 0), as one array
+    (filled block by block: no second copy)."""
+    X = np.empty((stop - start, d), dtype=np.float32)
+    at = 0
+    for block in clustered_blocks(n, d, 0, start, stop):
+        X[at : at + block.shape[0]] = block
+        at += block.shape[0]
+    return X
+
+
+def clustered_vectors(n, d, seed):
+    return np.concatenate(list(clustered_blocks(n, d, seed)))
+
+
+def built_approximate(kind, n, d, cache, **params):
+    """An :class:`~skavc.index.ApproximateIndex` over the first ``n`` rows of corpus seed 0, and its
+    build time in seconds: loaded from ``cache`` when an earlier run saved it there."""
+    from skavc.index import ApproximateIndex
+
+    name = f"{kind}-{n}x{d}-" + "-".join(f"{key}{value}" for key, value in sorted(params.items()))
+    path = os.path.join(cache, name)
+    if os.path.exists(path + ".build.json"):
+        return ApproximateIndex.load(path), json.load(open(path + ".build.json"))["seconds"]
+    index = ApproximateIndex(kind, **params)
+    t0 = time.perf_counter()
+    for X in clustered_blocks(n, d, seed=0):
+        index.add(X)
+        print(f"  {kind}: {len(index):,} of {n:,} added ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+              flush=True)
+    seconds = time.perf_counter() - t0
+    os.makedirs(cache, exist_ok=True)
+    index.save(path)
+    json.dump({"seconds": seconds}, open(path + ".build.json", "w"))
+    return index, seconds
+
+
+def rss_gib():
+    return _status_kib("VmRSS") / 2**20
+
+
+def timed_search(index, Q, k, repeats=2):
+    """Best wall time of ``index.search(Q, k)`` over ``repeats`` runs, and its result."""
+    best, result = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = index.search(Q, top_k=k)
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def recall_against(found, exact):
+    """Mean share of each query's exact top-k that ``found`` also returns."""
+    return float(np.mean([len(set(f) & set(e)) / len(e) for f, e in zip(found, exact)]))
+
+
+def bench_approximate(n, d, nq, k, cache, ef_values=(64, 128), reranks=(0, 4, 10), n_probe=16):
+    """Rows for exact / IVF-PQ / HNSW over the first ``n`` rows of the clustered corpus (one process)."""
+    from skavc import EmbeddingIndex
+
+    Q = clustered_vectors(nq, d, seed=1)
+    rows = []
+    before = rss_gib()
+    exact = EmbeddingIndex()
+    t0 = time.perf_counter()
+    for X in clustered_blocks(n, d, seed=0):
+        exact.add(X)
+    build = time.perf_counter() - t0
+    exact_seconds, (truth, _) = timed_search(exact, Q, k)
+    rows.append(dict(n=n, index="exact (EmbeddingIndex, float32)", setting="", build=build, memory=rss_gib() - before,
+                     recall=1.0, qps=nq / exact_seconds))
+    print(f"  exact {n:,}: {nq / exact_seconds:,.0f} q/s", file=sys.stderr, flush=True)
+    del exact
+    for kind, params, settings in (("ivfpq", {"rerank": 10}, [("rerank", r) for r in reranks]),
+                                   ("hnsw", {}, [("ef_search", ef) for ef in ef_values])):
+        before = rss_gib()
+        index, build = built_approximate(kind, n, d, cache, **params)
+        memory = rss_gib() - before
+        index.n_probe = n_probe
+        for name, value in settings:
+            setattr(index, name, value)
+            seconds, (found, _) = timed_search(index, Q, k)
+            label = (f"IVF-PQ ({index._index.nlist:,} lists, {index._index.pq.M} bytes), n_probe {n_probe}"
+                     if kind == "ivfpq" else "HNSW (M 32, ef_construction 80)")
+            rows.append(dict(n=n, index=label, setting=f"{name} {value}", build=build, memory=memory,
+                             recall=recall_against(found, truth), qps=nq / seconds))
+            print(f"  {kind} {name} {value}: recall {rows[-1]['recall']:.3f}, {rows[-1]['qps']:,.0f} q/s",
+                  file=sys.stderr, flush=True)
+        del index
+    for r in rows:
+        r["vs_exact"] = r["qps"] * exact_seconds / nq
+    return rows
+
+
+def local_cluster(n_workers):
+    from dask.distributed import Client, LocalCluster
+
+    # No memory limit: the pages of memory-mapped shards count towards a worker's RSS (page
+    # cache the OS reclaims, not a leak), and would otherwise make the nanny pause or restart it.
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, memory_limit=0)
+    return cluster, Client(cluster)
+
+
+def bench_sharded(n, d, nq, k, directory, n_workers=2, n_lists=4096):
+    """Exact and IVF-PQ (rerank 10) shards, one per worker of a ``n_workers``-process LocalCluster,
+    against one exact index searched in this process in the same run."""
+    from skavc import EmbeddingIndex
+    from skavc.index import ShardedIndex
+
+    Q = clustered_vectors(nq, d, seed=1)
+    exact = EmbeddingIndex()
+    for X in clustered_blocks(n, d, seed=0):
+        exact.add(X)
+    exact_seconds, (truth, _) = timed_search(exact, Q, k)
+    del exact
+    cluster, client = local_cluster(n_workers)
+    rows = [dict(n=n, index="exact, one index in this process", build=None, recall=1.0, qps=nq / exact_seconds,
+                 same=1.0)]
+    try:
+        for kind, params in (("exact", {}), ("ivfpq", {"rerank": 10, "n_lists": n_lists})):
+            path = os.path.join(directory, f"sharded-{kind}-{n}x{d}")
+            if os.path.exists(os.path.join(path, "index.json")):
+                sharded, build = ShardedIndex.load(path), json.load(open(path + ".build.json"))["seconds"]
+            else:
+                sharded = ShardedIndex(path, kind, shard_size=-(-n // n_workers), **params)
+                t0 = time.perf_counter()
+                for lo in range(0, n, sharded.shard_size):  # a shard a call
+                    sharded.add(clustered_rows(n, d, lo, min(n, lo + sharded.shard_size)))
+                build = time.perf_counter() - t0
+                json.dump({"seconds": build}, open(path + ".build.json", "w"))
+            sharded.client = client
+            sharded.search(Q[:1], top_k=k)  # the workers open their shards
+            seconds, (found, _) = timed_search(sharded, Q, k)
+            rows.append(dict(n=n, index=f"{kind} shards x {n_workers} on a {n_workers}-worker LocalCluster",
+                             build=build, recall=recall_against(found, truth), qps=nq / seconds,
+                             same=float(np.mean(found == truth))))
+            print(f"  sharded {kind}: recall {rows[-1]['recall']:.3f}, {rows[-1]['qps']:,.0f} q/s",
+                  file=sys.stderr, flush=True)
+    finally:
+        client.close()
+        cluster.close()
+    for r in rows:
+        r["vs_exact"] = r["qps"] * exact_seconds / nq
+    return rows
+
+
+def bench_on_disk(n, d, k, directory, shard_size, n_workers=2, batch=100, n_lists=1024):
+    """A ``n``-row IVF-PQ index (rerank 10) in shards of ``shard_size`` on disk, searched on a
+    LocalCluster: time for a batch of ``batch`` queries (first, then again), recall@k against
+    exact search over the float16 vectors the shards keep (itself timed, shard by shard, here)."""
+    from skavc.index import EmbeddingIndex, ShardedIndex, merge_top_k
+
+    path = os.path.join(directory, f"disk-ivfpq-{n}x{d}")
+    if os.path.exists(path + ".build.json"):
+        sharded, build = ShardedIndex.load(path), json.load(open(path + ".build.json"))["seconds"]
+    else:
+        sharded = ShardedIndex(path, "ivfpq", shard_size=shard_size, rerank=10, n_lists=n_lists)
+        t0 = time.perf_counter()
+        for lo in range(0, n, shard_size):
+            sharded.add(clustered_rows(n, d, lo, min(n, lo + shard_size)))
+            print(f"  on disk: {len(sharded):,} of {n:,} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                  flush=True)
+        build = time.perf_counter() - t0
+        json.dump({"seconds": build}, open(path + ".build.json", "w"))
+    disk_gib = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 2**30
+    Q = clustered_vectors(batch, d, seed=1)
+    cluster, client = local_cluster(n_workers)
+    try:
+        sharded.client = client
+        t0 = time.perf_counter()
+        sharded.search(Q, top_k=k)
+        first = time.perf_counter() - t0
+        again, (found, _) = timed_search(sharded, Q, k, repeats=1)
+    finally:
+        client.close()
+        cluster.close()
+    t0 = time.perf_counter()
+    parts = [EmbeddingIndex.load(str(p) + ".vectors").search(Q, top_k=k) for p in sharded.shards]
+    truth, _ = merge_top_k(parts, sharded.offsets, k)
+    exact = time.perf_counter() - t0
+    return dict(n=n, shards=len(sharded.shards), disk_gib=disk_gib, build=build, first=first, again=again,
+                exact=exact, recall=recall_against(found, truth), batch=batch)
+
+
+def real_windows(cache, talk, window=1.0, hop=0.25):
+    """1-s windows (``hop`` apart) of the real videos the sync benchmark fetches (their Debian
+    packages, ``benchmarks/real_media_labels.json``) and of the talking heads in ``talk``."""
+    import real_media
+
+    from skavc import load_clip
+
+    labels = json.loads(real_media.LABELS.read_text())
+    clips = [clip for _, clip in real_media.videos(cache, labels)]
+    if os.path.isdir(talk):
+        clips += [load_clip(os.path.join(talk, f), sample_rate=16000) for f in sorted(os.listdir(talk))
+                  if f.endswith(".mp4")]
+    windows = []
+    for clip in clips:
+        duration = min(clip.audio.size / clip.sample_rate, clip.frames.shape[0] / clip.fps)
+        windows += [real_media._cut(clip, t, t + window) for t in np.arange(0, duration - window, hop)]
+    return windows
+
+
+def bench_real(k, cache, talk, seed=0):
+    """Recall@k against exact search on real embeddings: audio windows query the visual embeddings
+    of all windows, from a model fitted on generated clips as ``skavc demo`` fits it."""
+    from skavc import AVCorrespondence, EmbeddingIndex
+    from skavc.datasets import make_av_clips
+    from skavc.index import ApproximateIndex
+
+    windows = real_windows(cache, talk)
+    clips, _ = make_av_clips(n_clips=200, random_state=seed)
+    model = AVCorrespondence(random_state=seed).fit(clips[:150])
+    V, A = model.transform_visual(windows), model.transform_audio(windows)
+    exact = EmbeddingIndex()
+    exact.add(V)
+    truth, _ = exact.search(A, top_k=k)
+    rows = []
+    for label, index in (("HNSW, ef_search 64 (default)", ApproximateIndex("hnsw")),
+                         ("IVF-PQ, n_probe 16 (default)", ApproximateIndex("ivfpq")),
+                         ("IVF-PQ, rerank 10", ApproximateIndex("ivfpq", rerank=10))):
+        index.add(V)
+        rows.append(dict(index=label, recall=recall_against(index.search(A, top_k=k)[0], truth)))
+    return dict(n=len(windows), dim=V.shape[1], rows=rows)
+
+
 # -- report ----------------------------------------------------------------------------------
 def versions():
     import sklearn
@@ -289,6 +544,52 @@ def print_tables(latency, memory, agreement, k, recall, memory_batch):
             print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
 
 
+def _seconds(x):
+    return "" if x is None else f"{x:,.0f} s"
+
+
+def print_scale_tables(approximate, sharded, on_disk, real, k, nq):
+    """The tables of the approximate, sharded, on-disk and real-embedding sections that ran."""
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB. "
+          f"{versions()}. Load average (1 min) now: {os.getloadavg()[0]:.1f}.")
+    if approximate:
+        print()
+        print(f"### Approximate search ({nq:,} queries, top {k}, clustered vectors; ratios against exact in the same run)")
+        print()
+        print("| corpus | index | setting | build | memory (RSS growth) | recall@10 | queries/s | vs exact |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for r in approximate:
+            print(f"| {r['n']:,} x 128 | {r['index']} | {r['setting']} | {_seconds(r['build'])} | "
+                  f"{r['memory']:.2f} GiB | {r['recall']:.3f} | {r['qps']:,.0f} | {r['vs_exact']:.1f}x |")
+    if sharded:
+        print()
+        print(f"### Shards on a LocalCluster ({nq:,} queries, top {k}; ratios against one exact index in the same run)")
+        print()
+        print("| corpus | index | build | recall@10 | same ids as exact | queries/s | vs exact |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for r in sharded:
+            print(f"| {r['n']:,} x 128 | {r['index']} | {_seconds(r['build'])} | {r['recall']:.3f} | "
+                  f"{r['same']:.4f} | {r['qps']:,.0f} | {r['vs_exact']:.1f}x |")
+    if on_disk:
+        r = on_disk
+        print()
+        print(f"### {r['n']:,} x 128 on disk: IVF-PQ shards (rerank 10) on a 2-worker LocalCluster")
+        print()
+        print("| shards | on disk | build | batch of queries | first search | again | exact over the float16 vectors, here | recall@10 |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| {r['shards']} | {r['disk_gib']:.1f} GiB | {_seconds(r['build'])} | {r['batch']} | "
+              f"{r['first']:.2f} s | {r['again']:.2f} s | {r['exact']:.1f} s | {r['recall']:.3f} |")
+    if real:
+        print()
+        print(f"### Real embeddings ({real['n']:,} one-second windows of real videos, {real['dim']} dimensions; "
+              f"audio windows query the visual embeddings; recall@{k} against exact)")
+        print()
+        print("| index | recall@10 |")
+        print("|---|---:|")
+        for r in real["rows"]:
+            print(f"| {r['index']} | {r['recall']:.3f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -298,12 +599,35 @@ def main(argv=None):
     parser.add_argument("--memory-batch", type=int, default=100)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-recall", action="store_true")
+    scale = parser.add_argument_group("approximate and sharded search at scale (each section runs only when asked)")
+    scale.add_argument("--approximate", type=int, nargs="+", metavar="N",
+                       help="exact / IVF-PQ / HNSW over N clustered vectors (e.g. 1000000 10000000)")
+    scale.add_argument("--sharded", type=int, metavar="N", help="exact and IVF-PQ shards on a 2-worker LocalCluster")
+    scale.add_argument("--on-disk", type=int, metavar="N", help="an N-row IVF-PQ index in shards on disk (1e8)")
+    scale.add_argument("--shard-size", type=int, default=10_000_000)
+    scale.add_argument("--real", action="store_true", help="recall on real embeddings of the benchmark media")
+    scale.add_argument("--queries", type=int, default=1000, help="queries of the approximate and sharded sections")
+    scale.add_argument("--work", default=os.path.expanduser("~/.cache/skavc-bench/ann"),
+                       help="where built indexes are kept for later runs (tens of GB for --on-disk)")
+    scale.add_argument("--media", default=os.path.expanduser("~/.cache/skavc-bench/real"))
+    scale.add_argument("--talk", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "media", "talk"))
     parser.add_argument("--memory-worker", nargs=4, metavar=("METHOD", "NPY", "N_QUERIES", "K"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_worker:
         method, path, nq, k = args.memory_worker
         return memory_worker(method, path, int(nq), int(k))
+    if args.approximate or args.sharded or args.on_disk or args.real:
+        t0 = time.perf_counter()
+        approximate = [r for n in args.approximate or [] for r in
+                       bench_approximate(n, 128, args.queries, args.top_k, args.work)]
+        sharded = bench_sharded(args.sharded, 128, args.queries, args.top_k, args.work) if args.sharded else []
+        on_disk = (bench_on_disk(args.on_disk, 128, args.top_k, args.work, args.shard_size)
+                   if args.on_disk else None)
+        real = bench_real(args.top_k, Path(args.media), args.talk) if args.real else None
+        print_scale_tables(approximate, sharded, on_disk, real, args.top_k, args.queries)
+        print(f"\n(total {time.perf_counter() - t0:.0f} s)")
+        return 0
     methods = available_methods()
     t0 = time.perf_counter()
     latency, agreement = bench_latency(args.sizes, args.dims, args.batches, args.top_k, methods)

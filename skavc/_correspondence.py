@@ -978,7 +978,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         audio : ndarray of shape (n_samples,), AVClip, (audio, frames) pair, path, or a list of those
             One query, or a list of queries (a batch).
-        visual_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, or sequence of clips
+        visual_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, ShardedIndex, or sequence of clips
             Visual embeddings (:meth:`transform_visual`), an index of them, or
             clips / frame arrays / paths to embed.
         top_k : int, default=10
@@ -1067,7 +1067,7 @@ class AVCorrespondence(TransformerMixin, BaseEstimator):
         ----------
         frames : ndarray of shape (T, H, W, 3) uint8, AVClip, (audio, frames) pair, path, or a list of those
             One query, or a list of queries (a batch).
-        audio_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, or sequence of clips
+        audio_database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, ShardedIndex, or sequence of clips
             Audio embeddings (:meth:`transform_audio`), an index of them, or
             clips / waveforms (at ``audio_sample_rate``) / paths to embed.
         top_k : int, default=10

@@ -8,6 +8,7 @@ moved into place with ``os.replace``, so a reader never sees half a file.
 
 import json
 import os
+import threading
 from numbers import Integral
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 from ._search import check_chunk_size, check_dims, check_k, check_queries, search_segments
 from ._validation import atomic_path, check_int
 
-__all__ = ["ApproximateIndex", "EmbeddingIndex", "KINDS", "default_n_lists"]
+__all__ = ["ApproximateIndex", "EmbeddingIndex", "KINDS", "SHARD_KINDS", "ShardedIndex", "default_n_lists",
+           "merge_top_k"]
 
 _FORMAT = "skavc.EmbeddingIndex"
 _FORMAT_VERSION = 1
@@ -332,6 +334,8 @@ def _read_metadata(json_path, fmt=_FORMAT, version=_FORMAT_VERSION, files="path.
         )
     for key in ("dim", "count"):
         value = meta.get(key)
+        if key == "dim" and value is None and meta.get("count") == 0:
+            continue  # an empty sharded index whose width comes with its first add
         if isinstance(value, bool) or not isinstance(value, Integral) or value < (1 if key == "dim" else 0):
             raise ValueError(f"{json_path}: {key!r} must be a {'positive' if key == 'dim' else 'non-negative'} "
                              f"integer; got {value!r}")
@@ -354,6 +358,7 @@ KINDS = ("hnsw", "ivfpq")
 #: centroids of 8 bits per sub-vector) and its lists (faiss asks for 39 points a list).
 _IVFPQ_MIN_TRAIN = 256
 _POINTS_PER_LIST = 39
+_TRAIN_POINTS_PER_LIST = 256
 _INSTALL = "pip install 'skavc[ann]' (faiss-cpu)"
 #: Queries whose candidates' vectors are gathered at once when re-ranking (256 queries x 100
 #: candidates x 128 float32: 13 MB).
@@ -483,7 +488,13 @@ class ApproximateIndex:
         index = faiss.IndexIVFPQ(quantiser, self._dim, n_lists, pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
         quantiser.this.disown()  # the IVF index frees its quantiser
-        index.train(E)
+        # k-means uses at most 256 points a list (faiss's max_points_per_centroid), drawn at random:
+        # draw them here, so that only they are normalised and copied.
+        sample = E
+        if E.shape[0] > _TRAIN_POINTS_PER_LIST * n_lists:
+            rows = np.random.default_rng(0).choice(E.shape[0], _TRAIN_POINTS_PER_LIST * n_lists, replace=False)
+            sample = E[np.sort(rows)]
+        index.train(np.ascontiguousarray(unit_rows(sample) if self.normalize else sample, dtype=np.float32))
         return index
 
     def _threads(self):
@@ -502,18 +513,18 @@ class ApproximateIndex:
             Their positions in the index: what :meth:`search` returns.
         """
         E = _checked_embeddings(embeddings, self._dim)
-        if self.normalize:
-            E = unit_rows(E)
-        E = np.ascontiguousarray(E, dtype=np.float32)
         if self._dim is None:
             self._dim = E.shape[1]
         self._threads()
         if self._index is None:
             self._index = self._build(E)
         start = len(self)
-        self._index.add(E)
-        if self._vectors is not None:
-            self._vectors.add(E)
+        for lo in range(0, E.shape[0], _COPY_ROWS):  # normalised a block at a time: bounded extra memory
+            block = np.ascontiguousarray(unit_rows(E[lo : lo + _COPY_ROWS]) if self.normalize
+                                         else E[lo : lo + _COPY_ROWS], dtype=np.float32)
+            self._index.add(block)
+            if self._vectors is not None:
+                self._vectors.add(block)
         return np.arange(start, start + E.shape[0], dtype=np.int64)
 
     def reconstruct(self, ids):
@@ -559,12 +570,29 @@ class ApproximateIndex:
         else:
             self._index.nprobe = min(self.n_probe, self._index.nlist)
         Q = np.ascontiguousarray(Q, dtype=np.float32)
-        proposed = min(len(self), k * self.rerank) if self._vectors is not None else k
+        reranks = self._vectors is not None and self.rerank > 0  # rerank may be set to 0 after a build
+        proposed = min(len(self), k * self.rerank) if reranks else k
         scores, indices = self._index.search(Q, proposed)
-        if self._vectors is not None:
+        if reranks:
             scores, indices = _rescored(Q, indices, self._vectors, k)
         scores = np.where(indices < 0, -np.inf, scores).astype(np.float32)
         return indices.astype(np.int64), scores
+
+    def _parameters(self):
+        """The keyword parameters saved with the index (``n_threads`` belongs to the machine, not the file)."""
+        return {"hnsw_neighbours": self.hnsw_neighbours, "ef_construction": self.ef_construction,
+                "ef_search": self.ef_search, "n_lists": self.n_lists, "n_probe": self.n_probe,
+                "pq_bytes": self.pq_bytes, "rerank": self.rerank}
+
+    def _emptied(self):
+        """A copy holding no vectors, with the same parameters and (IVF-PQ) the same trained lists
+        and codebooks, so that its codes estimate scores as this index's do."""
+        empty = ApproximateIndex(self.kind, self._dim, normalize=self.normalize, n_threads=self.n_threads,
+                                 **self._parameters())
+        if self._index is not None:
+            empty._index = _faiss().clone_index(self._index)
+            empty._index.reset()
+        return empty
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path):
@@ -587,10 +615,7 @@ class ApproximateIndex:
 
         meta = {"format": _ANN_FORMAT, "version": _ANN_FORMAT_VERSION, "kind": self.kind, "dim": self._dim,
                 "count": len(self), "normalize": self.normalize, "index": index_path.name,
-                "skavc_version": __version__,
-                "parameters": {"hnsw_neighbours": self.hnsw_neighbours, "ef_construction": self.ef_construction,
-                               "ef_search": self.ef_search, "n_lists": self.n_lists, "n_probe": self.n_probe,
-                               "pq_bytes": self.pq_bytes, "rerank": self.rerank}}
+                "skavc_version": __version__, "parameters": self._parameters()}
         text = json.dumps(meta, indent=2).encode()
         _write_atomically(json_path, lambda f: f.write(text))
         return index_path, json_path
@@ -651,3 +676,308 @@ def _rescored(Q, candidates, vectors, k):
         scores[part] = np.where(valid[part], np.einsum("qmd,qd->qm", rows, Q[part]), -np.inf)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards (searched in parallel on a dask cluster)
+# ---------------------------------------------------------------------------------------------
+
+_SHARDED_FORMAT = "skavc.ShardedIndex"
+_SHARDED_FORMAT_VERSION = 1
+_MANIFEST = "index.json"
+#: What each shard of a :class:`ShardedIndex` is: an exact :class:`EmbeddingIndex` or an
+#: :class:`ApproximateIndex` of one of :data:`KINDS`.
+SHARD_KINDS = ("exact",) + KINDS
+#: The trained, empty IVF-PQ index every new IVF-PQ shard starts from (one set of lists and
+#: codebooks, so that all shards' code-estimated scores are comparable when merged).
+_TRAINED = "trained"
+
+# Shards a process has opened, by path, with the metadata file's (mtime, size) they were read at:
+# a dask worker keeps its shards loaded (memory-mapped) between searches and reopens one only
+# when it has been rewritten.
+_open_shards = {}
+_open_shards_lock = threading.Lock()
+
+
+def _new_shard(kind, dim, params):
+    """An empty shard index: an :class:`EmbeddingIndex` for ``"exact"``, else an :class:`ApproximateIndex`."""
+    return EmbeddingIndex(dim=dim, **params) if kind == "exact" else ApproximateIndex(kind, dim, **params)
+
+
+def _open_shard(path, kind):
+    """The shard saved at ``path``, from this process's cache unless its files have changed."""
+    meta = os.stat(_index_paths(path)[1])
+    stamp = (meta.st_ino, meta.st_mtime_ns)  # save() replaces the file: a new inode
+    with _open_shards_lock:
+        cached = _open_shards.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    # Exact and IVF-PQ shards are memory-mapped (pages read as searches need them); HNSW graphs
+    # are read whole (faiss cannot map them).
+    shard = (EmbeddingIndex if kind == "exact" else ApproximateIndex).load(path, mmap=kind != "hnsw")
+    with _open_shards_lock:
+        _open_shards[path] = (stamp, shard)
+    return shard
+
+
+def _search_shard(path, kind, queries, top_k):
+    """``(indices, scores)`` of one shard (a task on a dask worker, or a call in this process)."""
+    return _open_shard(path, kind).search(queries, top_k=top_k)
+
+
+def _append_to_shard(path, kind, params, embeddings, trained_path):
+    """Append ``embeddings`` to the shard at ``path`` (created when missing) and save it; the
+    shard's new length. IVF-PQ shards start from the index saved at ``trained_path``; the first
+    one trains it and saves it there."""
+    if _index_paths(path)[1].is_file():
+        shard = (EmbeddingIndex if kind == "exact" else ApproximateIndex).load(path, mmap=kind == "exact")
+    elif kind == "ivfpq" and _index_paths(trained_path)[1].is_file():
+        shard = ApproximateIndex.load(trained_path)
+    else:
+        shard = _new_shard(kind, embeddings.shape[1], params)
+    trains = kind == "ivfpq" and len(shard) == 0 and shard._index is None
+    shard.add(embeddings)
+    if trains:
+        shard._emptied().save(trained_path)
+    shard.save(path)
+    return len(shard)
+
+
+def merge_top_k(results, offsets, top_k):
+    """One top-k from the top-k of each shard.
+
+    Parameters
+    ----------
+    results : list of (indices, scores)
+        Each shard's search result: arrays of shape (n_queries, k_shard), best first, ids local
+        to the shard (-1 where a shard found fewer, with score -inf).
+    offsets : sequence of int
+        The global id of each shard's first row.
+    top_k : int
+        Matches kept per query.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_queries, min(top_k, sum of k_shard)), int64
+        Global ids, best first; ties keep shard order, so exact shards give what one exact
+        index over all rows gives.
+    scores : ndarray of the same shape, float32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skavc.index import merge_top_k
+    >>> first = (np.array([[0, 1]]), np.array([[0.9, 0.2]]))
+    >>> second = (np.array([[1, 0]]), np.array([[0.5, 0.1]]))
+    >>> merge_top_k([first, second], offsets=[0, 100], top_k=2)[0].tolist()
+    [[0, 101]]
+    """
+    indices = np.concatenate([np.where(i >= 0, i + offset, -1) for (i, _), offset in zip(results, offsets)], axis=1)
+    scores = np.concatenate([s for _, s in results], axis=1).astype(np.float32, copy=False)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    return np.take_along_axis(indices, order, axis=1).astype(np.int64), np.take_along_axis(scores, order, axis=1)
+
+
+class ShardedIndex:
+    """An index split into shard files, each searched on its own (in parallel on a dask cluster)
+    with the same queries, the top k merged.
+
+    For corpora past what one machine holds or searches fast enough: each shard is an
+    :class:`EmbeddingIndex` (``kind="exact"``) or an :class:`ApproximateIndex` saved in
+    ``directory``; a manifest (``index.json``) lists them. With a ``client``, each shard's search
+    is a task on one worker (always the same one, which keeps the shard open, memory-mapped,
+    between searches) and only each shard's top k travels back. Exact shards give exactly what
+    one :class:`EmbeddingIndex` over all rows gives. Ids are global: a shard's rows follow the
+    previous shard's. Accepted by ``retrieve_visuals`` / ``retrieve_audio`` like the other indexes.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where the shards and the manifest are written (created if needed); it must not hold a
+        sharded index already (:meth:`load` opens one). With a cluster, every worker must read it
+        at the same path (shared storage).
+    kind : {"exact", "hnsw", "ivfpq"}, default="exact"
+        What each shard is (:data:`SHARD_KINDS`).
+    dim : int or None, default=None
+        Embedding width; None takes it from the first :meth:`add`.
+    shard_size : int, default=1_000_000
+        Most rows a shard holds: :meth:`add` fills the last shard, then starts new ones.
+    client : distributed.Client or None, default=None
+        The dask client whose workers search (and build) the shards; None: this process, one
+        shard after another (each with all cores). Not saved; set it again after :meth:`load`.
+    **index_params
+        Passed to every shard's index: ``dtype`` and ``normalize`` for exact shards, the
+        :class:`ApproximateIndex` parameters for the others. IVF-PQ shards share the lists and
+        codebooks the first shard trains (saved as ``trained.faiss``), so their estimated
+        scores are comparable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from skavc.index import EmbeddingIndex, ShardedIndex
+    >>> E = np.random.default_rng(0).normal(size=(2500, 16))
+    >>> sharded = ShardedIndex(tempfile.mkdtemp(), shard_size=1000)
+    >>> int(sharded.add(E)[-1]), len(sharded.shards)
+    (2499, 3)
+    >>> single = EmbeddingIndex()
+    >>> _ = single.add(E)
+    >>> bool((sharded.search(E[:5], top_k=3)[0] == single.search(E[:5], top_k=3)[0]).all())
+    True
+    """
+
+    def __init__(self, directory, kind="exact", *, dim=None, shard_size=1_000_000, client=None, **index_params):
+        if kind not in SHARD_KINDS:
+            raise ValueError(f"kind must be one of {SHARD_KINDS}; got {kind!r}")
+        self.directory = Path(directory)
+        self.kind = kind
+        self.shard_size = check_int(shard_size, name="shard_size", minimum=1)
+        self.client = client
+        self.index_params = dict(index_params)
+        self._counts = []  # rows in each shard, in order
+        self._dim = None if dim is None else check_int(dim, name="dim", minimum=1)
+        # Fail now on parameters the shards would refuse (a typo in index_params, a bad value).
+        try:
+            _new_shard(kind, self._dim, self.index_params)
+        except TypeError as exc:
+            raise TypeError(f"index_params do not fit kind={kind!r}: {exc}") from None
+        manifest = self.directory / _MANIFEST
+        if manifest.exists():
+            raise FileExistsError(f"{self.directory} already holds a sharded index: open it with "
+                                  "ShardedIndex.load(directory), or choose an empty directory")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._write_manifest()
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def dim(self):
+        """Embedding width (None until the first :meth:`add` when not given)."""
+        return self._dim
+
+    @property
+    def shards(self):
+        """Base paths of the shards' files, in id order."""
+        return [self.directory / f"shard-{i:05d}" for i in range(len(self._counts))]
+
+    @property
+    def offsets(self):
+        """Global id of each shard's first row."""
+        return [int(x) for x in np.cumsum([0] + self._counts[:-1])] if self._counts else []
+
+    def __len__(self):
+        return int(sum(self._counts))
+
+    def __repr__(self):
+        return (f"ShardedIndex({str(self.directory)!r}, kind={self.kind!r}, dim={self._dim}, "
+                f"count={len(self)}, shards={len(self._counts)})")
+
+    # -- where shards run ----------------------------------------------------------------
+    def _workers(self):
+        return sorted(self.client.scheduler_info()["workers"])
+
+    def _run(self, func, calls):
+        """``func(*args)`` for each ``(shard_number, args)`` in ``calls``: tasks on the worker that
+        owns each shard when there is a client, else calls here in turn."""
+        if self.client is None:
+            return [func(*args) for _, args in calls]
+        workers = self._workers()
+        futures = [self.client.submit(func, *args, workers=[workers[i % len(workers)]], allow_other_workers=True,
+                                      pure=False)
+                   for i, args in calls]
+        return self.client.gather(futures)
+
+    # -- adding -------------------------------------------------------------------------
+    def add(self, embeddings):
+        """Append a batch of embeddings: the last shard is filled up to ``shard_size``, then new
+        shards are started; each shard written is saved (atomically) before the manifest.
+
+        Parameters
+        ----------
+        embeddings : array-like of shape (n, dim)
+
+        Returns
+        -------
+        ids : ndarray of shape (n,), int64
+            Their global positions: what :meth:`search` returns.
+        """
+        E = _checked_embeddings(embeddings, self._dim)
+        if self._dim is None:
+            self._dim = E.shape[1]
+        start = len(self)
+        trained = str(self.directory / _TRAINED)
+        done = 0
+        while done < E.shape[0]:
+            if not self._counts or self._counts[-1] >= self.shard_size:
+                self._counts.append(0)
+            shard = len(self._counts) - 1
+            part = E[done : done + self.shard_size - self._counts[shard]]
+            args = (str(self.shards[shard]), self.kind, self.index_params, part, trained)
+            (self._counts[shard],) = self._run(_append_to_shard, [(shard, args)])
+            done += part.shape[0]
+            self._write_manifest()
+        return np.arange(start, start + E.shape[0], dtype=np.int64)
+
+    # -- searching ----------------------------------------------------------------------
+    def search(self, queries, top_k=10):
+        """The ``top_k`` best matches of each query over all shards.
+
+        Parameters
+        ----------
+        queries : array-like of shape (n_queries, dim)
+        top_k : int, default=10
+
+        Returns
+        -------
+        indices : ndarray of shape (n_queries, min(top_k, len(self))), int64
+            Global ids, best first (-1 where approximate shards found fewer, score -inf).
+        scores : ndarray of shape (n_queries, min(top_k, len(self))), float32
+            As the shards give them: cosine similarities when normalising.
+        """
+        k = check_k(top_k)
+        if len(self) == 0:
+            raise ValueError("the index is empty: add embeddings before searching")
+        Q = check_queries(queries)
+        check_dims(Q, self._dim, what="index")
+        calls = [(i, (str(path), self.kind, Q, k)) for i, path in enumerate(self.shards)]
+        results = self._run(_search_shard, calls)
+        return merge_top_k(results, self.offsets, min(k, len(self)))
+
+    # -- persistence --------------------------------------------------------------------
+    def _write_manifest(self):
+        from ._version import __version__
+
+        meta = {"format": _SHARDED_FORMAT, "version": _SHARDED_FORMAT_VERSION, "kind": self.kind,
+                "dim": self._dim, "count": len(self), "shard_size": self.shard_size,
+                "index_params": self.index_params, "shard_counts": self._counts, "skavc_version": __version__}
+        text = json.dumps(meta, indent=2).encode()
+        _write_atomically(self.directory / _MANIFEST, lambda f: f.write(text))
+
+    @classmethod
+    def load(cls, directory, client=None):
+        """Open a sharded index from its directory (no pickle involved; shards open when searched).
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+        client : distributed.Client or None, default=None
+            As in the constructor.
+
+        Returns
+        -------
+        index : ShardedIndex
+        """
+        directory = Path(directory)
+        manifest = directory / _MANIFEST
+        meta = _read_metadata(manifest, _SHARDED_FORMAT, _SHARDED_FORMAT_VERSION, files="directory/index.json and its shards")
+        index = cls.__new__(cls)
+        index.directory, index.kind, index.client = directory, meta.get("kind"), client
+        index.shard_size, index.index_params = meta.get("shard_size"), meta.get("index_params")
+        index._dim, index._counts = meta["dim"], meta.get("shard_counts")
+        if index.kind not in SHARD_KINDS or not isinstance(index.index_params, dict) or not (
+                isinstance(index._counts, list) and sum(index._counts) == meta["count"]):
+            raise ValueError(f"{manifest} is not a consistent ShardedIndex manifest (kind, index_params, "
+                             "shard_counts)")
+        missing = [p for p in index.shards if not _index_paths(p)[1].is_file()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} shard(s) listed in {manifest} are missing, first {missing[0]}")
+        return index

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._clip import AVClip
 from ._search import check_database, check_dims, check_k, search_segments, top_k
-from .index import ApproximateIndex, EmbeddingIndex
+from .index import ApproximateIndex, EmbeddingIndex, ShardedIndex
 
 __all__ = ["check_k", "format_matches", "retrieve", "split_queries", "top_k"]
 
@@ -97,7 +97,7 @@ def retrieve(query, database, k, *, modality, embed_query, embed_database):
     Parameters
     ----------
     query : one query or a list of them, of ``modality`` (see the module docstring)
-    database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, or sequence of items
+    database : ndarray of shape (n_items, embedding_dim), EmbeddingIndex, ApproximateIndex, ShardedIndex, or sequence of items
         Embeddings of the other modality, an index of them, or items to embed with
         ``embed_database``.
     k : int
@@ -128,7 +128,7 @@ def retrieve(query, database, k, *, modality, embed_query, embed_database):
     k = check_k(k)
     items, is_batch = split_queries(query, modality)
     Q = embed_query(items)
-    if isinstance(database, (EmbeddingIndex, ApproximateIndex)):
+    if isinstance(database, (EmbeddingIndex, ApproximateIndex, ShardedIndex)):
         indices, scores = database.search(Q, top_k=k)
     elif isinstance(database, np.ndarray) and database.dtype != object and database.ndim == 2:
         D = check_database(database, name="the database")

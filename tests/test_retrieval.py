@@ -333,23 +333,6 @@ def test_an_active_joblib_backend_runs_the_jobs_even_with_n_jobs_none(fitted, cl
         np.testing.assert_allclose(threaded, local, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def dask_client(request):
-    """A real two-process dask cluster on loopback only (no dashboard)."""
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-
-    def close():
-        client.close()
-        cluster.close()
-
-    request.addfinalizer(close)
-    return client
-
-
 def test_transform_on_dask_matches_local(fitted, clips, dask_client):
     from distributed import get_task_stream
 
