@@ -720,9 +720,27 @@ def _open_shard(path, kind):
     return shard
 
 
+def _worker_threads():
+    """The threads of the dask worker running this task (what it was started with, e.g.
+    ``--nthreads``), or None outside a worker: several workers on one machine then share its
+    cores instead of each taking all of them."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
 def _search_shard(path, kind, queries, top_k):
     """``(indices, scores)`` of one shard (a task on a dask worker, or a call in this process)."""
-    return _open_shard(path, kind).search(queries, top_k=top_k)
+    shard = _open_shard(path, kind)
+    threads = _worker_threads()
+    if kind == "exact":
+        return shard.search(queries, top_k=top_k, n_threads=threads)
+    if threads is not None:
+        shard.n_threads = threads
+    return shard.search(queries, top_k=top_k)
 
 
 def _append_to_shard(path, kind, params, embeddings, trained_path):

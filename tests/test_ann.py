@@ -133,3 +133,14 @@ def test_ivfpq_reranked_with_its_vectors_reaches_exact_recall_and_cosines(corpus
     assert all(found in (i, 6000 + i) for i, found in enumerate(got_ids[:, 0]))  # itself, stored twice
     with pytest.raises(ValueError, match="rerank applies to kind='ivfpq'"):
         ApproximateIndex("hnsw", rerank=4)
+
+
+def test_ivfpq_trains_on_a_sample_and_rerank_can_be_turned_off(corpus):
+    X, Q, (exact_ids, _) = corpus
+    # 8 lists train on 8 x 256 = 2,048 of the 6,000 rows (drawn at random, as faiss would).
+    index = ApproximateIndex("ivfpq", n_lists=8, n_probe=8, rerank=10)
+    index.add(X)
+    assert index._index.nlist == 8 and index._index.is_trained
+    reranked = _recall(index.search(Q, top_k=10)[0], exact_ids)
+    index.rerank = 0  # the codes alone, without a rebuild
+    assert reranked >= 0.95 > _recall(index.search(Q, top_k=10)[0], exact_ids)

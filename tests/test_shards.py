@@ -37,6 +37,10 @@ def test_exact_shards_on_a_cluster_equal_one_index(dask_client, tmp_path):
     # One task a shard, on both workers: shard i always goes to the same worker.
     searches = [t for t in tasks.data if t["key"].startswith("_search_shard")]
     assert len(searches) == 5 and len({t["worker"] for t in searches}) == 2
+    # Each worker searches with its own threads (1 here), not all the machine's cores.
+    from skavc.index import _worker_threads
+
+    assert dask_client.submit(_worker_threads).result() == 1 and _worker_threads() is None
     # Reopened from its directory, here (no client) and on the cluster: the same answers.
     for client in (None, dask_client):
         ids_again, _ = ShardedIndex.load(tmp_path / "corpus", client=client).search(Q, top_k=10)
