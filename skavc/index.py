@@ -607,8 +607,12 @@ class ApproximateIndex:
             raise ValueError("the index is empty: add embeddings before saving")
         index_path, json_path = _index_paths(path, ".faiss")
         index_path.parent.mkdir(parents=True, exist_ok=True)
-        data = _faiss().serialize_index(self._index)
-        _write_atomically(index_path, lambda f: f.write(data.tobytes()))
+        # faiss writes the file itself: serialising to memory first would hold a second copy of
+        # the index (an HNSW graph over 10^7 x 128 is 7.7 GB).
+        with atomic_path(index_path) as tmp:
+            _faiss().write_index(self._index, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         if self._vectors is not None:
             self._vectors.save(_vectors_path(index_path))
         from ._version import __version__
@@ -691,9 +695,12 @@ SHARD_KINDS = ("exact",) + KINDS
 #: The trained, empty IVF-PQ index every new IVF-PQ shard starts from (one set of lists and
 #: codebooks, so that all shards' code-estimated scores are comparable when merged).
 _TRAINED = "trained"
+#: ApproximateIndex parameters that act at search time: changed in ``ShardedIndex.index_params``
+#: they apply to the next search, without a rebuild.
+_SEARCH_SETTINGS = ("ef_search", "n_probe", "rerank")
 
-# Shards a process has opened, by path, with the metadata file's (mtime, size) they were read at:
-# a dask worker keeps its shards loaded (memory-mapped) between searches and reopens one only
+# Shards a process has opened, by path, with the metadata file's (inode, mtime) they were read
+# at: a dask worker keeps its shards loaded (memory-mapped) between searches and reopens one only
 # when it has been rewritten.
 _open_shards = {}
 _open_shards_lock = threading.Lock()
@@ -732,12 +739,15 @@ def _worker_threads():
         return None
 
 
-def _search_shard(path, kind, queries, top_k):
-    """``(indices, scores)`` of one shard (a task on a dask worker, or a call in this process)."""
+def _search_shard(path, kind, queries, top_k, settings=None):
+    """``(indices, scores)`` of one shard (a task on a dask worker, or a call in this process);
+    ``settings``: search-time parameters of approximate shards (``ef_search``, ``n_probe``, ``rerank``)."""
     shard = _open_shard(path, kind)
     threads = _worker_threads()
     if kind == "exact":
         return shard.search(queries, top_k=top_k, n_threads=threads)
+    for name, value in (settings or {}).items():
+        setattr(shard, name, value)
     if threads is not None:
         shard.n_threads = threads
     return shard.search(queries, top_k=top_k)
@@ -827,7 +837,9 @@ class ShardedIndex:
         Passed to every shard's index: ``dtype`` and ``normalize`` for exact shards, the
         :class:`ApproximateIndex` parameters for the others. IVF-PQ shards share the lists and
         codebooks the first shard trains (saved as ``trained.faiss``), so their estimated
-        scores are comparable.
+        scores are comparable. The search-time ones (``ef_search``, ``n_probe``, ``rerank``)
+        can be changed later in :attr:`index_params` and apply to the next search
+        (``rerank`` only where the shards were built with it).
 
     Examples
     --------
@@ -956,7 +968,8 @@ class ShardedIndex:
             raise ValueError("the index is empty: add embeddings before searching")
         Q = check_queries(queries)
         check_dims(Q, self._dim, what="index")
-        calls = [(i, (str(path), self.kind, Q, k)) for i, path in enumerate(self.shards)]
+        settings = {name: self.index_params[name] for name in _SEARCH_SETTINGS if name in self.index_params}
+        calls = [(i, (str(path), self.kind, Q, k, settings)) for i, path in enumerate(self.shards)]
         results = self._run(_search_shard, calls)
         return merge_top_k(results, self.offsets, min(k, len(self)))
 
@@ -986,7 +999,10 @@ class ShardedIndex:
         """
         directory = Path(directory)
         manifest = directory / _MANIFEST
-        meta = _read_metadata(manifest, _SHARDED_FORMAT, _SHARDED_FORMAT_VERSION, files="directory/index.json and its shards")
+        if not manifest.is_file():
+            raise FileNotFoundError(f"no sharded index in {directory}: its manifest {manifest} is missing "
+                                    "(ShardedIndex(directory, ...) creates one)")
+        meta = _read_metadata(manifest, _SHARDED_FORMAT, _SHARDED_FORMAT_VERSION)
         index = cls.__new__(cls)
         index.directory, index.kind, index.client = directory, meta.get("kind"), client
         index.shard_size, index.index_params = meta.get("shard_size"), meta.get("index_params")

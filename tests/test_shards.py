@@ -73,6 +73,9 @@ def test_approximate_shards_find_what_exact_search_finds(dask_client, tmp_path, 
     sharded.add(X)
     ids, scores = sharded.search(Q, top_k=10)
     assert _recall(ids, exact_ids) >= 0.95
+    # Search-time parameters changed on the built index apply to the next search.
+    sharded.index_params.update({"ef_search": 10} if kind == "hnsw" else {"rerank": 1, "n_probe": 1})
+    assert _recall(sharded.search(Q, top_k=10)[0], exact_ids) < _recall(ids, exact_ids)
     same = ids[:, 0] == exact_ids[:, 0]
     np.testing.assert_allclose(scores[same, 0], exact_scores[same, 0], atol=2e-3)
     if kind == "ivfpq":  # one set of lists and codebooks, trained by the first shard
@@ -114,8 +117,12 @@ def test_errors_name_the_parameter(tmp_path):
     with pytest.raises(ValueError, match="dimension 3 but the index has dimension 4"):
         index.add(np.ones((2, 3)))
     assert len(ShardedIndex.load(tmp_path / "b")) == 0  # empty, and nothing half-written
-    with pytest.raises(FileNotFoundError, match="no index metadata"):
+    with pytest.raises(FileNotFoundError, match="no sharded index in .*missing"):
         ShardedIndex.load(tmp_path / "missing")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "index.json").write_text('{"format": "skavc.EmbeddingIndex"}')
+    with pytest.raises(ValueError, match="is not ShardedIndex metadata"):
+        ShardedIndex.load(tmp_path / "c")
     index.add(np.ones((3, 4)))
     (tmp_path / "b" / "shard-00000.npy").unlink()
     with pytest.raises(FileNotFoundError, match="shard-00000.npy"):
