@@ -379,7 +379,8 @@ SHARDED_SETTINGS = {"exact": [{}], "ivfpq": [{"n_probe": 16, "rerank": 10}, {"n_
 
 
 def bench_sharded(n, d, nq, k, directory, n_workers=2, n_lists=4096):
-    """Exact and IVF-PQ (rerank 10) shards, one per worker of a ``n_workers``-process LocalCluster,
+    """Exact and IVF-PQ shards (built here, with the float16 vectors for re-ranking), one per
+    worker of a ``n_workers``-process LocalCluster, searched at each of ``SHARDED_SETTINGS``,
     against one exact index searched in this process in the same run."""
     from skavc import EmbeddingIndex
     from skavc.index import ShardedIndex

@@ -838,7 +838,7 @@ class ShardedIndex:
         :class:`ApproximateIndex` parameters for the others. IVF-PQ shards share the lists and
         codebooks the first shard trains (saved as ``trained.faiss``), so their estimated
         scores are comparable. The search-time ones (``ef_search``, ``n_probe``, ``rerank``)
-        can be changed later in :attr:`index_params` and apply to the next search
+        can be changed later in the ``index_params`` attribute and apply to the next search
         (``rerank`` only where the shards were built with it).
 
     Examples
