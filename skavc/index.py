@@ -73,6 +73,12 @@ def _checked_embeddings(embeddings, dim):
     return E
 
 
+def _write_json(path, meta):
+    """Write the metadata dict ``meta`` to ``path`` as indented JSON, atomically."""
+    text = json.dumps(meta, indent=2).encode()
+    _write_atomically(path, lambda f: f.write(text))
+
+
 def _write_atomically(path, write):
     """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
     with atomic_path(path) as tmp:
@@ -274,8 +280,7 @@ class EmbeddingIndex:
         npy_path, json_path = _index_paths(path)
         npy_path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomically(npy_path, self._write_npy)
-        text = json.dumps(self._metadata(npy_path.name), indent=2).encode()
-        _write_atomically(json_path, lambda f: f.write(text))
+        _write_json(json_path, self._metadata(npy_path.name))
         return npy_path, json_path
 
     @classmethod
@@ -620,8 +625,7 @@ class ApproximateIndex:
         meta = {"format": _ANN_FORMAT, "version": _ANN_FORMAT_VERSION, "kind": self.kind, "dim": self._dim,
                 "count": len(self), "normalize": self.normalize, "index": index_path.name,
                 "skavc_version": __version__, "parameters": self._parameters()}
-        text = json.dumps(meta, indent=2).encode()
-        _write_atomically(json_path, lambda f: f.write(text))
+        _write_json(json_path, meta)
         return index_path, json_path
 
     @classmethod
@@ -980,8 +984,7 @@ class ShardedIndex:
         meta = {"format": _SHARDED_FORMAT, "version": _SHARDED_FORMAT_VERSION, "kind": self.kind,
                 "dim": self._dim, "count": len(self), "shard_size": self.shard_size,
                 "index_params": self.index_params, "shard_counts": self._counts, "skavc_version": __version__}
-        text = json.dumps(meta, indent=2).encode()
-        _write_atomically(self.directory / _MANIFEST, lambda f: f.write(text))
+        _write_json(self.directory / _MANIFEST, meta)
 
     @classmethod
     def load(cls, directory, client=None):
